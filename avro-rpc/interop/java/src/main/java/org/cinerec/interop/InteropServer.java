@@ -110,7 +110,7 @@ public final class InteropServer {
     closer.setDaemon(true);
     closer.start();
     try {
-      closer.join(3000);
+      closer.join(1000);
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
     }
