@@ -1,0 +1,38 @@
+//! Avro RPC as tower `Service`s: protocol declarations (`.avpr`), the
+//! handshake and call wire format of the Avro specification, a client and a
+//! server, the HTTP and the Java-Netty-framed socket transports, and layers.
+//!
+//! The crate knows nothing of any application: services are described by
+//! their `.avpr` and plugged in as tower services; `avro-rpc-build` generates
+//! typed clients and server traits on top of this runtime.
+#![forbid(unsafe_code)]
+
+pub mod codec;
+pub mod error;
+pub mod protocol;
+pub mod wire;
+
+#[cfg(feature = "client")]
+pub mod client;
+#[cfg(feature = "server")]
+pub mod server;
+#[cfg(any(feature = "http", feature = "socket"))]
+pub mod transport;
+
+pub use codec::{AvroCodec, Codec, DatumSchema, Limits};
+pub use error::{BoxError, Error, Kind, Result};
+pub use protocol::{Md5Hash, Message, Protocol};
+pub use wire::Metadata;
+
+#[cfg(feature = "client")]
+pub use client::{Call, Client, RemoteError, Reply, Transport};
+#[cfg(feature = "server")]
+pub use server::{Request, Responder, Response, ResponseError};
+
+/// Re-exports used by generated code, so a crate using `avro-rpc-build` needs
+/// no direct dependency on these.
+#[doc(hidden)]
+pub mod export {
+    pub use apache_avro;
+    pub use serde;
+}

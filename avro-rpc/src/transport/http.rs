@@ -1,0 +1,254 @@
+//! The HTTP transport: each call is one `POST` whose body is the request
+//! message framed as the spec's buffer list, `Content-Type: avro/binary`,
+//! answered with status 200 even for application errors (those travel inside
+//! the Avro response). HTTP is stateless, so every request carries a handshake.
+
+use std::convert::Infallible;
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+
+use crate::codec::Limits;
+use crate::error::{Error, Kind, Result};
+use crate::wire;
+
+/// The media type of Avro RPC bodies.
+pub const CONTENT_TYPE: &str = "avro/binary";
+
+/// Buffer size when framing bodies (the Java implementation's chunk size).
+const CHUNK: usize = 8192;
+
+fn body_limit(limits: &Limits) -> usize {
+    // Frame overhead: 4 bytes per buffer plus the terminator.
+    limits
+        .max_message_bytes
+        .saturating_add(4 * limits.max_buffers.saturating_add(1))
+}
+
+#[cfg(feature = "client")]
+pub use self::client::HttpTransport;
+
+#[cfg(feature = "client")]
+mod client {
+    use super::*;
+    use futures::future::BoxFuture;
+    use hyper_util::client::legacy::Client as HyperClient;
+    use hyper_util::client::legacy::connect::HttpConnector;
+    use hyper_util::rt::TokioExecutor;
+
+    /// Client side of the HTTP transport, with hyper's connection pool.
+    #[derive(Clone)]
+    pub struct HttpTransport {
+        uri: http::Uri,
+        client: HyperClient<HttpConnector, Full<Bytes>>,
+        limits: Limits,
+    }
+
+    impl fmt::Debug for HttpTransport {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_struct("HttpTransport").field("uri", &self.uri).finish_non_exhaustive()
+        }
+    }
+
+    impl HttpTransport {
+        /// Posts to `uri` (e.g. `http://127.0.0.1:8080/`).
+        pub fn new(uri: &str) -> Result<Self> {
+            let uri: http::Uri = uri
+                .parse()
+                .map_err(|e| Error::with_source(Kind::Transport, format!("bad URI {uri:?}"), e))?;
+            let mut connector = HttpConnector::new();
+            connector.set_nodelay(true);
+            Ok(HttpTransport {
+                uri,
+                client: HyperClient::builder(TokioExecutor::new()).build(connector),
+                limits: Limits::default(),
+            })
+        }
+
+        /// Replaces the response size limits.
+        pub fn with_limits(mut self, limits: Limits) -> Self {
+            self.limits = limits;
+            self
+        }
+    }
+
+    impl crate::client::Transport for HttpTransport {
+        fn transceive(&self, message: Bytes) -> BoxFuture<'static, Result<Bytes>> {
+            let this = self.clone();
+            Box::pin(async move {
+                let body = wire::frame_buffers(&message, CHUNK);
+                let request = http::Request::post(this.uri.clone())
+                    .header(http::header::CONTENT_TYPE, CONTENT_TYPE)
+                    .header(http::header::CONTENT_LENGTH, body.len())
+                    .body(Full::new(body))
+                    .map_err(|e| Error::with_source(Kind::Transport, "bad request", e))?;
+                let response = this
+                    .client
+                    .request(request)
+                    .await
+                    .map_err(|e| Error::with_source(Kind::Transport, "HTTP request failed", e))?;
+                let status = response.status();
+                let body = Limited::new(response.into_body(), body_limit(&this.limits))
+                    .collect()
+                    .await
+                    .map_err(|e| Error::with_source(Kind::Transport, "reading the HTTP response failed", e))?
+                    .to_bytes();
+                if status != http::StatusCode::OK {
+                    let reason = String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned();
+                    return Err(Error::new(Kind::Transport, format!("HTTP {status}: {reason}")));
+                }
+                wire::unframe_buffers(&body, &this.limits)
+            })
+        }
+
+        fn send(&self, message: Bytes) -> BoxFuture<'static, Result<()>> {
+            let fut = self.transceive(message);
+            Box::pin(async move { fut.await.map(|_| ()) })
+        }
+
+        fn is_stateful(&self) -> bool {
+            false
+        }
+
+        fn endpoint(&self) -> String {
+            self.uri.to_string()
+        }
+    }
+}
+
+#[cfg(feature = "server")]
+pub use self::server::{HttpService, serve_http};
+
+#[cfg(feature = "server")]
+mod server {
+    use super::*;
+    use crate::error::BoxError;
+    use crate::server::{Request, Responder, Response};
+    use hyper_util::rt::TokioIo;
+    use tokio::net::TcpListener;
+    use tower::Service;
+
+    /// Serves HTTP/1.1 on `listener` forever, one task per connection.
+    pub async fn serve_http<S>(listener: TcpListener, responder: Arc<Responder<S>>) -> Result<()>
+    where
+        S: Service<Request, Response = Response> + Clone + Send + Sync + 'static,
+        S::Error: Into<BoxError>,
+        S::Future: Send,
+    {
+        loop {
+            let (stream, peer) = listener
+                .accept()
+                .await
+                .map_err(|e| Error::with_source(Kind::Transport, "accept failed", e))?;
+            let _ = stream.set_nodelay(true);
+            let service = HttpService {
+                responder: responder.clone(),
+            };
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req| {
+                    let service = service.clone();
+                    async move { Ok::<_, Infallible>(service.handle(req).await) }
+                });
+                if let Err(e) = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await
+                {
+                    tracing::debug!(%peer, error = %e, "avro-rpc HTTP connection ended");
+                }
+            });
+        }
+    }
+
+    /// Turns HTTP requests into Avro RPC exchanges; usable inside any hyper
+    /// or axum server through [`HttpService::handle`].
+    pub struct HttpService<S> {
+        responder: Arc<Responder<S>>,
+    }
+
+    impl<S> Clone for HttpService<S> {
+        fn clone(&self) -> Self {
+            HttpService {
+                responder: self.responder.clone(),
+            }
+        }
+    }
+
+    impl<S> fmt::Debug for HttpService<S> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_struct("HttpService").finish_non_exhaustive()
+        }
+    }
+
+    fn plain(status: http::StatusCode, reason: String) -> http::Response<Full<Bytes>> {
+        let mut r = http::Response::new(Full::new(Bytes::from(reason)));
+        *r.status_mut() = status;
+        r.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        r
+    }
+
+    impl<S> HttpService<S>
+    where
+        S: Service<Request, Response = Response> + Clone + Send + Sync + 'static,
+        S::Error: Into<BoxError>,
+        S::Future: Send,
+    {
+        /// Wraps a responder.
+        pub fn new(responder: Arc<Responder<S>>) -> Self {
+            HttpService { responder }
+        }
+
+        /// Answers one request. Protocol-level failures (wrong method, media
+        /// type, undecodable body) are HTTP 4xx with a reason; everything the
+        /// Avro layer can express (including errors) is a 200.
+        pub async fn handle<B>(&self, req: http::Request<B>) -> http::Response<Full<Bytes>>
+        where
+            B: hyper::body::Body<Data = Bytes>,
+            B::Error: Into<BoxError>,
+        {
+            if req.method() != http::Method::POST {
+                return plain(http::StatusCode::METHOD_NOT_ALLOWED, "Avro RPC needs POST".into());
+            }
+            let ct = req
+                .headers()
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            if !ct.starts_with(CONTENT_TYPE) {
+                return plain(
+                    http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    format!("Content-Type must be {CONTENT_TYPE}"),
+                );
+            }
+            let limits = *self.responder.limits();
+            let body = match Limited::new(req.into_body(), body_limit(&limits)).collect().await {
+                Ok(b) => b.to_bytes(),
+                Err(e) => {
+                    return plain(http::StatusCode::PAYLOAD_TOO_LARGE, format!("body rejected: {e}"));
+                }
+            };
+            let message = match wire::unframe_buffers(&body, &limits) {
+                Ok(m) => m,
+                Err(e) => return plain(http::StatusCode::BAD_REQUEST, e.to_string()),
+            };
+            match self.responder.respond_stateless(&message).await {
+                Ok(reply) => {
+                    let body = wire::frame_buffers(&reply, CHUNK);
+                    let mut r = http::Response::new(Full::new(body.clone()));
+                    r.headers_mut().insert(
+                        http::header::CONTENT_TYPE,
+                        http::HeaderValue::from_static(CONTENT_TYPE),
+                    );
+                    r.headers_mut()
+                        .insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(body.len()));
+                    r
+                }
+                Err(e) => plain(http::StatusCode::BAD_REQUEST, e.to_string()),
+            }
+        }
+    }
+}

@@ -1,0 +1,300 @@
+//! The stateful socket transport with the Java Netty transport's framing:
+//! each frame is a BE i32 serial, a BE i32 buffer count, then each buffer as
+//! BE i32 length + bytes. Many calls are in flight on one connection at once;
+//! the serial pairs each reply with its request, so replies may come back in
+//! any order. The handshake happens once per connection.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::{Bytes, BytesMut};
+use futures::future::BoxFuture;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::codec::Limits;
+use crate::error::{Error, Kind, Result};
+use crate::wire;
+
+/// Frames queued for one connection's writer task. Bounded so a peer that
+/// stops reading pushes back on callers instead of growing memory.
+const WRITE_QUEUE: usize = 1024;
+
+/// Writes queued frames, coalescing whatever is ready into one write.
+async fn write_loop<W: AsyncWrite + Unpin>(mut io: W, mut rx: mpsc::Receiver<Bytes>) -> std::io::Result<()> {
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    while let Some(frame) = rx.recv().await {
+        buf.extend_from_slice(&frame);
+        while buf.len() < 256 * 1024 {
+            match rx.try_recv() {
+                Ok(f) => buf.extend_from_slice(&f),
+                Err(_) => break,
+            }
+        }
+        io.write_all(&buf).await?;
+        buf.clear();
+        if rx.is_empty() {
+            io.flush().await?;
+        }
+    }
+    io.shutdown().await
+}
+
+/// Reads the next frame, `Ok(None)` at a clean end of stream.
+async fn read_frame<R: AsyncRead + Unpin>(
+    io: &mut R,
+    buf: &mut BytesMut,
+    limits: &Limits,
+) -> Result<Option<(i32, Bytes)>> {
+    loop {
+        if let Some(frame) = wire::read_netty_frame(buf, limits)? {
+            return Ok(Some(frame));
+        }
+        if buf.capacity() - buf.len() < 8 * 1024 {
+            buf.reserve(64 * 1024);
+        }
+        let n = io
+            .read_buf(buf)
+            .await
+            .map_err(|e| Error::with_source(Kind::Transport, "read failed", e))?;
+        if n == 0 {
+            return if buf.is_empty() {
+                Ok(None)
+            } else {
+                Err(Error::decode("connection closed inside a frame"))
+            };
+        }
+    }
+}
+
+fn frame(serial: i32, message: &[u8]) -> Bytes {
+    let mut out = BytesMut::new();
+    wire::write_netty_frame(&mut out, serial, message);
+    out.freeze()
+}
+
+#[cfg(feature = "client")]
+pub use self::client::SocketTransport;
+
+#[cfg(feature = "client")]
+mod client {
+    use super::*;
+
+    type Pending = Arc<Mutex<HashMap<i32, oneshot::Sender<Result<Bytes>>>>>;
+
+    /// The client end of one socket connection; plug it into a
+    /// [`Client`](crate::Client). Dropping every clone closes the connection.
+    pub struct SocketTransport {
+        endpoint: String,
+        tx: mpsc::Sender<Bytes>,
+        pending: Pending,
+        closed: Arc<AtomicBool>,
+        next_serial: AtomicI32,
+    }
+
+    impl fmt::Debug for SocketTransport {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_struct("SocketTransport")
+                .field("endpoint", &self.endpoint)
+                .finish_non_exhaustive()
+        }
+    }
+
+    impl SocketTransport {
+        /// Connects over TCP.
+        pub async fn connect(addr: impl ToSocketAddrs) -> Result<Self> {
+            let stream = TcpStream::connect(addr)
+                .await
+                .map_err(|e| Error::with_source(Kind::Transport, "connect failed", e))?;
+            let endpoint = stream
+                .peer_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_else(|_| "unknown".into());
+            let _ = stream.set_nodelay(true);
+            Ok(Self::new(stream, endpoint, Limits::default()))
+        }
+
+        /// Runs the transport over any byte stream (e.g. `tokio::io::duplex`).
+        /// `endpoint` keys the cache of server protocols.
+        pub fn new<IO>(io: IO, endpoint: impl Into<String>, limits: Limits) -> Self
+        where
+            IO: AsyncRead + AsyncWrite + Send + 'static,
+        {
+            let (mut reader, writer) = tokio::io::split(io);
+            let (tx, rx) = mpsc::channel(WRITE_QUEUE);
+            let pending: Pending = Arc::default();
+            let closed = Arc::new(AtomicBool::new(false));
+            tokio::spawn(async move {
+                if let Err(e) = write_loop(writer, rx).await {
+                    tracing::debug!(error = %e, "avro-rpc socket writer stopped");
+                }
+            });
+            let (p, c) = (pending.clone(), closed.clone());
+            tokio::spawn(async move {
+                let mut buf = BytesMut::with_capacity(64 * 1024);
+                let end = loop {
+                    match read_frame(&mut reader, &mut buf, &limits).await {
+                        Ok(Some((serial, message))) => {
+                            let waiter = p.lock().unwrap_or_else(|p| p.into_inner()).remove(&serial);
+                            match waiter {
+                                Some(w) => {
+                                    let _ = w.send(Ok(message));
+                                }
+                                None => tracing::debug!(serial, "reply for no pending call"),
+                            }
+                        }
+                        Ok(None) => break Error::new(Kind::Transport, "connection closed"),
+                        Err(e) => break e,
+                    }
+                };
+                c.store(true, Ordering::Release);
+                let waiters: Vec<_> = p.lock().unwrap_or_else(|p| p.into_inner()).drain().collect();
+                for (_, w) in waiters {
+                    let _ = w.send(Err(Error::new(end.kind(), end.message().to_string())));
+                }
+            });
+            SocketTransport {
+                endpoint: endpoint.into(),
+                tx,
+                pending,
+                closed,
+                next_serial: AtomicI32::new(0),
+            }
+        }
+
+        fn serial(&self) -> i32 {
+            // Wrapping is fine: a serial only has to be unique among calls in flight.
+            self.next_serial.fetch_add(1, Ordering::Relaxed)
+        }
+    }
+
+    fn closed() -> Error {
+        Error::new(Kind::Transport, "connection closed")
+    }
+
+    impl crate::client::Transport for SocketTransport {
+        fn transceive(&self, message: Bytes) -> BoxFuture<'static, Result<Bytes>> {
+            let serial = self.serial();
+            let (tx, rx) = oneshot::channel();
+            self.pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(serial, tx);
+            // Checked after registering, so the reader's final drain cannot miss us.
+            let is_closed = self.closed.load(Ordering::Acquire);
+            let out = self.tx.clone();
+            let pending = self.pending.clone();
+            Box::pin(async move {
+                if is_closed || out.send(frame(serial, &message)).await.is_err() {
+                    pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&serial);
+                    return Err(closed());
+                }
+                rx.await.unwrap_or_else(|_| Err(closed()))
+            })
+        }
+
+        fn send(&self, message: Bytes) -> BoxFuture<'static, Result<()>> {
+            let serial = self.serial();
+            let out = self.tx.clone();
+            let is_closed = self.closed.load(Ordering::Acquire);
+            Box::pin(async move {
+                if is_closed {
+                    return Err(closed());
+                }
+                out.send(frame(serial, &message)).await.map_err(|_| closed())
+            })
+        }
+
+        fn is_stateful(&self) -> bool {
+            true
+        }
+
+        fn endpoint(&self) -> String {
+            self.endpoint.clone()
+        }
+    }
+}
+
+#[cfg(feature = "server")]
+pub use self::server::{serve_connection, serve_socket};
+
+#[cfg(feature = "server")]
+mod server {
+    use super::*;
+    use crate::error::BoxError;
+    use crate::server::{Connection, Incoming, Request, Responder, Response};
+    use tower::Service;
+
+    /// Accepts connections on `listener` forever, serving each on its own task.
+    pub async fn serve_socket<S>(listener: TcpListener, responder: Arc<Responder<S>>) -> Result<()>
+    where
+        S: Service<Request, Response = Response> + Clone + Send + Sync + 'static,
+        S::Error: Into<BoxError>,
+        S::Future: Send,
+    {
+        loop {
+            let (stream, peer) = listener
+                .accept()
+                .await
+                .map_err(|e| Error::with_source(Kind::Transport, "accept failed", e))?;
+            let _ = stream.set_nodelay(true);
+            let responder = responder.clone();
+            tokio::spawn(async move {
+                if let Err(e) = serve_connection(stream, responder).await {
+                    tracing::debug!(%peer, error = %e, "avro-rpc connection ended");
+                }
+            });
+        }
+    }
+
+    /// Serves one connection until the peer closes it or sends bytes that
+    /// are not a frame. Calls run concurrently; replies go out as they finish.
+    pub async fn serve_connection<IO, S>(io: IO, responder: Arc<Responder<S>>) -> Result<()>
+    where
+        IO: AsyncRead + AsyncWrite + Send + 'static,
+        S: Service<Request, Response = Response> + Clone + Send + Sync + 'static,
+        S::Error: Into<BoxError>,
+        S::Future: Send,
+    {
+        let (mut reader, writer) = tokio::io::split(io);
+        let (tx, rx) = mpsc::channel(WRITE_QUEUE);
+        let writer = tokio::spawn(write_loop(writer, rx));
+        let limits = *responder.limits();
+        let mut conn = Connection::stateful();
+        let mut buf = BytesMut::with_capacity(64 * 1024);
+        let result = loop {
+            let (serial, message) = match read_frame(&mut reader, &mut buf, &limits).await {
+                Ok(Some(f)) => f,
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e),
+            };
+            // The handshake is decided here, in arrival order, so calls the
+            // client sends after it completes always see a connected state.
+            match responder.accept(&mut conn, &message) {
+                Ok(Incoming::Reply(reply)) => {
+                    if tx.send(frame(serial, &reply)).await.is_err() {
+                        break Ok(());
+                    }
+                }
+                Ok(Incoming::Call(call)) => {
+                    let responder = responder.clone();
+                    let tx = tx.clone();
+                    tokio::spawn(async move {
+                        let response = responder.dispatch(call.request).await;
+                        if let Some(reply) = responder.finish(call.reply, response) {
+                            let _ = tx.send(frame(serial, &reply)).await;
+                        }
+                    });
+                }
+                Err(e) => break Err(e),
+            }
+        };
+        drop(tx);
+        // Let replies of calls still running go out before closing.
+        let _ = writer.await;
+        result
+    }
+}
