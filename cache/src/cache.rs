@@ -134,7 +134,10 @@ impl Cache {
     ) -> Result<Cache> {
         validate_namespace(namespace)?;
         if zones.is_empty() {
-            return Err(Error::new(ErrorKind::InvalidConfig, "a cache needs at least one zone"));
+            return Err(Error::new(
+                ErrorKind::InvalidConfig,
+                "a cache needs at least one zone",
+            ));
         }
         Ok(Cache {
             inner: Arc::new(Inner {
@@ -153,7 +156,11 @@ impl Cache {
 
     /// Names of the zones, local first.
     pub fn zone_names(&self) -> Vec<String> {
-        self.inner.zones.iter().map(|z| z.name().to_owned()).collect()
+        self.inner
+            .zones
+            .iter()
+            .map(|z| z.name().to_owned())
+            .collect()
     }
 
     /// Counters since this cache was built (shared by its clones).
@@ -176,7 +183,9 @@ impl Cache {
         };
         for (zone, r) in self.inner.zones.iter().zip(&results) {
             if let Err(e) = r {
-                self.inner.counters.zone_failed(&self.inner.namespace, zone.name(), e);
+                self.inner
+                    .counters
+                    .zone_failed(&self.inner.namespace, zone.name(), e);
             }
         }
         results
@@ -253,7 +262,11 @@ impl Cache {
             if !matches!(outcome, Claim::Claimed { .. }) {
                 // We lost overall but planted markers on some zones; left
                 // there they would read as `InFlight` for a whole TTL.
-                for (z, _) in per_zone.iter().enumerate().filter(|(_, c)| **c == ZoneClaim::Won) {
+                for (z, _) in per_zone
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| **c == ZoneClaim::Won)
+                {
                     undo[z].push(i);
                     tally.rollbacks += 1;
                 }
@@ -292,15 +305,21 @@ impl Cache {
 
     /// Best-effort delete of our own fresh markers (`undo[zone]` = key indexes).
     async fn undo(&self, full: &[String], undo: &[Vec<usize>]) {
-        let batches = self.inner.zones.iter().zip(undo).filter(|(_, l)| !l.is_empty()).map(
-            |(zone, list)| async move {
+        let batches = self
+            .inner
+            .zones
+            .iter()
+            .zip(undo)
+            .filter(|(_, l)| !l.is_empty())
+            .map(|(zone, list)| async move {
                 let ops: Vec<Op<'_>> = list.iter().map(|&i| Op::Delete { key: &full[i] }).collect();
                 if let Err(e) = zone.execute(&ops).await {
                     // The markers expire with their in-flight TTL anyway.
-                    self.inner.counters.zone_failed(&self.inner.namespace, zone.name(), &e);
+                    self.inner
+                        .counters
+                        .zone_failed(&self.inner.namespace, zone.name(), &e);
                 }
-            },
-        );
+            });
         futures::future::join_all(batches).await;
     }
 
@@ -315,7 +334,11 @@ impl Cache {
     }
 
     /// [`commit`](Self::commit) for many keys, one pipelined round trip per zone.
-    pub async fn commit_many<K: AsRef<str>>(&self, keys: &[K], done_ttl: Duration) -> Result<Written> {
+    pub async fn commit_many<K: AsRef<str>>(
+        &self,
+        keys: &[K],
+        done_ttl: Duration,
+    ) -> Result<Written> {
         let full = self.full_keys(keys)?;
         let ops: Vec<Op<'_>> = full
             .iter()
@@ -327,7 +350,9 @@ impl Cache {
             .collect();
         let (_, degraded) = self.write_all(&ops).await;
         if degraded {
-            self.inner.counters.degraded_write(&self.inner.namespace, "commit");
+            self.inner
+                .counters
+                .degraded_write(&self.inner.namespace, "commit");
         }
         Ok(Written { degraded })
     }
@@ -348,7 +373,9 @@ impl Cache {
         let ops: Vec<Op<'_>> = full.iter().map(|k| Op::Delete { key: k }).collect();
         let (_, degraded) = self.write_all(&ops).await;
         if degraded {
-            self.inner.counters.degraded_write(&self.inner.namespace, "release");
+            self.inner
+                .counters
+                .degraded_write(&self.inner.namespace, "release");
         }
         Ok(Written { degraded })
     }
@@ -395,7 +422,9 @@ impl Cache {
                     }
                 },
                 Err(e) => {
-                    self.inner.counters.zone_failed(&self.inner.namespace, zone.name(), &e);
+                    self.inner
+                        .counters
+                        .zone_failed(&self.inner.namespace, zone.name(), &e);
                     last_err = Some(e);
                 }
             }
@@ -416,17 +445,30 @@ impl Cache {
         if value.len() > self.inner.max_value {
             return Err(Error::new(
                 ErrorKind::ValueTooLarge,
-                format!("value of {} bytes, limit {}", value.len(), self.inner.max_value),
+                format!(
+                    "value of {} bytes, limit {}",
+                    value.len(),
+                    self.inner.max_value
+                ),
             ));
         }
         let full = full_key(&self.inner.namespace, key)?;
-        self.plain_write("set", &[Op::Set { key: &full, value, ttl }]).await
+        self.plain_write(
+            "set",
+            &[Op::Set {
+                key: &full,
+                value,
+                ttl,
+            }],
+        )
+        .await
     }
 
     /// Delete `key` on every zone; same success rule as [`set`](Self::set).
     pub async fn delete(&self, key: &str) -> Result<Written> {
         let full = full_key(&self.inner.namespace, key)?;
-        self.plain_write("delete", &[Op::Delete { key: &full }]).await
+        self.plain_write("delete", &[Op::Delete { key: &full }])
+            .await
     }
 
     async fn plain_write(&self, op: &'static str, ops: &[Op<'_>]) -> Result<Written> {
@@ -434,11 +476,16 @@ impl Cache {
         if ok == 0 {
             return Err(Error::new(
                 ErrorKind::Unavailable,
-                format!("no cache zone accepted {op} (zones: {})", self.zone_names().join(", ")),
+                format!(
+                    "no cache zone accepted {op} (zones: {})",
+                    self.zone_names().join(", ")
+                ),
             ));
         }
         if degraded {
-            self.inner.counters.degraded_write(&self.inner.namespace, op);
+            self.inner
+                .counters
+                .degraded_write(&self.inner.namespace, op);
         }
         Ok(Written { degraded })
     }

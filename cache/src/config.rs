@@ -73,10 +73,14 @@ impl ZoneAddr {
         };
         let rest = rest.strip_suffix('/').unwrap_or(rest);
         if rest.contains(['/', '@', '?', '#']) {
-            return Err(bad("only host:port is supported (no path, credentials or query)"));
+            return Err(bad(
+                "only host:port is supported (no path, credentials or query)",
+            ));
         }
         let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
-            let (h, p) = v6.split_once("]:").ok_or_else(|| bad("expected [ipv6]:port"))?;
+            let (h, p) = v6
+                .split_once("]:")
+                .ok_or_else(|| bad("expected [ipv6]:port"))?;
             (h, p)
         } else {
             rest.rsplit_once(':').ok_or_else(|| bad("missing :port"))?
@@ -84,7 +88,9 @@ impl ZoneAddr {
         if host.is_empty() {
             return Err(bad("empty host"));
         }
-        let port: u16 = port.parse().map_err(|_| bad("port is not a number 1-65535"))?;
+        let port: u16 = port
+            .parse()
+            .map_err(|_| bad("port is not a number 1-65535"))?;
         if port == 0 {
             return Err(bad("port 0"));
         }
@@ -197,8 +203,11 @@ mod tests {
 
     #[test]
     fn parses_url_lists() {
-        let c = CacheConfig::new("enricher", "memcached://127.0.0.1:11311, redis://[::1]:6379/")
-            .expect("valid");
+        let c = CacheConfig::new(
+            "enricher",
+            "memcached://127.0.0.1:11311, redis://[::1]:6379/",
+        )
+        .expect("valid");
         assert_eq!(c.zones.len(), 2);
         assert_eq!(c.zones[0].backend, Backend::Memcached);
         assert_eq!(c.zones[0].socket_addr(), "127.0.0.1:11311");

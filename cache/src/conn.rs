@@ -79,7 +79,13 @@ impl Conn {
         let (to_reader, from_writer) = mpsc::unbounded_channel();
         let broken = Arc::new(AtomicBool::new(false));
         let writer = tokio::spawn(write_loop(rx, wr, to_reader, broken.clone()));
-        let reader = tokio::spawn(read_loop(rd, from_writer, backend, max_value, broken.clone()));
+        let reader = tokio::spawn(read_loop(
+            rd,
+            from_writer,
+            backend,
+            max_value,
+            broken.clone(),
+        ));
         Ok(Conn {
             jobs,
             broken,

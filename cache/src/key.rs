@@ -51,7 +51,10 @@ mod tests {
 
     #[test]
     fn builds_and_validates() {
-        assert_eq!(full_key("enricher", "evt-1").ok().as_deref(), Some("enricher:evt-1"));
+        assert_eq!(
+            full_key("enricher", "evt-1").ok().as_deref(),
+            Some("enricher:evt-1")
+        );
         for k in ["", "a b", "a\r\nset x", "a\0", &"x".repeat(250)] {
             assert_eq!(
                 full_key("ns", k).map_err(|e| e.kind()).err(),

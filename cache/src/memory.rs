@@ -3,8 +3,8 @@
 //! outage. Not a production store: it is one process's memory.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -51,7 +51,10 @@ impl MemoryStore {
 
     fn apply(&self, ops: &[Op<'_>]) -> Result<Vec<Reply>> {
         if !self.available.load(Ordering::Relaxed) {
-            return Err(Error::new(ErrorKind::Unavailable, format!("{} is switched off", self.name)));
+            return Err(Error::new(
+                ErrorKind::Unavailable,
+                format!("{} is switched off", self.name),
+            ));
         }
         let now = Instant::now();
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());

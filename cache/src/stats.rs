@@ -103,7 +103,11 @@ impl Counters {
             }
         }
         if t.degraded > 0 {
-            tracing::debug!(namespace = ns, claims = t.degraded, "cache degraded: claimed without every zone");
+            tracing::debug!(
+                namespace = ns,
+                claims = t.degraded,
+                "cache degraded: claimed without every zone"
+            );
         }
     }
 
@@ -127,7 +131,13 @@ impl Counters {
     /// A claim key held a foreign value (someone used `set` on it).
     pub(crate) fn unexpected_value(&self, ns: &str, zone: &str, key: &str) {
         add(&self.unexpected_values, 1);
-        metrics::counter!("cinerec_cache_unexpected_values_total", "namespace" => ns.to_owned()).increment(1);
-        tracing::warn!(namespace = ns, zone, key, "claim key holds a value that is not a claim marker");
+        metrics::counter!("cinerec_cache_unexpected_values_total", "namespace" => ns.to_owned())
+            .increment(1);
+        tracing::warn!(
+            namespace = ns,
+            zone,
+            key,
+            "claim key holds a value that is not a claim marker"
+        );
     }
 }

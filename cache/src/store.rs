@@ -100,8 +100,13 @@ impl NetStore {
         }
         let was_down = matches!(*self.state(), State::Down { .. });
         let conn = Arc::new(
-            Conn::connect(&self.socket, self.addr.backend, self.max_value, self.queue_depth)
-                .await?,
+            Conn::connect(
+                &self.socket,
+                self.addr.backend,
+                self.max_value,
+                self.queue_depth,
+            )
+            .await?,
         );
         *self.state() = State::Up(conn.clone());
         if was_down {

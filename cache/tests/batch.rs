@@ -17,16 +17,39 @@ async fn batches(backend: Backend) {
     let keys: Vec<String> = (0..1000).map(|i| format!("evt-{i}")).collect();
 
     let first = cache.claim_many(&keys, TTL).await.expect("claim_many");
-    assert!(first.iter().all(|c| *c == Claim::Claimed { degraded: false }));
+    assert!(
+        first
+            .iter()
+            .all(|c| *c == Claim::Claimed { degraded: false })
+    );
 
-    assert!(!cache.commit_many(&keys[..500], TTL).await.expect("commit_many").degraded);
+    assert!(
+        !cache
+            .commit_many(&keys[..500], TTL)
+            .await
+            .expect("commit_many")
+            .degraded
+    );
     let again = cache.claim_many(&keys, TTL).await.expect("claim_many");
     assert!(again[..500].iter().all(|c| *c == Claim::AlreadyDone));
     assert!(again[500..].iter().all(|c| *c == Claim::InFlight));
 
-    assert!(!cache.release_many(&keys[500..]).await.expect("release_many").degraded);
-    let third = cache.claim_many(&keys[500..], TTL).await.expect("claim_many");
-    assert!(third.iter().all(|c| *c == Claim::Claimed { degraded: false }));
+    assert!(
+        !cache
+            .release_many(&keys[500..])
+            .await
+            .expect("release_many")
+            .degraded
+    );
+    let third = cache
+        .claim_many(&keys[500..], TTL)
+        .await
+        .expect("claim_many");
+    assert!(
+        third
+            .iter()
+            .all(|c| *c == Claim::Claimed { degraded: false })
+    );
 
     // ~1 MB of requests in one batch.
     let big: Vec<String> = (0..20_000).map(|i| format!("big-{i:06}")).collect();
@@ -34,7 +57,10 @@ async fn batches(backend: Backend) {
     assert_eq!(got.len(), big.len());
     assert!(got.iter().all(|c| *c == Claim::Claimed { degraded: false }));
     let s = cache.stats();
-    assert_eq!((s.claimed, s.already_done, s.in_flight, s.claimed_degraded), (21_500, 500, 500, 0));
+    assert_eq!(
+        (s.claimed, s.already_done, s.in_flight, s.claimed_degraded),
+        (21_500, 500, 500, 0)
+    );
 }
 
 #[tokio::test]

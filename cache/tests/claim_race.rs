@@ -33,9 +33,16 @@ async fn race_once(urls: &[&str]) {
     for t in tasks {
         outcomes.push(t.await.expect("task"));
     }
-    let claimed = outcomes.iter().filter(|c| matches!(c, Claim::Claimed { .. })).count();
+    let claimed = outcomes
+        .iter()
+        .filter(|c| matches!(c, Claim::Claimed { .. }))
+        .count();
     assert_eq!(claimed, 1, "outcomes: {outcomes:?}");
-    assert!(outcomes.iter().all(|c| matches!(c, Claim::Claimed { degraded: false } | Claim::InFlight)));
+    assert!(
+        outcomes
+            .iter()
+            .all(|c| matches!(c, Claim::Claimed { degraded: false } | Claim::InFlight))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

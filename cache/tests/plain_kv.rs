@@ -16,12 +16,24 @@ async fn kv(backend: Backend) {
     let cache = stack_cache(&ns, &[&a, &b]);
 
     let tricky = b"line\r\nEND\r\nVALUE x 0 1\r\n$-1\r\n\0\xff".to_vec();
-    assert!(!cache.set("tricky", &tricky, TTL).await.expect("set").degraded);
-    assert_eq!(cache.get("tricky").await.expect("get").as_deref(), Some(&tricky[..]));
+    assert!(
+        !cache
+            .set("tricky", &tricky, TTL)
+            .await
+            .expect("set")
+            .degraded
+    );
+    assert_eq!(
+        cache.get("tricky").await.expect("get").as_deref(),
+        Some(&tricky[..])
+    );
 
     let large: Vec<u8> = (0..512 * 1024).map(|i| (i % 251) as u8).collect();
     cache.set("large", &large, TTL).await.expect("set large");
-    assert_eq!(cache.get("large").await.expect("get large").as_deref(), Some(&large[..]));
+    assert_eq!(
+        cache.get("large").await.expect("get large").as_deref(),
+        Some(&large[..])
+    );
 
     assert!(!cache.delete("tricky").await.expect("delete").degraded);
     assert_eq!(cache.get("tricky").await.expect("get"), None);
@@ -30,8 +42,14 @@ async fn kv(backend: Backend) {
     // A value only zone b has (zone a missed the write, or was restarted):
     // the read misses locally and falls back.
     let zone_b = stack_cache(&ns, &[&b]);
-    zone_b.set("only-b", b"from b", TTL).await.expect("set on b");
-    assert_eq!(cache.get("only-b").await.expect("get").as_deref(), Some(&b"from b"[..]));
+    zone_b
+        .set("only-b", b"from b", TTL)
+        .await
+        .expect("set on b");
+    assert_eq!(
+        cache.get("only-b").await.expect("get").as_deref(),
+        Some(&b"from b"[..])
+    );
 }
 
 #[tokio::test]

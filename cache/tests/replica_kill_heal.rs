@@ -24,7 +24,10 @@ pub async fn wait_healed(cache: &Cache, tag: &str) {
         if c == (Claim::Claimed { degraded: false }) {
             return;
         }
-        assert!(start.elapsed() < POLL_LIMIT, "zone never healed: last claim {c:?}");
+        assert!(
+            start.elapsed() < POLL_LIMIT,
+            "zone never healed: last claim {c:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -36,15 +39,26 @@ async fn kill_and_heal(backend: Backend) {
     let ns = namespace("kill");
     let cache = cache(&ns, &[&live, &own.url()]);
 
-    assert_eq!(cache.claim("before", TTL).await.ok(), Some(Claim::Claimed { degraded: false }));
+    assert_eq!(
+        cache.claim("before", TTL).await.ok(),
+        Some(Claim::Claimed { degraded: false })
+    );
 
     own.kill();
     let during = async {
-        assert_eq!(cache.claim("during", TTL).await.ok(), Some(Claim::Claimed { degraded: true }));
+        assert_eq!(
+            cache.claim("during", TTL).await.ok(),
+            Some(Claim::Claimed { degraded: true })
+        );
         assert!(cache.commit("during", TTL).await.expect("commit").degraded);
-        assert_eq!(cache.claim("during", TTL).await.ok(), Some(Claim::AlreadyDone));
+        assert_eq!(
+            cache.claim("during", TTL).await.ok(),
+            Some(Claim::AlreadyDone)
+        );
     };
-    timeout(HANG_GUARD, during).await.expect("a killed zone stalled the caller");
+    timeout(HANG_GUARD, during)
+        .await
+        .expect("a killed zone stalled the caller");
     assert!(cache.stats().claimed_degraded >= 1);
 
     own.restart(); // empty: memcached/redis without persistence
@@ -52,14 +66,27 @@ async fn kill_and_heal(backend: Backend) {
 
     // The done marker survived on the live zone, so the restarted, empty zone
     // cannot hand out a second claim; our marker there is rolled back.
-    assert_eq!(cache.claim("during", TTL).await.ok(), Some(Claim::AlreadyDone));
+    assert_eq!(
+        cache.claim("during", TTL).await.ok(),
+        Some(Claim::AlreadyDone)
+    );
     let own_only = common::cache(&ns, &[&own.url()]);
-    assert_eq!(own_only.get("during").await.expect("get"), None, "rolled back");
+    assert_eq!(
+        own_only.get("during").await.expect("get"),
+        None,
+        "rolled back"
+    );
 
     // Healed: a commit lands on both zones again.
-    assert_eq!(cache.claim("after", TTL).await.ok(), Some(Claim::Claimed { degraded: false }));
+    assert_eq!(
+        cache.claim("after", TTL).await.ok(),
+        Some(Claim::Claimed { degraded: false })
+    );
     assert!(!cache.commit("after", TTL).await.expect("commit").degraded);
-    assert_eq!(own_only.claim("after", TTL).await.ok(), Some(Claim::AlreadyDone));
+    assert_eq!(
+        own_only.claim("after", TTL).await.ok(),
+        Some(Claim::AlreadyDone)
+    );
 }
 
 #[tokio::test]

@@ -16,9 +16,15 @@ async fn expiry(backend: Backend) {
     let cache = stack_cache(&namespace("ttl"), &[&url]);
 
     // In-flight marker: held, then free again once it expires.
-    assert_eq!(cache.claim("e", SHORT).await.ok(), Some(Claim::Claimed { degraded: false }));
+    assert_eq!(
+        cache.claim("e", SHORT).await.ok(),
+        Some(Claim::Claimed { degraded: false })
+    );
     assert_eq!(cache.claim("e", LONG).await.ok(), Some(Claim::InFlight));
-    assert_eq!(claim_when_free(&cache, "e", LONG).await, Claim::Claimed { degraded: false });
+    assert_eq!(
+        claim_when_free(&cache, "e", LONG).await,
+        Claim::Claimed { degraded: false }
+    );
 
     // Done marker: skipped while it lives, claimable after.
     cache.commit("e", SHORT).await.expect("commit");
@@ -38,7 +44,10 @@ async fn expiry(backend: Backend) {
 
     // Plain value.
     cache.set("v", b"x", SHORT).await.expect("set");
-    assert_eq!(cache.get("v").await.expect("get").as_deref(), Some(&b"x"[..]));
+    assert_eq!(
+        cache.get("v").await.expect("get").as_deref(),
+        Some(&b"x"[..])
+    );
     let start = Instant::now();
     while cache.get("v").await.expect("get").is_some() {
         assert!(start.elapsed() < POLL_LIMIT, "value never expired");

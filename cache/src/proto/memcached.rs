@@ -149,10 +149,20 @@ mod tests {
     #[test]
     fn encodes_commands() {
         let mut b = BytesMut::new();
-        encode(&Op::Add { key: "ns:k", value: b"I", ttl: Duration::from_millis(1500) }, &mut b);
+        encode(
+            &Op::Add {
+                key: "ns:k",
+                value: b"I",
+                ttl: Duration::from_millis(1500),
+            },
+            &mut b,
+        );
         encode(&Op::Get { key: "ns:k" }, &mut b);
         encode(&Op::Delete { key: "ns:k" }, &mut b);
-        assert_eq!(&b[..], b"add ns:k 0 2 1\r\nI\r\nget ns:k\r\ndelete ns:k\r\n");
+        assert_eq!(
+            &b[..],
+            b"add ns:k 0 2 1\r\nI\r\nget ns:k\r\ndelete ns:k\r\n"
+        );
         assert_eq!(exptime(Duration::ZERO), 1);
         assert!(exptime(Duration::from_secs(40 * 24 * 3600)) > RELATIVE_LIMIT_SECS);
     }
@@ -161,7 +171,13 @@ mod tests {
     fn parses_pipelined_replies() {
         let r = parse_all(
             b"STORED\r\nVALUE ns:k 0 1\r\nI\r\nEND\r\nNOT_STORED\r\nEND\r\nNOT_FOUND\r\n",
-            &[Expect::Store, Expect::Get, Expect::Store, Expect::Get, Expect::Delete],
+            &[
+                Expect::Store,
+                Expect::Get,
+                Expect::Store,
+                Expect::Get,
+                Expect::Delete,
+            ],
         )
         .expect("parses");
         assert_eq!(
@@ -181,7 +197,11 @@ mod tests {
         let full = b"VALUE ns:k 0 3\r\nabc\r\nEND\r\n";
         for cut in 0..full.len() {
             let mut buf = BytesMut::from(&full[..cut]);
-            assert_eq!(parse(&mut buf, Expect::Get, 16).ok(), Some(None), "cut {cut}");
+            assert_eq!(
+                parse(&mut buf, Expect::Get, 16).ok(),
+                Some(None),
+                "cut {cut}"
+            );
             assert_eq!(buf.len(), cut, "nothing consumed");
         }
     }
@@ -199,11 +219,18 @@ mod tests {
         ] {
             let mut buf = BytesMut::from(bad);
             let r = parse(&mut buf, Expect::Get, 16);
-            assert_eq!(r.map_err(|e| e.kind()).err(), Some(ErrorKind::Protocol), "{bad:?}");
+            assert_eq!(
+                r.map_err(|e| e.kind()).err(),
+                Some(ErrorKind::Protocol),
+                "{bad:?}"
+            );
         }
         let mut long = BytesMut::from(&[b'x'; 5000][..]);
         assert!(parse(&mut long, Expect::Store, 16).is_err());
         let mut err = BytesMut::from(&b"SERVER_ERROR out of memory\r\n"[..]);
-        assert!(matches!(parse(&mut err, Expect::Store, 16), Ok(Some(Reply::ServerError(_)))));
+        assert!(matches!(
+            parse(&mut err, Expect::Store, 16),
+            Ok(Some(Reply::ServerError(_)))
+        ));
     }
 }

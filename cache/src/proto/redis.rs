@@ -72,7 +72,9 @@ pub(crate) fn parse(buf: &mut BytesMut, expect: Expect, max_value: usize) -> Res
     let Some((l, used)) = line(buf)? else {
         return Ok(None);
     };
-    let (&tag, body) = l.split_first().ok_or_else(|| protocol("empty reply line"))?;
+    let (&tag, body) = l
+        .split_first()
+        .ok_or_else(|| protocol("empty reply line"))?;
     let reply = match (tag, expect) {
         (b'-', _) => Reply::ServerError(String::from_utf8_lossy(body).into_owned()),
         (b'+', Expect::Store) if body == b"OK" => Reply::Stored,
@@ -96,7 +98,9 @@ pub(crate) fn parse(buf: &mut BytesMut, expect: Expect, max_value: usize) -> Res
                 let len = usize::try_from(len)
                     .ok()
                     .filter(|&n| n <= max_value)
-                    .ok_or_else(|| protocol(format!("value of {len} bytes exceeds limit {max_value}")))?;
+                    .ok_or_else(|| {
+                        protocol(format!("value of {len} bytes exceeds limit {max_value}"))
+                    })?;
                 let total = used + len + 2;
                 if buf.len() < total {
                     buf.reserve(total - buf.len());
@@ -129,8 +133,18 @@ mod tests {
     #[test]
     fn encodes_commands() {
         let mut b = BytesMut::new();
-        encode(&Op::Add { key: "ns:k", value: b"I", ttl: Duration::from_micros(1500) }, &mut b);
-        assert_eq!(&b[..], &b"*6\r\n$3\r\nSET\r\n$4\r\nns:k\r\n$1\r\nI\r\n$2\r\nNX\r\n$2\r\nPX\r\n$1\r\n2\r\n"[..]);
+        encode(
+            &Op::Add {
+                key: "ns:k",
+                value: b"I",
+                ttl: Duration::from_micros(1500),
+            },
+            &mut b,
+        );
+        assert_eq!(
+            &b[..],
+            &b"*6\r\n$3\r\nSET\r\n$4\r\nns:k\r\n$1\r\nI\r\n$2\r\nNX\r\n$2\r\nPX\r\n$1\r\n2\r\n"[..]
+        );
         b.clear();
         encode(&Op::Delete { key: "k" }, &mut b);
         assert_eq!(&b[..], b"*2\r\n$3\r\nDEL\r\n$1\r\nk\r\n");
@@ -139,8 +153,18 @@ mod tests {
     #[test]
     fn parses_pipelined_replies() {
         let mut buf = BytesMut::from(&b"+OK\r\n$1\r\nI\r\n$-1\r\n$-1\r\n:1\r\n-ERR oom\r\n"[..]);
-        let ex = [Expect::Store, Expect::Get, Expect::Store, Expect::Get, Expect::Delete, Expect::Store];
-        let got: Vec<_> = ex.iter().map(|&e| parse(&mut buf, e, 16).ok().flatten()).collect();
+        let ex = [
+            Expect::Store,
+            Expect::Get,
+            Expect::Store,
+            Expect::Get,
+            Expect::Delete,
+            Expect::Store,
+        ];
+        let got: Vec<_> = ex
+            .iter()
+            .map(|&e| parse(&mut buf, e, 16).ok().flatten())
+            .collect();
         assert_eq!(
             got,
             vec![
@@ -160,12 +184,28 @@ mod tests {
         let full = b"$3\r\nabc\r\n";
         for cut in 0..full.len() {
             let mut buf = BytesMut::from(&full[..cut]);
-            assert_eq!(parse(&mut buf, Expect::Get, 16).ok(), Some(None), "cut {cut}");
+            assert_eq!(
+                parse(&mut buf, Expect::Get, 16).ok(),
+                Some(None),
+                "cut {cut}"
+            );
         }
-        for bad in [&b"$99\r\n"[..], b"$3\r\nabcde\r\n", b"*1\r\n", b":x\r\n", b"$-2\r\n", b"\r\n"] {
+        for bad in [
+            &b"$99\r\n"[..],
+            b"$3\r\nabcde\r\n",
+            b"*1\r\n",
+            b":x\r\n",
+            b"$-2\r\n",
+            b"\r\n",
+        ] {
             let mut buf = BytesMut::from(bad);
-            let e = parse(&mut buf, Expect::Get, 16).and_then(|_| parse(&mut buf, Expect::Delete, 16));
-            assert_eq!(e.map_err(|e| e.kind()).err(), Some(ErrorKind::Protocol), "{bad:?}");
+            let e =
+                parse(&mut buf, Expect::Get, 16).and_then(|_| parse(&mut buf, Expect::Delete, 16));
+            assert_eq!(
+                e.map_err(|e| e.kind()).err(),
+                Some(ErrorKind::Protocol),
+                "{bad:?}"
+            );
         }
     }
 }

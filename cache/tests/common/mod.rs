@@ -9,15 +9,19 @@ use std::time::{Duration, Instant};
 
 use cinerec_cache::{Backend, Cache, CacheConfig, Claim, ZoneAddr};
 
-/// Per-operation timeout used by the tests: short, so outage tests are quick.
-pub const OP_TIMEOUT: Duration = Duration::from_millis(250);
+/// Per-operation timeout of outage tests: short, so they stay quick, yet
+/// far above a healthy loopback round trip even on a loaded machine.
+pub const OP_TIMEOUT: Duration = Duration::from_millis(500);
+/// Per-operation timeout where no zone is meant to fail: generous, so a busy
+/// CI machine running a debug build never turns a slow reply into "degraded".
+pub const STACK_OP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Retry interval of failed zones in tests.
 pub const RETRY: Duration = Duration::from_millis(100);
 /// Hang detector for outage tests: an operation against a dead or frozen zone
 /// must come back after about one `OP_TIMEOUT`; this bound is twenty times
 /// that so a loaded machine never trips it, while a real hang (waiting on the
 /// dead server) always does. It is not a speed assertion.
-pub const HANG_GUARD: Duration = Duration::from_secs(5);
+pub const HANG_GUARD: Duration = Duration::from_secs(10);
 /// Upper bound on polling for a TTL to run out or a zone to heal.
 pub const POLL_LIMIT: Duration = Duration::from_secs(20);
 
@@ -66,7 +70,9 @@ pub fn require(url: &str) {
             "cache server {url} is unreachable ({e}): start the local stack with `dev/stack up` \
              (or point the CINEREC_*_URL variables at running servers)"
         ),
-        None => panic!("cache server {url} does not resolve: start the local stack with `dev/stack up`"),
+        None => {
+            panic!("cache server {url} does not resolve: start the local stack with `dev/stack up`")
+        }
     }
 }
 
@@ -80,15 +86,19 @@ pub fn stack_cache(ns: &str, urls: &[&str]) -> Cache {
     for u in urls {
         require(u);
     }
-    cache(ns, urls)
+    build(ns, urls, STACK_OP_TIMEOUT)
 }
 
 /// A cache over `urls` as given (some may be down on purpose), with the
 /// tests' short timeouts.
 pub fn cache(ns: &str, urls: &[&str]) -> Cache {
+    build(ns, urls, OP_TIMEOUT)
+}
+
+fn build(ns: &str, urls: &[&str], op_timeout: Duration) -> Cache {
     let config = CacheConfig::new(ns, &urls.join(","))
         .unwrap_or_else(|e| panic!("config {urls:?}: {e}"))
-        .op_timeout(OP_TIMEOUT)
+        .op_timeout(op_timeout)
         .retry_interval(RETRY);
     Cache::new(&config).unwrap_or_else(|e| panic!("cache {urls:?}: {e}"))
 }
@@ -145,12 +155,32 @@ impl OwnServer {
         let mut cmd = match self.backend {
             Backend::Memcached => {
                 let mut c = Command::new("memcached");
-                c.args(["-l", "127.0.0.1", "-p", &port, "-U", "0", "-m", "64", "-u", "root"]);
+                c.args([
+                    "-l",
+                    "127.0.0.1",
+                    "-p",
+                    &port,
+                    "-U",
+                    "0",
+                    "-m",
+                    "64",
+                    "-u",
+                    "root",
+                ]);
                 c
             }
             Backend::Redis => {
                 let mut c = Command::new("redis-server");
-                c.args(["--port", &port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
+                c.args([
+                    "--port",
+                    &port,
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ]);
                 c
             }
         };
@@ -181,8 +211,16 @@ impl OwnServer {
     }
 
     fn signal(&self, sig: &str) {
-        let pid = self.child.as_ref().expect("server running").id().to_string();
-        let ok = Command::new("kill").args([sig, &pid]).status().map(|s| s.success());
+        let pid = self
+            .child
+            .as_ref()
+            .expect("server running")
+            .id()
+            .to_string();
+        let ok = Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .map(|s| s.success());
         assert!(matches!(ok, Ok(true)), "kill {sig} {pid} failed");
     }
 
