@@ -221,7 +221,11 @@ impl Client {
 
     /// The server's protocol, once a handshake told us.
     pub fn remote_protocol(&self) -> Option<Protocol> {
-        self.inner.remote.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.inner
+            .remote
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The codec, for encoding parameters.
@@ -231,10 +235,12 @@ impl Client {
 
     /// A message of our protocol.
     pub fn message(&self, name: &str) -> Result<&Arc<Message>> {
-        self.inner
-            .local
-            .message(name)
-            .ok_or_else(|| Error::new(Kind::UnknownMessage, format!("no message {name:?} in our protocol")))
+        self.inner.local.message(name).ok_or_else(|| {
+            Error::new(
+                Kind::UnknownMessage,
+                format!("no message {name:?} in our protocol"),
+            )
+        })
     }
 
     /// Makes the call.
@@ -248,7 +254,11 @@ impl Client {
         if self.inner.transport.is_stateful() {
             self.inner.ensure_connected().await
         } else {
-            let reply = self.inner.clone().stateless(&Metadata::new(), "", &[], None).await?;
+            let reply = self
+                .inner
+                .clone()
+                .stateless(&Metadata::new(), "", &[], None)
+                .await?;
             drop(reply);
             Ok(())
         }
@@ -261,7 +271,10 @@ impl Inner {
             .local
             .message(&call.message)
             .ok_or_else(|| {
-                Error::new(Kind::UnknownMessage, format!("no message {:?} in our protocol", call.message))
+                Error::new(
+                    Kind::UnknownMessage,
+                    format!("no message {:?} in our protocol", call.message),
+                )
             })?
             .clone();
         if !self.transport.is_stateful() {
@@ -308,7 +321,10 @@ impl Inner {
                 None => Ok(None),
             };
         }
-        Err(Error::new(Kind::Handshake, "server did not accept our protocol"))
+        Err(Error::new(
+            Kind::Handshake,
+            "server did not accept our protocol",
+        ))
     }
 
     /// Stateful transports: handshake once (a ping), holding every call
@@ -333,7 +349,10 @@ impl Inner {
                 return Ok(());
             }
         }
-        Err(Error::new(Kind::Handshake, "server did not accept our protocol"))
+        Err(Error::new(
+            Kind::Handshake,
+            "server did not accept our protocol",
+        ))
     }
 
     fn handshake_request(&self) -> HandshakeRequest {
@@ -358,8 +377,9 @@ impl Inner {
     /// Applies a handshake response; `Ok(true)` if the call was processed.
     fn learn(&self, hs: HandshakeResponse) -> Result<bool> {
         if let Some(text) = &hs.server_protocol {
-            let p = Protocol::parse(text)
-                .map_err(|e| Error::with_source(Kind::Handshake, "server protocol is invalid", e))?;
+            let p = Protocol::parse(text).map_err(|e| {
+                Error::with_source(Kind::Handshake, "server protocol is invalid", e)
+            })?;
             self.cache.put(&self.endpoint, p.clone());
             *self.remote.write().unwrap_or_else(|p| p.into_inner()) = Some(p);
         }
@@ -395,7 +415,10 @@ impl Inner {
         let remote_msg = remote.message(msg.name());
         let result = if is_error {
             let writer = remote_msg.map(|m| m.errors()).unwrap_or(msg.errors());
-            match self.codec.decode(writer, msg.errors(), input, &self.limits)? {
+            match self
+                .codec
+                .decode(writer, msg.errors(), input, &self.limits)?
+            {
                 Value::Union(i, v) => match *v {
                     Value::String(s) if i == 0 => Err(RemoteError::System(s)),
                     v => Err(RemoteError::Declared {
@@ -404,7 +427,10 @@ impl Inner {
                     }),
                 },
                 Value::String(s) => Err(RemoteError::System(s)),
-                other => Err(RemoteError::Declared { index: 0, value: other }),
+                other => Err(RemoteError::Declared {
+                    index: 0,
+                    value: other,
+                }),
             }
         } else {
             let remote_msg = remote_msg.ok_or_else(|| {

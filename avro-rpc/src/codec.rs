@@ -193,11 +193,20 @@ struct Encoder<'a> {
 
 fn mismatch(schema: &Schema, value: &Value) -> Error {
     let kind = apache_avro::schema::SchemaKind::from(schema);
-    Error::new(Kind::Encode, format!("value {value:?} does not fit schema {kind:?}"))
+    Error::new(
+        Kind::Encode,
+        format!("value {value:?} does not fit schema {kind:?}"),
+    )
 }
 
 impl Encoder<'_> {
-    fn encode(&self, value: &Value, schema: &Schema, out: &mut Vec<u8>, depth: usize) -> Result<()> {
+    fn encode(
+        &self,
+        value: &Value,
+        schema: &Schema,
+        out: &mut Vec<u8>,
+        depth: usize,
+    ) -> Result<()> {
         use crate::wire::{write_bytes, write_long};
         if depth > 256 {
             return Err(Error::new(Kind::Encode, "value nested too deeply"));
@@ -207,7 +216,9 @@ impl Encoder<'_> {
             (Schema::Boolean, Value::Boolean(b)) => out.push(u8::from(*b)),
             (Schema::Int, Value::Int(i))
             | (Schema::Date, Value::Date(i) | Value::Int(i))
-            | (Schema::TimeMillis, Value::TimeMillis(i) | Value::Int(i)) => write_long(out, i64::from(*i)),
+            | (Schema::TimeMillis, Value::TimeMillis(i) | Value::Int(i)) => {
+                write_long(out, i64::from(*i))
+            }
             (Schema::Long, Value::Int(i)) => write_long(out, i64::from(*i)),
             (Schema::Long, Value::Long(l))
             | (Schema::TimeMicros, Value::TimeMicros(l) | Value::Long(l))
@@ -221,20 +232,25 @@ impl Encoder<'_> {
             }
             (Schema::Float, Value::Float(f)) => out.extend_from_slice(&f.to_le_bytes()),
             (Schema::Double, Value::Double(d)) => out.extend_from_slice(&d.to_le_bytes()),
-            (Schema::Double, Value::Float(f)) => out.extend_from_slice(&f64::from(*f).to_le_bytes()),
+            (Schema::Double, Value::Float(f)) => {
+                out.extend_from_slice(&f64::from(*f).to_le_bytes())
+            }
             (Schema::Bytes, Value::Bytes(b)) => write_bytes(out, b),
             (Schema::String, Value::String(s)) => write_bytes(out, s.as_bytes()),
-            (Schema::Uuid, Value::Uuid(u)) => write_bytes(out, u.hyphenated().to_string().as_bytes()),
+            (Schema::Uuid, Value::Uuid(u)) => {
+                write_bytes(out, u.hyphenated().to_string().as_bytes())
+            }
             (Schema::Fixed(f), Value::Fixed(n, b)) if *n == f.size && b.len() == f.size => {
                 out.extend_from_slice(b)
             }
             (Schema::Fixed(f), Value::Bytes(b)) if b.len() == f.size => out.extend_from_slice(b),
             (Schema::Enum(e), Value::Enum(_, sym)) => {
-                let idx = e
-                    .symbols
-                    .iter()
-                    .position(|s| s == sym)
-                    .ok_or_else(|| Error::new(Kind::Encode, format!("{sym:?} is not a symbol of {}", e.name)))?;
+                let idx = e.symbols.iter().position(|s| s == sym).ok_or_else(|| {
+                    Error::new(
+                        Kind::Encode,
+                        format!("{sym:?} is not a symbol of {}", e.name),
+                    )
+                })?;
                 write_long(out, idx as i64);
             }
             (Schema::Union(u), Value::Union(i, v)) => {
@@ -264,7 +280,10 @@ impl Encoder<'_> {
                             .find(|(n, _)| *n == f.name)
                             .map(|(_, v)| v)
                             .ok_or_else(|| {
-                                Error::new(Kind::Encode, format!("record {} lacks field {}", r.name, f.name))
+                                Error::new(
+                                    Kind::Encode,
+                                    format!("record {} lacks field {}", r.name, f.name),
+                                )
                             })?,
                     };
                     self.encode(v, &f.schema, out, depth + 1)?;
@@ -290,16 +309,16 @@ impl Encoder<'_> {
                 write_long(out, 0);
             }
             (Schema::Ref { name }, v) => {
-                let target = self
-                    .names
-                    .get(name)
-                    .ok_or_else(|| Error::new(Kind::Encode, format!("unresolved schema name {name:?}")))?;
+                let target = self.names.get(name).ok_or_else(|| {
+                    Error::new(Kind::Encode, format!("unresolved schema name {name:?}"))
+                })?;
                 self.encode(v, target, out, depth + 1)?;
             }
             // Rare logical types: let apache-avro encode them on their own schema.
             (Schema::Decimal(_) | Schema::BigDecimal | Schema::Duration, v) => {
-                let bytes = apache_avro::to_avro_datum(schema, v.clone())
-                    .map_err(|e| Error::with_source(Kind::Encode, "logical value does not fit", e))?;
+                let bytes = apache_avro::to_avro_datum(schema, v.clone()).map_err(|e| {
+                    Error::with_source(Kind::Encode, "logical value does not fit", e)
+                })?;
                 out.extend_from_slice(&bytes);
             }
             _ => return Err(mismatch(schema, value)),
@@ -381,7 +400,9 @@ impl Checker<'_> {
                 }
                 Ok(())
             }
-            Schema::Array(a) => self.blocks(input, depth, |c, input| c.skip(&a.items, input, depth + 1)),
+            Schema::Array(a) => {
+                self.blocks(input, depth, |c, input| c.skip(&a.items, input, depth + 1))
+            }
             Schema::Map(m) => self.blocks(input, depth, |c, input| {
                 let len = crate::wire::read_len(input, c.limits.max_bytes_len)?;
                 take(input, len)?;
@@ -412,7 +433,9 @@ impl Checker<'_> {
             let count = if count < 0 {
                 // Negative count: a block byte size follows (lets readers skip).
                 crate::wire::read_long(input)?;
-                count.checked_neg().ok_or_else(|| Error::decode("block count overflow"))?
+                count
+                    .checked_neg()
+                    .ok_or_else(|| Error::decode("block count overflow"))?
             } else {
                 count
             };

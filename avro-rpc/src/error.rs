@@ -67,7 +67,11 @@ impl Error {
     }
 
     /// An error caused by `source`.
-    pub fn with_source(kind: Kind, message: impl Into<String>, source: impl Into<BoxError>) -> Self {
+    pub fn with_source(
+        kind: Kind,
+        message: impl Into<String>,
+        source: impl Into<BoxError>,
+    ) -> Self {
         Error {
             kind,
             message: message.into(),

@@ -346,7 +346,9 @@ impl Registry {
                             .ok_or_else(|| Error::protocol(format!("bad field in {full}")))?;
                         let fty = f
                             .get("type")
-                            .ok_or_else(|| Error::protocol(format!("field without type in {full}")))?
+                            .ok_or_else(|| {
+                                Error::protocol(format!("field without type in {full}"))
+                            })?
                             .clone();
                         f.insert("type".into(), self.declare(&fty, ns)?);
                         new_fields.push(Json::Object(f));
@@ -438,7 +440,10 @@ impl Registry {
                 .and_then(Json::as_str)
                 .ok_or_else(|| ctx("parameter without a name"))?
                 .to_string();
-            let pty = p.get("type").cloned().ok_or_else(|| ctx("parameter without a type"))?;
+            let pty = p
+                .get("type")
+                .cloned()
+                .ok_or_else(|| ctx("parameter without a type"))?;
             let qualified = self.declare(&pty, ns)?;
             p.insert("type".into(), self.inline(&qualified, &mut defined)?);
             params.push(pname);
@@ -450,7 +455,9 @@ impl Registry {
             "fields": fields,
         });
 
-        let response = obj.get("response").ok_or_else(|| ctx("missing \"response\""))?;
+        let response = obj
+            .get("response")
+            .ok_or_else(|| ctx("missing \"response\""))?;
         let response_q = self.declare(response, ns)?;
         let response_json = self.inline(&response_q, &mut HashSet::new())?;
 
@@ -458,10 +465,14 @@ impl Registry {
         let mut union = vec![Json::String("string".into())];
         let mut defined = HashSet::new();
         if let Some(errors) = obj.get("errors") {
-            let errors = errors.as_array().ok_or_else(|| ctx("\"errors\" must be an array"))?;
+            let errors = errors
+                .as_array()
+                .ok_or_else(|| ctx("\"errors\" must be an array"))?;
             for e in errors {
                 let q = self.declare(e, ns)?;
-                let full = q.as_str().ok_or_else(|| ctx("errors must name declared error types"))?;
+                let full = q
+                    .as_str()
+                    .ok_or_else(|| ctx("errors must name declared error types"))?;
                 if full == "string" {
                     continue; // already the first branch
                 }
@@ -476,12 +487,19 @@ impl Registry {
             Some(_) => return Err(ctx("\"one-way\" must be a boolean")),
         };
         if one_way && (response_json != Json::String("null".into()) || !error_names.is_empty()) {
-            return Err(ctx("a one-way message must have a null response and no errors"));
+            return Err(ctx(
+                "a one-way message must have a null response and no errors",
+            ));
         }
 
         let properties = obj
             .iter()
-            .filter(|(k, _)| !matches!(k.as_str(), "doc" | "request" | "response" | "errors" | "one-way"))
+            .filter(|(k, _)| {
+                !matches!(
+                    k.as_str(),
+                    "doc" | "request" | "response" | "errors" | "one-way"
+                )
+            })
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
 
@@ -499,7 +517,11 @@ impl Registry {
 }
 
 fn prefix(message: &str, e: Error) -> Error {
-    Error::with_source(crate::Kind::Protocol, format!("message {message}: invalid schema"), e)
+    Error::with_source(
+        crate::Kind::Protocol,
+        format!("message {message}: invalid schema"),
+        e,
+    )
 }
 
 #[cfg(test)]

@@ -220,7 +220,10 @@ where
             remote
         };
         let Some(remote) = remote else {
-            return Err(Error::new(Kind::Handshake, "connection has no remote protocol"));
+            return Err(Error::new(
+                Kind::Handshake,
+                "connection has no remote protocol",
+            ));
         };
 
         let (metadata, name) = wire::read_call_header(&mut input, &self.limits)?;
@@ -296,13 +299,19 @@ where
             }
             Err(ResponseError::System(s)) => {
                 wire::write_response_header(&mut out, &response.metadata, true);
-                self.codec
-                    .encode(msg.errors(), &Value::Union(0, Box::new(Value::String(s.clone()))), &mut out)
+                self.codec.encode(
+                    msg.errors(),
+                    &Value::Union(0, Box::new(Value::String(s.clone()))),
+                    &mut out,
+                )
             }
             Err(ResponseError::Declared { index, value }) => {
                 wire::write_response_header(&mut out, &response.metadata, true);
                 if *index >= msg.error_names().len() {
-                    Err(Error::new(Kind::Encode, format!("no declared error #{index}")))
+                    Err(Error::new(
+                        Kind::Encode,
+                        format!("no declared error #{index}"),
+                    ))
                 } else {
                     let branch = Value::Union(*index as u32 + 1, Box::new(value.clone()));
                     self.codec.encode(msg.errors(), &branch, &mut out)
@@ -313,7 +322,10 @@ where
             tracing::warn!(message = msg.name(), error = %e, "handler response does not fit the schema");
             out.truncate(start);
             wire::write_response_header(&mut out, &response.metadata, true);
-            write_system_error(&mut out, &format!("server could not encode its response: {e}"));
+            write_system_error(
+                &mut out,
+                &format!("server could not encode its response: {e}"),
+            );
         }
         Some(out.into())
     }
@@ -340,10 +352,13 @@ where
         let remote = if req.client_hash == self.local.hash() {
             Some(self.local.clone())
         } else if let Some(text) = &req.client_protocol {
-            let p = Protocol::parse(text)
-                .map_err(|e| Error::with_source(Kind::Handshake, "client protocol is invalid", e))?;
+            let p = Protocol::parse(text).map_err(|e| {
+                Error::with_source(Kind::Handshake, "client protocol is invalid", e)
+            })?;
             let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
-            if known.len() < self.limits.max_cached_protocols || known.contains_key(&req.client_hash) {
+            if known.len() < self.limits.max_cached_protocols
+                || known.contains_key(&req.client_hash)
+            {
                 known.insert(req.client_hash, p.clone());
             }
             Some(p)

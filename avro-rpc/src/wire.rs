@@ -352,7 +352,10 @@ pub fn unframe_buffers(mut body: &[u8], limits: &Limits) -> Result<Bytes> {
 
 fn check_buffer(len: usize, so_far: usize, buffers: usize, limits: &Limits) -> Result<()> {
     if buffers > limits.max_buffers {
-        return Err(Error::decode(format!("more than {} buffers", limits.max_buffers)));
+        return Err(Error::decode(format!(
+            "more than {} buffers",
+            limits.max_buffers
+        )));
     }
     if len > limits.max_buffer_bytes {
         return Err(Error::decode(format!(
@@ -397,7 +400,10 @@ pub fn read_netty_frame(buf: &mut BytesMut, limits: &Limits) -> Result<Option<(i
     let count = usize::try_from(count)
         .map_err(|_| Error::decode(format!("negative buffer count {count}")))?;
     if count > limits.max_buffers {
-        return Err(Error::decode(format!("more than {} buffers", limits.max_buffers)));
+        return Err(Error::decode(format!(
+            "more than {} buffers",
+            limits.max_buffers
+        )));
     }
     let mut total = 0usize;
     for i in 0..count {

@@ -29,8 +29,14 @@ const V2: &str = r#"{"protocol": "Profiles", "namespace": "org.example.profiles"
 /// response (server→client schema).
 fn echo_server(
     version: &'static str,
-) -> Arc<Responder<impl tower::Service<Request, Response = Response, Error = Infallible, Future = impl Send> + Clone + Send + Sync>>
-{
+) -> Arc<
+    Responder<
+        impl tower::Service<Request, Response = Response, Error = Infallible, Future = impl Send>
+        + Clone
+        + Send
+        + Sync,
+    >,
+> {
     Arc::new(Responder::new(
         Protocol::parse(version).unwrap(),
         tower::service_fn(|req: Request| async move {
@@ -43,7 +49,12 @@ fn echo_server(
 }
 
 fn rec(fields: &[(&str, Value)]) -> Value {
-    Value::Record(fields.iter().map(|(n, v)| (n.to_string(), v.clone())).collect())
+    Value::Record(
+        fields
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.clone()))
+            .collect(),
+    )
 }
 
 fn put(client: &Client, profile: Value) -> Call {
@@ -118,11 +129,17 @@ async fn old_client_new_server_stateless() {
         S::Error: Into<avro_rpc::BoxError>,
         S::Future: Send,
     {
-        fn transceive(&self, m: bytes::Bytes) -> futures::future::BoxFuture<'static, avro_rpc::Result<bytes::Bytes>> {
+        fn transceive(
+            &self,
+            m: bytes::Bytes,
+        ) -> futures::future::BoxFuture<'static, avro_rpc::Result<bytes::Bytes>> {
             let r = self.0.clone();
             Box::pin(async move { r.respond_stateless(&m).await })
         }
-        fn send(&self, m: bytes::Bytes) -> futures::future::BoxFuture<'static, avro_rpc::Result<()>> {
+        fn send(
+            &self,
+            m: bytes::Bytes,
+        ) -> futures::future::BoxFuture<'static, avro_rpc::Result<()>> {
             let f = self.transceive(m);
             Box::pin(async move { f.await.map(|_| ()) })
         }

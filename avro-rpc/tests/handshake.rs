@@ -26,7 +26,9 @@ struct Recording {
 
 impl Recording {
     fn new(server: Protocol, limits: Limits) -> Self {
-        let responder = Arc::new(avro_rpc::Responder::new(server, handler(Controls::default())).with_limits(limits));
+        let responder = Arc::new(
+            avro_rpc::Responder::new(server, handler(Controls::default())).with_limits(limits),
+        );
         Recording {
             respond: Arc::new(move |msg: Bytes| {
                 let r = responder.clone();
@@ -49,7 +51,10 @@ impl Transport for Recording {
             let req = HandshakeRequest::decode(&mut &message[..], &limits)?;
             let reply = (this.respond)(message).await?;
             let resp = HandshakeResponse::decode(&mut &reply[..], &limits)?;
-            this.log.lock().unwrap().push((req.client_protocol.is_some(), resp.match_));
+            this.log
+                .lock()
+                .unwrap()
+                .push((req.client_protocol.is_some(), resp.match_));
             Ok(reply)
         })
     }
@@ -77,7 +82,11 @@ fn greeter_v2() -> Protocol {
 
 async fn hello(client: &Client) -> Value {
     client
-        .call(call(client, "hello", &[("name", Value::String("h".into()))]))
+        .call(call(
+            client,
+            "hello",
+            &[("name", Value::String("h".into()))],
+        ))
         .await
         .unwrap()
         .result
@@ -97,12 +106,21 @@ async fn unknown_client_gets_none_then_resends_its_protocol() {
     let t = Recording::new(greeter_v2(), Limits::default());
     let client = Client::new(greeter(), t.clone());
     assert_eq!(hello(&client).await, Value::String("hello, h".into()));
-    assert_eq!(t.take_log(), [(false, HandshakeMatch::None), (true, HandshakeMatch::Both)]);
-    assert_eq!(client.remote_protocol().unwrap().hash(), greeter_v2().hash());
+    assert_eq!(
+        t.take_log(),
+        [(false, HandshakeMatch::None), (true, HandshakeMatch::Both)]
+    );
+    assert_eq!(
+        client.remote_protocol().unwrap().hash(),
+        greeter_v2().hash()
+    );
     // Every later call: both hashes known, nothing resent.
     hello(&client).await;
     hello(&client).await;
-    assert_eq!(t.take_log(), [(false, HandshakeMatch::Both), (false, HandshakeMatch::Both)]);
+    assert_eq!(
+        t.take_log(),
+        [(false, HandshakeMatch::Both), (false, HandshakeMatch::Both)]
+    );
 }
 
 #[tokio::test]
@@ -123,10 +141,14 @@ async fn server_cache_lets_a_new_client_in_with_a_client_match() {
 async fn client_cache_per_endpoint_is_shared_between_clients() {
     let t = Recording::new(greeter_v2(), Limits::default());
     let cache = RemoteCache::default();
-    let first = Client::builder(greeter()).remote_cache(cache.clone()).build(t.clone());
+    let first = Client::builder(greeter())
+        .remote_cache(cache.clone())
+        .build(t.clone());
     hello(&first).await;
     t.take_log();
-    let second = Client::builder(greeter()).remote_cache(cache).build(t.clone());
+    let second = Client::builder(greeter())
+        .remote_cache(cache)
+        .build(t.clone());
     hello(&second).await;
     assert_eq!(t.take_log(), [(false, HandshakeMatch::Both)]);
 }
@@ -157,7 +179,10 @@ async fn ping_completes_a_stateless_handshake_without_a_call() {
     let t = Recording::new(greeter_v2(), Limits::default());
     let client = Client::new(greeter(), t.clone());
     client.handshake().await.unwrap();
-    assert_eq!(t.take_log(), [(false, HandshakeMatch::None), (true, HandshakeMatch::Both)]);
+    assert_eq!(
+        t.take_log(),
+        [(false, HandshakeMatch::None), (true, HandshakeMatch::Both)]
+    );
 }
 
 #[tokio::test]

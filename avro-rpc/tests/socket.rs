@@ -20,7 +20,10 @@ fn duplex_client(controls: Controls) -> Client {
     let (a, b) = tokio::io::duplex(64 * 1024);
     let responder = responder(greeter(), controls);
     tokio::spawn(serve_connection(b, responder));
-    Client::new(greeter(), SocketTransport::new(a, "duplex", Limits::default()))
+    Client::new(
+        greeter(),
+        SocketTransport::new(a, "duplex", Limits::default()),
+    )
 }
 
 async fn tcp_client(controls: Controls) -> Client {
@@ -31,26 +34,55 @@ async fn tcp_client(controls: Controls) -> Client {
 }
 
 async fn exercise(client: Client) {
-    let r = client.call(call(&client, "hello", &[("name", Value::String("ann".into()))])).await.unwrap();
+    let r = client
+        .call(call(
+            &client,
+            "hello",
+            &[("name", Value::String("ann".into()))],
+        ))
+        .await
+        .unwrap();
     assert_eq!(r.result, Ok(Value::String("hello, ann".into())));
 
-    let r = client.call(call(&client, "add", &[("a", Value::Int(2)), ("b", Value::Long(40))])).await.unwrap();
+    let r = client
+        .call(call(
+            &client,
+            "add",
+            &[("a", Value::Int(2)), ("b", Value::Long(40))],
+        ))
+        .await
+        .unwrap();
     assert_eq!(r.result, Ok(Value::Long(42)));
 
-    let r = client.call(call(&client, "echo", &[("greeting", greeting())])).await.unwrap();
+    let r = client
+        .call(call(&client, "echo", &[("greeting", greeting())]))
+        .await
+        .unwrap();
     assert_eq!(r.result, Ok(greeting()));
 
-    let r = client.call(call(&client, "refuse", &[("code", Value::Int(0))])).await.unwrap();
+    let r = client
+        .call(call(&client, "refuse", &[("code", Value::Int(0))]))
+        .await
+        .unwrap();
     assert_eq!(r.result, Ok(Value::Null));
-    let r = client.call(call(&client, "refuse", &[("code", Value::Int(1))])).await.unwrap();
+    let r = client
+        .call(call(&client, "refuse", &[("code", Value::Int(1))]))
+        .await
+        .unwrap();
     assert_eq!(
         r.result,
         Err(RemoteError::Declared {
             index: 0,
-            value: record(&[("reason", Value::String("no".into())), ("code", Value::Int(1))]),
+            value: record(&[
+                ("reason", Value::String("no".into())),
+                ("code", Value::Int(1))
+            ]),
         })
     );
-    let r = client.call(call(&client, "refuse", &[("code", Value::Int(2))])).await.unwrap();
+    let r = client
+        .call(call(&client, "refuse", &[("code", Value::Int(2))]))
+        .await
+        .unwrap();
     assert_eq!(
         r.result,
         Err(RemoteError::Declared {
@@ -58,33 +90,50 @@ async fn exercise(client: Client) {
             value: record(&[("retry_after_ms", Value::Long(250))]),
         })
     );
-    let r = client.call(call(&client, "refuse", &[("code", Value::Int(9))])).await.unwrap();
-    assert_eq!(r.result, Err(RemoteError::System("unexpected code 9".into())));
+    let r = client
+        .call(call(&client, "refuse", &[("code", Value::Int(9))]))
+        .await
+        .unwrap();
+    assert_eq!(
+        r.result,
+        Err(RemoteError::System("unexpected code 9".into()))
+    );
 
     // Metadata travels to the handler and back (the handler echoes it).
     let mut c = call(&client, "hello", &[("name", Value::String("meta".into()))]);
-    c.metadata.insert("trace".into(), Bytes::from_static(b"\x00\x01"));
+    c.metadata
+        .insert("trace".into(), Bytes::from_static(b"\x00\x01"));
     let r = client.call(c).await.unwrap();
-    assert_eq!(r.metadata.get("trace").map(|b| &b[..]), Some(&b"\x00\x01"[..]));
+    assert_eq!(
+        r.metadata.get("trace").map(|b| &b[..]),
+        Some(&b"\x00\x01"[..])
+    );
 }
 
 #[tokio::test]
 async fn every_call_shape_over_duplex() {
-    tokio::time::timeout(GUARD, exercise(duplex_client(Controls::default()))).await.unwrap();
+    tokio::time::timeout(GUARD, exercise(duplex_client(Controls::default())))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
 async fn every_call_shape_over_tcp() {
-    tokio::time::timeout(GUARD, async { exercise(tcp_client(Controls::default()).await).await })
-        .await
-        .unwrap();
+    tokio::time::timeout(GUARD, async {
+        exercise(tcp_client(Controls::default()).await).await
+    })
+    .await
+    .unwrap();
 }
 
 #[tokio::test]
 async fn client_is_a_tower_service() {
     let mut client = duplex_client(Controls::default());
     let c = call(&client, "hello", &[("name", Value::String("svc".into()))]);
-    let r = tokio::time::timeout(GUARD, client.ready().await.unwrap().call(c)).await.unwrap().unwrap();
+    let r = tokio::time::timeout(GUARD, client.ready().await.unwrap().call(c))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(r.result, Ok(Value::String("hello, svc".into())));
 }
 
@@ -102,7 +151,11 @@ async fn replies_overtake_each_other_on_one_connection() {
     // "first" is still parked: a transport that answered in order would hang here.
     let second = tokio::time::timeout(
         GUARD,
-        client.call(call(&client, "wait", &[("key", Value::String("second".into()))])),
+        client.call(call(
+            &client,
+            "wait",
+            &[("key", Value::String("second".into()))],
+        )),
     )
     .await
     .unwrap()
@@ -110,7 +163,11 @@ async fn replies_overtake_each_other_on_one_connection() {
     assert_eq!(second.result, Ok(Value::String("second".into())));
     assert!(!first.is_finished());
     gate.send(()).unwrap();
-    let first = tokio::time::timeout(GUARD, first).await.unwrap().unwrap().unwrap();
+    let first = tokio::time::timeout(GUARD, first)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(first.result, Ok(Value::String("first".into())));
 }
 
@@ -119,10 +176,16 @@ async fn many_calls_in_flight_on_one_connection() {
     let client = tcp_client(Controls::default()).await;
     let calls = (0..500).map(|i| {
         let client = client.clone();
-        let c = call(&client, "add", &[("a", Value::Int(i)), ("b", Value::Long(1000))]);
+        let c = call(
+            &client,
+            "add",
+            &[("a", Value::Int(i)), ("b", Value::Long(1000))],
+        );
         async move { (i, client.call(c).await.unwrap()) }
     });
-    let results = tokio::time::timeout(GUARD, futures::future::join_all(calls)).await.unwrap();
+    let results = tokio::time::timeout(GUARD, futures::future::join_all(calls))
+        .await
+        .unwrap();
     for (i, r) in results {
         assert_eq!(r.result, Ok(Value::Long(i64::from(i) + 1000)));
     }
@@ -135,17 +198,36 @@ async fn one_way_messages_get_no_reply_but_reach_the_handler() {
     let client = duplex_client(controls);
     client.handshake().await.unwrap();
     for i in 0..3 {
-        let r = client.call(call(&client, "notify", &[("event", Value::String(format!("e{i}")))])).await.unwrap();
+        let r = client
+            .call(call(
+                &client,
+                "notify",
+                &[("event", Value::String(format!("e{i}")))],
+            ))
+            .await
+            .unwrap();
         assert_eq!(r.result, Ok(Value::Null));
     }
     let mut got = Vec::new();
     for _ in 0..3 {
-        got.push(tokio::time::timeout(GUARD, notified.recv()).await.unwrap().unwrap());
+        got.push(
+            tokio::time::timeout(GUARD, notified.recv())
+                .await
+                .unwrap()
+                .unwrap(),
+        );
     }
     got.sort();
     assert_eq!(got, ["e0", "e1", "e2"]);
     // The connection is still in step: a normal call after the one-ways works.
-    let r = client.call(call(&client, "add", &[("a", Value::Int(1)), ("b", Value::Long(1))])).await.unwrap();
+    let r = client
+        .call(call(
+            &client,
+            "add",
+            &[("a", Value::Int(1)), ("b", Value::Long(1))],
+        ))
+        .await
+        .unwrap();
     assert_eq!(r.result, Ok(Value::Long(2)));
 }
 
@@ -156,10 +238,16 @@ async fn calls_before_the_handshake_wait_for_it() {
     // and every call must be held until it completes.
     let calls = (0..50).map(|i| {
         let client = client.clone();
-        let c = call(&client, "add", &[("a", Value::Int(i)), ("b", Value::Long(0))]);
+        let c = call(
+            &client,
+            "add",
+            &[("a", Value::Int(i)), ("b", Value::Long(0))],
+        );
         async move { client.call(c).await.unwrap() }
     });
-    let results = tokio::time::timeout(GUARD, futures::future::join_all(calls)).await.unwrap();
+    let results = tokio::time::timeout(GUARD, futures::future::join_all(calls))
+        .await
+        .unwrap();
     assert!(results.iter().all(|r| r.result.is_ok()));
 }
 
@@ -173,11 +261,18 @@ async fn unknown_messages_are_refused_locally() {
 #[tokio::test]
 async fn a_dropped_server_fails_pending_and_later_calls() {
     let (a, b) = tokio::io::duplex(1024);
-    let client = Client::new(greeter(), SocketTransport::new(a, "dead", Limits::default()));
+    let client = Client::new(
+        greeter(),
+        SocketTransport::new(a, "dead", Limits::default()),
+    );
     drop(b);
     let r = tokio::time::timeout(
         GUARD,
-        client.call(call(&client, "hello", &[("name", Value::String("x".into()))])),
+        client.call(call(
+            &client,
+            "hello",
+            &[("name", Value::String("x".into()))],
+        )),
     )
     .await
     .unwrap();

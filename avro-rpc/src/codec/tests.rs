@@ -36,7 +36,10 @@ fn encodes_then_decodes_with_resolution() {
     let mut out = Vec::new();
     codec.encode(&record_v1(), &v1, &mut out).unwrap();
     // Same bytes as apache-avro's own encoder.
-    assert_eq!(out, apache_avro::to_avro_datum(record_v1().schema(), v1.clone()).unwrap());
+    assert_eq!(
+        out,
+        apache_avro::to_avro_datum(record_v1().schema(), v1.clone()).unwrap()
+    );
     let mut input = &out[..];
     let v2 = codec
         .decode(&record_v1(), &record_v2(), &mut input, &Limits::default())
@@ -56,7 +59,9 @@ fn encodes_then_decodes_with_resolution() {
 fn encode_reports_mismatches() {
     let codec = AvroCodec::new();
     let bad = Value::Record(vec![("id".into(), Value::String("no".into()))]);
-    let e = codec.encode(&record_v1(), &bad, &mut Vec::new()).unwrap_err();
+    let e = codec
+        .encode(&record_v1(), &bad, &mut Vec::new())
+        .unwrap_err();
     assert_eq!(e.kind(), Kind::Encode);
 }
 
@@ -66,13 +71,20 @@ fn truncated_input_is_an_error_at_every_length() {
     let v = Value::Record(vec![
         ("id".into(), Value::Long(123456)),
         ("gone".into(), Value::String("hello".into())),
-        ("tags".into(), Value::Array(vec![Value::String("a".into()), Value::String("b".into())])),
+        (
+            "tags".into(),
+            Value::Array(vec![Value::String("a".into()), Value::String("b".into())]),
+        ),
     ]);
     let mut out = Vec::new();
     codec.encode(&record_v1(), &v, &mut out).unwrap();
     for n in 0..out.len() {
         let mut input = &out[..n];
-        assert!(codec.decode(&record_v1(), &record_v1(), &mut input, &Limits::default()).is_err());
+        assert!(
+            codec
+                .decode(&record_v1(), &record_v1(), &mut input, &Limits::default())
+                .is_err()
+        );
     }
 }
 
@@ -99,7 +111,8 @@ fn huge_string_lengths_are_refused() {
 
 #[test]
 fn deep_nesting_is_refused() {
-    let s = schema(json!({"type":"record","name":"N","fields":[{"name":"next","type":["null","N"]}]}));
+    let s =
+        schema(json!({"type":"record","name":"N","fields":[{"name":"next","type":["null","N"]}]}));
     // 1000 levels of Some(...) then null.
     let mut out = Vec::new();
     for _ in 0..1000 {
@@ -114,7 +127,9 @@ fn deep_nesting_is_refused() {
         write_long(&mut out, 1);
     }
     write_long(&mut out, 0);
-    let v = AvroCodec::new().decode(&s, &s, &mut &out[..], &Limits::default()).unwrap();
+    let v = AvroCodec::new()
+        .decode(&s, &s, &mut &out[..], &Limits::default())
+        .unwrap();
     let mut enc = Vec::new();
     AvroCodec::new().encode(&s, &v, &mut enc).unwrap();
     assert_eq!(enc, out);

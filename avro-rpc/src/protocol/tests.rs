@@ -55,7 +55,13 @@ fn parses_types_and_messages() {
 fn a_type_used_twice_in_one_message_is_defined_once() {
     let p = Protocol::parse(SIMPLE).unwrap();
     let pair = p.message("pair").unwrap();
-    assert_eq!(pair.request().json().matches("\"fields\":[{\"name\":\"name\"").count(), 1);
+    assert_eq!(
+        pair.request()
+            .json()
+            .matches("\"fields\":[{\"name\":\"name\"")
+            .count(),
+        1
+    );
 }
 
 #[test]
@@ -78,7 +84,9 @@ fn err(text: &str) -> String {
 
 #[test]
 fn rejects_one_way_with_a_response_or_errors() {
-    let e = err(r#"{"protocol":"P","messages":{"m":{"request":[],"response":"string","one-way":true}}}"#);
+    let e = err(
+        r#"{"protocol":"P","messages":{"m":{"request":[],"response":"string","one-way":true}}}"#,
+    );
     assert!(e.contains("one-way"), "{e}");
     let e = err(
         r#"{"protocol":"P","types":[{"type":"error","name":"E","fields":[]}],
@@ -89,11 +97,15 @@ fn rejects_one_way_with_a_response_or_errors() {
 
 #[test]
 fn rejects_unresolved_names() {
-    let e = err(r#"{"protocol":"P","messages":{"m":{"request":[{"name":"x","type":"Nope"}],"response":"null"}}}"#);
+    let e = err(
+        r#"{"protocol":"P","messages":{"m":{"request":[{"name":"x","type":"Nope"}],"response":"null"}}}"#,
+    );
     assert!(e.contains("Nope"), "{e}");
     let e = err(r#"{"protocol":"P","messages":{"m":{"request":[],"response":"Missing"}}}"#);
     assert!(e.contains("Missing"), "{e}");
-    let e = err(r#"{"protocol":"P","types":[{"type":"record","name":"R","fields":[{"name":"f","type":"Q"}]}]}"#);
+    let e = err(
+        r#"{"protocol":"P","types":[{"type":"record","name":"R","fields":[{"name":"f","type":"Q"}]}]}"#,
+    );
     assert!(e.contains("Q"), "{e}");
 }
 
@@ -118,5 +130,11 @@ fn types_in_other_namespaces_resolve_by_full_name() {
     )
     .unwrap();
     assert_eq!(p.types()[1].full_name, "a.S");
-    assert!(p.message("m").unwrap().response().json().contains("\"b.R\""));
+    assert!(
+        p.message("m")
+            .unwrap()
+            .response()
+            .json()
+            .contains("\"b.R\"")
+    );
 }

@@ -48,7 +48,9 @@ mod client {
 
     impl fmt::Debug for HttpTransport {
         fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.debug_struct("HttpTransport").field("uri", &self.uri).finish_non_exhaustive()
+            f.debug_struct("HttpTransport")
+                .field("uri", &self.uri)
+                .finish_non_exhaustive()
         }
     }
 
@@ -84,20 +86,24 @@ mod client {
                     .header(http::header::CONTENT_LENGTH, body.len())
                     .body(Full::new(body))
                     .map_err(|e| Error::with_source(Kind::Transport, "bad request", e))?;
-                let response = this
-                    .client
-                    .request(request)
-                    .await
-                    .map_err(|e| Error::with_source(Kind::Transport, "HTTP request failed", e))?;
+                let response =
+                    this.client.request(request).await.map_err(|e| {
+                        Error::with_source(Kind::Transport, "HTTP request failed", e)
+                    })?;
                 let status = response.status();
                 let body = Limited::new(response.into_body(), body_limit(&this.limits))
                     .collect()
                     .await
-                    .map_err(|e| Error::with_source(Kind::Transport, "reading the HTTP response failed", e))?
+                    .map_err(|e| {
+                        Error::with_source(Kind::Transport, "reading the HTTP response failed", e)
+                    })?
                     .to_bytes();
                 if status != http::StatusCode::OK {
                     let reason = String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned();
-                    return Err(Error::new(Kind::Transport, format!("HTTP {status}: {reason}")));
+                    return Err(Error::new(
+                        Kind::Transport,
+                        format!("HTTP {status}: {reason}"),
+                    ));
                 }
                 wire::unframe_buffers(&body, &this.limits)
             })
@@ -211,7 +217,10 @@ mod server {
             B::Error: Into<BoxError>,
         {
             if req.method() != http::Method::POST {
-                return plain(http::StatusCode::METHOD_NOT_ALLOWED, "Avro RPC needs POST".into());
+                return plain(
+                    http::StatusCode::METHOD_NOT_ALLOWED,
+                    "Avro RPC needs POST".into(),
+                );
             }
             let ct = req
                 .headers()
@@ -225,10 +234,16 @@ mod server {
                 );
             }
             let limits = *self.responder.limits();
-            let body = match Limited::new(req.into_body(), body_limit(&limits)).collect().await {
+            let body = match Limited::new(req.into_body(), body_limit(&limits))
+                .collect()
+                .await
+            {
                 Ok(b) => b.to_bytes(),
                 Err(e) => {
-                    return plain(http::StatusCode::PAYLOAD_TOO_LARGE, format!("body rejected: {e}"));
+                    return plain(
+                        http::StatusCode::PAYLOAD_TOO_LARGE,
+                        format!("body rejected: {e}"),
+                    );
                 }
             };
             let message = match wire::unframe_buffers(&body, &limits) {
@@ -243,8 +258,10 @@ mod server {
                         http::header::CONTENT_TYPE,
                         http::HeaderValue::from_static(CONTENT_TYPE),
                     );
-                    r.headers_mut()
-                        .insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(body.len()));
+                    r.headers_mut().insert(
+                        http::header::CONTENT_LENGTH,
+                        http::HeaderValue::from(body.len()),
+                    );
                     r
                 }
                 Err(e) => plain(http::StatusCode::BAD_REQUEST, e.to_string()),

@@ -24,7 +24,10 @@ use crate::wire;
 const WRITE_QUEUE: usize = 1024;
 
 /// Writes queued frames, coalescing whatever is ready into one write.
-async fn write_loop<W: AsyncWrite + Unpin>(mut io: W, mut rx: mpsc::Receiver<Bytes>) -> std::io::Result<()> {
+async fn write_loop<W: AsyncWrite + Unpin>(
+    mut io: W,
+    mut rx: mpsc::Receiver<Bytes>,
+) -> std::io::Result<()> {
     let mut buf = BytesMut::with_capacity(64 * 1024);
     while let Some(frame) = rx.recv().await {
         buf.extend_from_slice(&frame);
@@ -138,7 +141,8 @@ mod client {
                 let end = loop {
                     match read_frame(&mut reader, &mut buf, &limits).await {
                         Ok(Some((serial, message))) => {
-                            let waiter = p.lock().unwrap_or_else(|p| p.into_inner()).remove(&serial);
+                            let waiter =
+                                p.lock().unwrap_or_else(|p| p.into_inner()).remove(&serial);
                             match waiter {
                                 Some(w) => {
                                     let _ = w.send(Ok(message));
@@ -151,7 +155,11 @@ mod client {
                     }
                 };
                 c.store(true, Ordering::Release);
-                let waiters: Vec<_> = p.lock().unwrap_or_else(|p| p.into_inner()).drain().collect();
+                let waiters: Vec<_> = p
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .drain()
+                    .collect();
                 for (_, w) in waiters {
                     let _ = w.send(Err(Error::new(end.kind(), end.message().to_string())));
                 }
@@ -189,7 +197,10 @@ mod client {
             let pending = self.pending.clone();
             Box::pin(async move {
                 if is_closed || out.send(frame(serial, &message)).await.is_err() {
-                    pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&serial);
+                    pending
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(&serial);
                     return Err(closed());
                 }
                 rx.await.unwrap_or_else(|_| Err(closed()))
@@ -204,7 +215,9 @@ mod client {
                 if is_closed {
                     return Err(closed());
                 }
-                out.send(frame(serial, &message)).await.map_err(|_| closed())
+                out.send(frame(serial, &message))
+                    .await
+                    .map_err(|_| closed())
             })
         }
 

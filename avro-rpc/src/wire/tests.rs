@@ -5,7 +5,18 @@ use super::*;
 
 #[test]
 fn varints_round_trip() {
-    for v in [0i64, 1, -1, 63, -64, 64, 300, i32::MAX as i64, i64::MAX, i64::MIN] {
+    for v in [
+        0i64,
+        1,
+        -1,
+        63,
+        -64,
+        64,
+        300,
+        i32::MAX as i64,
+        i64::MAX,
+        i64::MIN,
+    ] {
         let mut out = Vec::new();
         write_long(&mut out, v);
         let mut input = &out[..];
@@ -21,7 +32,10 @@ fn varints_round_trip() {
 fn bad_varints_are_errors() {
     assert!(read_long(&mut &[0x80u8, 0x80][..]).is_err());
     assert!(read_long(&mut &[0xffu8; 11][..]).is_err());
-    assert!(read_long(&mut &[0xffu8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02][..]).is_err());
+    assert!(
+        read_long(&mut &[0xffu8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02][..])
+            .is_err()
+    );
     assert!(read_long(&mut &[][..]).is_err());
 }
 
@@ -78,9 +92,16 @@ fn handshake_records_round_trip_and_match_the_spec_layout() {
     // fixed(16), union index 1 + string, fixed(16), union index 0.
     assert_eq!(out.len(), 16 + 1 + 1 + 2 + 16 + 1);
     assert_eq!(&out[16..20], &[2, 4, b'{', b'}']);
-    assert_eq!(HandshakeRequest::decode(&mut &out[..], &limits).unwrap(), req);
+    assert_eq!(
+        HandshakeRequest::decode(&mut &out[..], &limits).unwrap(),
+        req
+    );
 
-    for m in [HandshakeMatch::Both, HandshakeMatch::Client, HandshakeMatch::None] {
+    for m in [
+        HandshakeMatch::Both,
+        HandshakeMatch::Client,
+        HandshakeMatch::None,
+    ] {
         let resp = HandshakeResponse {
             match_: m,
             server_protocol: None,
@@ -89,7 +110,10 @@ fn handshake_records_round_trip_and_match_the_spec_layout() {
         };
         let mut out = Vec::new();
         resp.encode(&mut out);
-        assert_eq!(HandshakeResponse::decode(&mut &out[..], &limits).unwrap(), resp);
+        assert_eq!(
+            HandshakeResponse::decode(&mut &out[..], &limits).unwrap(),
+            resp
+        );
     }
     assert!(HandshakeResponse::decode(&mut &[6u8][..], &limits).is_err()); // enum index 3
     for n in 0..out.len() {
@@ -107,7 +131,10 @@ fn buffer_framing_round_trips_and_rejects_bad_frames() {
     assert_eq!(&framed[framed.len() - 4..], &[0, 0, 0, 0]);
     assert_eq!(unframe_buffers(&framed, &limits).unwrap(), msg);
     for n in 0..framed.len() - 1 {
-        assert!(unframe_buffers(&framed[..n], &limits).is_err(), "truncated at {n}");
+        assert!(
+            unframe_buffers(&framed[..n], &limits).is_err(),
+            "truncated at {n}"
+        );
     }
     let mut trailing = framed.to_vec();
     trailing.push(0);
@@ -138,7 +165,10 @@ fn netty_frames_round_trip_incrementally() {
             got.push(f);
         }
     }
-    assert_eq!(got, vec![(7, Bytes::from_static(b"hello")), (-2, Bytes::new())]);
+    assert_eq!(
+        got,
+        vec![(7, Bytes::from_static(b"hello")), (-2, Bytes::new())]
+    );
     assert!(buf.is_empty());
 }
 

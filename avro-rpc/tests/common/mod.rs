@@ -41,7 +41,13 @@ impl Controls {
 
 fn field<'a>(params: &'a Value, name: &str) -> &'a Value {
     match params {
-        Value::Record(fields) => &fields.iter().find(|(n, _)| n == name).expect("param present").1,
+        Value::Record(fields) => {
+            &fields
+                .iter()
+                .find(|(n, _)| n == name)
+                .expect("param present")
+                .1
+        }
         other => panic!("params are not a record: {other:?}"),
     }
 }
@@ -49,8 +55,10 @@ fn field<'a>(params: &'a Value, name: &str) -> &'a Value {
 /// The Greeter handler over generic values.
 pub fn handler(
     controls: Controls,
-) -> impl tower::Service<Request, Response = Response, Error = Infallible, Future = impl Send> + Clone + Send + Sync
-{
+) -> impl tower::Service<Request, Response = Response, Error = Infallible, Future = impl Send>
++ Clone
++ Send
++ Sync {
     tower::service_fn(move |req: Request| {
         let controls = controls.clone();
         async move {
@@ -102,9 +110,10 @@ pub fn handler(
                     Response::ok(Value::String(key))
                 }
                 "notify" => {
-                    if let (Value::String(e), Some(tx)) =
-                        (field(p, "event"), controls.notified.lock().unwrap().as_ref())
-                    {
+                    if let (Value::String(e), Some(tx)) = (
+                        field(p, "event"),
+                        controls.notified.lock().unwrap().as_ref(),
+                    ) {
                         let _ = tx.send(e.clone());
                     }
                     Response::ok(Value::Null)
@@ -119,12 +128,27 @@ pub fn handler(
 }
 
 /// A responder for `protocol` with the Greeter handler.
-pub fn responder(protocol: Protocol, controls: Controls) -> Arc<Responder<impl tower::Service<Request, Response = Response, Error = Infallible, Future = impl Send> + Clone + Send + Sync>> {
+pub fn responder(
+    protocol: Protocol,
+    controls: Controls,
+) -> Arc<
+    Responder<
+        impl tower::Service<Request, Response = Response, Error = Infallible, Future = impl Send>
+        + Clone
+        + Send
+        + Sync,
+    >,
+> {
     Arc::new(Responder::new(protocol, handler(controls)))
 }
 
 pub fn record(fields: &[(&str, Value)]) -> Value {
-    Value::Record(fields.iter().map(|(n, v)| (n.to_string(), v.clone())).collect())
+    Value::Record(
+        fields
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.clone()))
+            .collect(),
+    )
 }
 
 pub fn call(client: &Client, message: &str, params: &[(&str, Value)]) -> Call {
@@ -136,10 +160,19 @@ pub fn greeting() -> Value {
         ("text", Value::String("hi".into())),
         ("mood", Value::Enum(1, "GRUMPY".into())),
         ("digest", Value::Fixed(4, vec![1, 2, 3, 4])),
-        ("tags", Value::Array(vec![Value::String("a".into()), Value::String("b".into())])),
-        ("attrs", Value::Map([("k".to_string(), Value::Long(9))].into_iter().collect())),
+        (
+            "tags",
+            Value::Array(vec![Value::String("a".into()), Value::String("b".into())]),
+        ),
+        (
+            "attrs",
+            Value::Map([("k".to_string(), Value::Long(9))].into_iter().collect()),
+        ),
         ("payload", Value::Bytes(vec![0, 255, 7])),
-        ("reply_to", Value::Union(1, Box::new(Value::String("me".into())))),
+        (
+            "reply_to",
+            Value::Union(1, Box::new(Value::String("me".into()))),
+        ),
         ("score", Value::Double(2.5)),
     ])
 }
