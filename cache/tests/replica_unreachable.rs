@@ -15,7 +15,8 @@ const TTL: Duration = Duration::from_secs(60);
 async fn one_zone_dead(backend: Backend) {
     let (live, _) = urls(backend);
     require(&live);
-    let dead = format!("{backend}://127.0.0.1:{}", free_port());
+    let dead_port = DeadPort::new();
+    let dead = dead_port.url(backend);
     let ns = namespace("dead");
 
     for (round, zones) in [
@@ -72,8 +73,8 @@ async fn one_zone_dead(backend: Backend) {
 }
 
 async fn all_zones_dead(backend: Backend) {
-    let dead1 = format!("{backend}://127.0.0.1:{}", free_port());
-    let dead2 = format!("{backend}://127.0.0.1:{}", free_port());
+    let (p1, p2) = (DeadPort::new(), DeadPort::new());
+    let (dead1, dead2) = (p1.url(backend), p2.url(backend));
     let cache = cache(&namespace("alldead"), &[&dead1, &dead2]);
     let checks = async {
         // Process anyway: at-least-once holds without the cache.

@@ -117,7 +117,36 @@ pub async fn claim_when_free(cache: &Cache, key: &str, ttl: Duration) -> Claim {
     }
 }
 
-/// A loopback port nothing listens on (bound, then released).
+/// A loopback port held bound but not listening, so connecting to it is
+/// refused for as long as the value lives and no other test can take it.
+#[derive(Debug)]
+pub struct DeadPort {
+    _socket: tokio::net::TcpSocket,
+    port: u16,
+}
+
+impl DeadPort {
+    /// Reserve a port.
+    pub fn new() -> DeadPort {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind("127.0.0.1:0".parse().expect("addr"))
+            .expect("bind");
+        let port = socket.local_addr().expect("local addr").port();
+        DeadPort {
+            _socket: socket,
+            port,
+        }
+    }
+
+    /// `<backend>://127.0.0.1:<port>`.
+    pub fn url(&self, backend: Backend) -> String {
+        format!("{backend}://127.0.0.1:{}", self.port)
+    }
+}
+
+/// A loopback port nothing listens on right now (bound, then released), for
+/// a server the test starts itself.
 pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
     l.local_addr().expect("local addr").port()
