@@ -15,12 +15,12 @@ import org.apache.avro.ipc.netty.NettyServer;
  *
  * <pre>
  * InteropServer [--proto v1|v2|FILE.avpr] [--netty-port N] [--http-port N]
- *               [--max-seconds S] [--ignore-stdin]
+ *               [--max-seconds S] [--ignore-stdin] [--log-file PATH]
  * </pre>
  *
  * Port 0 (the default) picks a free port. Prints "READY netty=P http=Q" on stdout
  * once both listen. Exits on stdin EOF (unless --ignore-stdin), SIGTERM, or after
- * --max-seconds (default 900).
+ * --max-seconds (default 900). Logs go to stderr, or to --log-file.
  */
 public final class InteropServer {
   private InteropServer() {
@@ -48,9 +48,13 @@ public final class InteropServer {
       case "--ignore-stdin":
         watchStdin = false;
         break;
+      case "--log-file":
+        // must be set before the first logger is created
+        System.setProperty("org.slf4j.simpleLogger.logFile", args[++i]);
+        break;
       default:
         System.err.println("usage: InteropServer [--proto v1|v2|FILE] [--netty-port N] [--http-port N]"
-            + " [--max-seconds S] [--ignore-stdin]");
+            + " [--max-seconds S] [--ignore-stdin] [--log-file PATH]");
         System.exit(2);
       }
     }
