@@ -244,7 +244,7 @@ impl Encoder<'_> {
                 out.extend_from_slice(b)
             }
             (Schema::Fixed(f), Value::Bytes(b)) if b.len() == f.size => out.extend_from_slice(b),
-            (Schema::Enum(e), Value::Enum(_, sym)) => {
+            (Schema::Enum(e), Value::Enum(_, sym) | Value::String(sym)) => {
                 let idx = e.symbols.iter().position(|s| s == sym).ok_or_else(|| {
                     Error::new(
                         Kind::Encode,

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod codec;
+pub mod codegen;
 pub mod error;
 pub mod protocol;
 pub mod wire;
@@ -29,10 +30,23 @@ pub use client::{Call, Client, RemoteError, Reply, Transport};
 #[cfg(feature = "server")]
 pub use server::{Request, Responder, Response, ResponseError};
 
+/// Includes the code `avro-rpc-build` generated for protocol `name` (the
+/// protocol's name in snake case, e.g. `"greeter"` for `Greeter`).
+#[macro_export]
+macro_rules! include_protocol {
+    ($name:literal) => {
+        include!(concat!(env!("OUT_DIR"), "/", $name, ".rs"));
+    };
+}
+
 /// Re-exports used by generated code, so a crate using `avro-rpc-build` needs
 /// no direct dependency on these.
 #[doc(hidden)]
 pub mod export {
     pub use apache_avro;
+    #[cfg(any(feature = "client", feature = "server"))]
+    pub use futures::future::BoxFuture;
     pub use serde;
+    #[cfg(any(feature = "client", feature = "server"))]
+    pub use tower;
 }

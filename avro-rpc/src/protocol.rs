@@ -94,6 +94,7 @@ pub struct Message {
     response: DatumSchema,
     errors: DatumSchema,
     error_names: Vec<String>,
+    error_schemas: Vec<DatumSchema>,
     properties: Map<String, Json>,
 }
 
@@ -125,6 +126,11 @@ impl Message {
     /// Fully qualified names of the declared errors, in union order (after `string`).
     pub fn error_names(&self) -> &[String] {
         &self.error_names
+    }
+    /// The standalone schema of declared error `index` (0-based, as in
+    /// [`error_names`](Self::error_names)), for converting one error value.
+    pub fn error_schema(&self, index: usize) -> Option<&DatumSchema> {
+        self.error_schemas.get(index)
     }
     /// Properties of the message declaration that the spec does not define
     /// (e.g. `"idempotent": true`).
@@ -462,6 +468,7 @@ impl Registry {
         let response_json = self.inline(&response_q, &mut HashSet::new())?;
 
         let mut error_names = Vec::new();
+        let mut error_schemas = Vec::new();
         let mut union = vec![Json::String("string".into())];
         let mut defined = HashSet::new();
         if let Some(errors) = obj.get("errors") {
@@ -477,6 +484,8 @@ impl Registry {
                     continue; // already the first branch
                 }
                 error_names.push(full.to_string());
+                let alone = self.inline(&q, &mut HashSet::new())?;
+                error_schemas.push(DatumSchema::from_json(&alone).map_err(|e| prefix(name, e))?);
                 union.push(self.inline(&q, &mut defined)?);
             }
         }
@@ -511,6 +520,7 @@ impl Registry {
             response: DatumSchema::from_json(&response_json).map_err(|e| prefix(name, e))?,
             errors: DatumSchema::from_json(&Json::Array(union)).map_err(|e| prefix(name, e))?,
             error_names,
+            error_schemas,
             properties,
         })
     }
