@@ -290,7 +290,7 @@ public final class GoldenCapture {
     writeHex(dir + "/stream.s2c.hex", down);
     line("Netty framing: each frame is `serial` (int32 BE), `count` (int32 BE), then `count` times "
         + "(`length` int32 BE, bytes). No zero-length terminator. `stream.c2s.hex` / `stream.s2c.hex` are the "
-        + "whole TCP byte streams; `NN-*.hex` are single frames, in order.");
+        + "whole TCP byte streams; `NN.c2s.hex` / `NN.s2c.hex` are single frames, in order (a missing `NN.s2c.hex` means no reply).");
     line("");
     List<byte[][]> reqs = frames(up), resps = frames(down);
     boolean connected = false;
