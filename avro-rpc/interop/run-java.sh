@@ -5,7 +5,8 @@
 #   run-java.sh server ARGS..   build if needed, exec org.cinerec.interop.InteropServer ARGS
 #   run-java.sh client ARGS..   build if needed, exec org.cinerec.interop.InteropClient ARGS
 #   run-java.sh golden [DIR]    regenerate the golden bytes (default: ./golden)
-#   run-java.sh selftest        Java client <-> Java server, netty + http, v1/v2 both ways
+#   run-java.sh selftest        Java client <-> Java server, netty + http, v1/v2 both ways,
+#                               and against a server whose protocol hash differs
 #
 # The build runs Maven offline first (jars cached in ~/.m2) and online only if
 # that fails, and only when pom.xml, src/ or protocols/ changed since the last
@@ -59,13 +60,13 @@ classpath() {
 
 # selftest helpers -----------------------------------------------------------
 
-# run_pair SERVER_PROTO CLIENT_PROTO: start a server, run the client over both
-# transports, stop the server by closing its stdin.
+# run_pair SERVER_PROTO CLIENT_PROTO [SERVER_PROTO_ARG]: start a server, run the
+# client over both transports, stop the server by closing its stdin.
 run_pair() {
-  local sv="$1" cv="$2" cp line np hp rc=0 t p log
+  local sv="$1" cv="$2" sarg="${3:-$1}" cp line np hp rc=0 t p log
   cp="$(classpath)"
   log="$JDIR/target/selftest-server-$sv.log"
-  coproc SRV { exec java "${JOPTS[@]}" -cp "$cp" org.cinerec.interop.InteropServer --proto "$sv" --max-seconds 300 2>"$log"; }
+  coproc SRV { exec java "${JOPTS[@]}" -cp "$cp" org.cinerec.interop.InteropServer --proto "$sarg" --max-seconds 300 2>"$log"; }
   local srv_pid=$SRV_PID srv_in=${SRV[1]}
   if ! read -r -t 60 line <&"${SRV[0]}"; then
     log "server did not print READY (see $log)"; kill "$srv_pid" 2>/dev/null || true; return 1
@@ -74,7 +75,7 @@ run_pair() {
   hp="$(sed -n 's/^READY netty=\([0-9]*\) http=\([0-9]*\)$/\2/p' <<<"$line")"
   for t in netty http; do
     p="$np"; [ "$t" = http ] && p="$hp"
-    echo "== client $cv -> server $sv over $t"
+    echo "== client $cv -> server $sv ($sarg) over $t"
     java "${JOPTS[@]}" -cp "$cp" org.cinerec.interop.InteropClient --transport "$t" --port "$p" \
       --proto "$cv" --server-proto "$sv" 2>>"$JDIR/target/selftest-client.log" || rc=1
   done
@@ -117,11 +118,20 @@ selftest)
       run_pair "$sv" "$cv" || rc=1
     done
   done
+  # A v1 server whose protocol text (a doc string) differs, so its MD5 differs
+  # from the client's, as a Rust server's will: first contact is NONE, then the
+  # client resends with its protocol.
+  rehashed="$JDIR/target/interop-v1-rehashed.avpr"
+  sed 's/"doc": "Interop test protocol (v1)/"doc": "Rehashed copy of the interop test protocol (v1)/' \
+    "$HERE/protocols/interop.avpr" >"$rehashed"
+  for cv in v1 v2; do
+    run_pair v1 "$cv" "$rehashed" || rc=1
+  done
   if [ $rc -eq 0 ]; then echo "selftest: all pairs passed"; else echo "selftest: FAILURES"; fi
   exit $rc
   ;;
 *)
-  sed -n '2,16p' "$0" >&2
+  sed -n '2,17p' "$0" >&2
   exit 2
   ;;
 esac
