@@ -10,6 +10,8 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+#[cfg(feature = "postgres")]
+pub mod db;
 pub mod shutdown;
 pub mod telemetry;
 

@@ -1,0 +1,103 @@
+//! The SQL store of the metadata services: CockroachDB in production,
+//! PostgreSQL locally (same wire protocol, and the SQL we write runs on both).
+//!
+//! Each service keeps its tables in a schema of its own (`movie_svc`,
+//! `user_svc`): services never read each other's tables, and each has its own
+//! migration history (sqlx's `_sqlx_migrations` lives in the schema too), so
+//! two services can share one database without their migration numbers
+//! colliding. Tests pass a random schema to stay apart.
+
+use std::time::Duration;
+
+use sqlx::Executor;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+
+/// The local stack's database.
+pub const DEFAULT_DATABASE_URL: &str = "postgresql://cinerec@127.0.0.1:15432/cinerec";
+/// Connections per service instance: enough for a few hundred concurrent RPCs
+/// with the read-through cache in front (most calls never reach the database).
+pub const DEFAULT_POOL_SIZE: u32 = 16;
+/// How long a caller waits for a free connection before the call fails.
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Database options, flattened into a service's config.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DbArgs {
+    /// PostgreSQL/CockroachDB connection URL.
+    #[arg(long, env = "CINEREC_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    pub database_url: String,
+
+    /// Maximum connections in the pool.
+    #[arg(long, env = "CINEREC_DB_POOL_SIZE", default_value_t = DEFAULT_POOL_SIZE)]
+    pub db_pool_size: u32,
+}
+
+/// Connects a pool whose every connection works in `schema`, creating the
+/// schema first if it does not exist.
+pub async fn connect(args: &DbArgs, schema: &str) -> anyhow::Result<PgPool> {
+    anyhow::ensure!(
+        !schema.is_empty()
+            && schema.len() <= 63
+            && schema
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            && !schema.as_bytes()[0].is_ascii_digit(),
+        "schema name {schema:?} must be 1-63 of [a-z0-9_], not starting with a digit"
+    );
+    let pool = PgPoolOptions::new()
+        .max_connections(args.db_pool_size)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .after_connect({
+            let set_path = format!("SET search_path TO {schema}");
+            move |conn, _meta| {
+                let set_path = set_path.clone();
+                Box::pin(async move {
+                    conn.execute(set_path.as_str()).await?;
+                    Ok(())
+                })
+            }
+        })
+        .connect_lazy(&args.database_url)
+        .map_err(|e| anyhow::anyhow!("bad database URL: {e}"))?;
+    // The first connection runs `SET search_path` before the schema exists;
+    // that is allowed (unknown schemas in the path are skipped), and the
+    // schema exists for every statement after this one.
+    pool.execute(format!("CREATE SCHEMA IF NOT EXISTS {schema}").as_str())
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "database at {} unreachable: {e}",
+                redact(&args.database_url)
+            )
+        })?;
+    Ok(pool)
+}
+
+/// The URL without its password, for logs and errors.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_never_reach_logs() {
+        assert_eq!(
+            redact("postgresql://u:secret@h:1/db"),
+            "postgresql://u:***@h:1/db"
+        );
+        assert_eq!(redact("postgresql://u@h:1/db"), "postgresql://u@h:1/db");
+        assert_eq!(redact("not a url"), "not a url");
+    }
+}
