@@ -10,6 +10,7 @@
 pub mod codec;
 pub mod codegen;
 pub mod error;
+pub mod layer;
 pub mod protocol;
 pub mod wire;
 
@@ -17,7 +18,11 @@ pub mod wire;
 pub mod client;
 #[cfg(feature = "server")]
 pub mod server;
-#[cfg(any(feature = "http", feature = "socket"))]
+/// Transports exist for whichever of `client` and `server` is enabled.
+#[cfg(all(
+    any(feature = "http", feature = "socket"),
+    any(feature = "client", feature = "server")
+))]
 pub mod transport;
 
 pub use codec::{AvroCodec, Codec, DatumSchema, Limits};

@@ -3,10 +3,6 @@
 //! answered with status 200 even for application errors (those travel inside
 //! the Avro response). HTTP is stateless, so every request carries a handshake.
 
-use std::convert::Infallible;
-use std::fmt;
-use std::sync::Arc;
-
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 
@@ -37,6 +33,7 @@ mod client {
     use hyper_util::client::legacy::Client as HyperClient;
     use hyper_util::client::legacy::connect::HttpConnector;
     use hyper_util::rt::TokioExecutor;
+    use std::fmt;
 
     /// Client side of the HTTP transport, with hyper's connection pool.
     #[derive(Clone)]
@@ -133,6 +130,9 @@ mod server {
     use crate::error::BoxError;
     use crate::server::{Request, Responder, Response};
     use hyper_util::rt::TokioIo;
+    use std::convert::Infallible;
+    use std::fmt;
+    use std::sync::Arc;
     use tokio::net::TcpListener;
     use tower::Service;
 

@@ -4,16 +4,9 @@
 //! the serial pairs each reply with its request, so replies may come back in
 //! any order. The handshake happens once per connection.
 
-use std::collections::HashMap;
-use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
-use std::sync::{Arc, Mutex};
-
 use bytes::{Bytes, BytesMut};
-use futures::future::BoxFuture;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use crate::codec::Limits;
 use crate::error::{Error, Kind, Result};
@@ -85,6 +78,14 @@ pub use self::client::SocketTransport;
 #[cfg(feature = "client")]
 mod client {
     use super::*;
+    use std::collections::HashMap;
+    use std::fmt;
+    use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use futures::future::BoxFuture;
+    use tokio::net::{TcpStream, ToSocketAddrs};
+    use tokio::sync::oneshot;
 
     type Pending = Arc<Mutex<HashMap<i32, oneshot::Sender<Result<Bytes>>>>>;
 
@@ -237,8 +238,11 @@ pub use self::server::{serve_connection, serve_socket};
 #[cfg(feature = "server")]
 mod server {
     use super::*;
+    use std::sync::Arc;
+
     use crate::error::BoxError;
     use crate::server::{Connection, Incoming, Request, Responder, Response};
+    use tokio::net::TcpListener;
     use tower::Service;
 
     /// Accepts connections on `listener` forever, serving each on its own task.
