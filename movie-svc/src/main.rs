@@ -29,9 +29,6 @@ enum Command {
         /// Number of movies.
         #[arg(long, default_value_t = 50_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
         movies: u64,
-        /// Users in the world (only shapes the catalogue's seed stream; user-svc loads users).
-        #[arg(long, default_value_t = 1)]
-        users: u64,
         /// Seed of the synthetic world (use the same one for user-svc and loadgen).
         #[arg(long, env = "CINEREC_SEED", default_value_t = 1)]
         seed: u64,
@@ -47,12 +44,9 @@ async fn main() -> anyhow::Result<()> {
     store.migrate().await?;
     match config.command {
         Command::Migrate => tracing::info!("migrations applied"),
-        Command::Seed {
-            movies,
-            users,
-            seed,
-        } => {
-            let catalog = cinerec_catalog::Catalog::new(seed, movies, users.max(1));
+        Command::Seed { movies, seed } => {
+            // The other dimension of the world does not shape these rows.
+            let catalog = cinerec_catalog::Catalog::new(seed, movies, 1);
             let started = std::time::Instant::now();
             let written = movie_svc::seed::seed(&store, &catalog, 10_000).await?;
             eprintln!(

@@ -87,6 +87,49 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+/// Statements in flight while bulk loading: enough to keep the database busy
+/// while the next batch is generated, few enough to leave it room.
+pub const LOAD_CONCURRENCY: usize = 4;
+
+/// Bulk-loads rows `1..=total`: `make(id)` builds a row, `write(rows)` stores a
+/// batch of `batch` rows and returns how many it wrote. Batches run
+/// [`LOAD_CONCURRENCY`] at a time; progress goes to stderr every
+/// `progress_every` rows as `label: written/total (rows/s)`. Returns the rows
+/// written.
+pub async fn load_in_batches<T, E, Fut>(
+    label: &str,
+    total: u64,
+    batch: usize,
+    progress_every: u64,
+    make: impl Fn(i64) -> T,
+    write: impl Fn(Vec<T>) -> Fut,
+) -> Result<u64, E>
+where
+    Fut: std::future::Future<Output = Result<u64, E>>,
+{
+    use futures::{StreamExt, TryStreamExt, stream};
+    let started = std::time::Instant::now();
+    let batch = batch.max(1) as u64;
+    let batches = (0..total.div_ceil(batch)).map(|b| {
+        let first = b * batch + 1;
+        let last = ((b + 1) * batch).min(total);
+        (first as i64..=last as i64).map(&make).collect::<Vec<T>>()
+    });
+    let mut results = stream::iter(batches)
+        .map(&write)
+        .buffer_unordered(LOAD_CONCURRENCY);
+    let (mut written, mut next_report) = (0_u64, progress_every.max(1));
+    while let Some(n) = results.try_next().await? {
+        written += n;
+        if written >= next_report || written == total {
+            let rate = written as f64 / started.elapsed().as_secs_f64().max(1e-9);
+            eprintln!("{label}: {written}/{total} ({rate:.0} rows/s)");
+            next_report = written + progress_every.max(1);
+        }
+    }
+    Ok(written)
+}
+
 #[cfg(test)]
 mod tests {
     use super::redact;
