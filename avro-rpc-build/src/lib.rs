@@ -456,10 +456,14 @@ impl Generator {
             w,
             "/// The protocol text, verbatim: its MD5 is our identity in handshakes."
         );
-        let _ = writeln!(w, "pub const PROTOCOL_TEXT: &str = {};", rust_str(text));
         let _ = writeln!(
             w,
-            "\n/// The parsed protocol.\npub fn protocol() -> ::avro_rpc::Result<::avro_rpc::Protocol> {{\n    ::avro_rpc::Protocol::parse(PROTOCOL_TEXT)\n}}\n"
+            "#[allow(dead_code)]\npub const PROTOCOL_TEXT: &str = {};",
+            rust_str(text)
+        );
+        let _ = writeln!(
+            w,
+            "\n/// The parsed protocol.\n#[allow(dead_code)]\npub fn protocol() -> ::avro_rpc::Result<::avro_rpc::Protocol> {{\n    ::avro_rpc::Protocol::parse(PROTOCOL_TEXT)\n}}\n"
         );
         for d in &self.decls {
             emit_decl(w, d);
@@ -492,7 +496,7 @@ fn doc(w: &mut String, indent: &str, d: &Option<String>) {
     }
 }
 
-const DERIVE: &str = "#[derive(Debug, Clone, PartialEq, ::avro_rpc::export::serde::Serialize, ::avro_rpc::export::serde::Deserialize)]\n#[serde(crate = \"::avro_rpc::export::serde\")]";
+const DERIVE: &str = "#[allow(dead_code)]\n#[derive(Debug, Clone, PartialEq, ::avro_rpc::export::serde::Serialize, ::avro_rpc::export::serde::Deserialize)]\n#[serde(crate = \"::avro_rpc::export::serde\")]";
 
 fn emit_fields(w: &mut String, fields: &[Field], vis: &str) {
     for f in fields {
@@ -537,7 +541,7 @@ fn emit_decl(w: &mut String, d: &Decl) {
             doc(w, "", d);
             let _ = writeln!(
                 w,
-                "#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ::avro_rpc::export::serde::Serialize, ::avro_rpc::export::serde::Deserialize)]\n#[serde(crate = \"::avro_rpc::export::serde\")]\npub enum {rust} {{"
+                "#[allow(dead_code)]\n#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ::avro_rpc::export::serde::Serialize, ::avro_rpc::export::serde::Deserialize)]\n#[serde(crate = \"::avro_rpc::export::serde\")]\npub enum {rust} {{"
             );
             let variants = names::variants(symbols);
             for (sym, v) in symbols.iter().zip(variants) {
@@ -551,7 +555,7 @@ fn emit_decl(w: &mut String, d: &Decl) {
         Decl::Fixed { rust, size } => {
             let _ = writeln!(
                 w,
-                "#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ::avro_rpc::export::serde::Serialize, ::avro_rpc::export::serde::Deserialize)]\n#[serde(crate = \"::avro_rpc::export::serde\", transparent)]\npub struct {rust}(#[serde(with = \"::avro_rpc::export::apache_avro::serde_avro_fixed\")] pub [u8; {size}]);\n"
+                "#[allow(dead_code)]\n#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ::avro_rpc::export::serde::Serialize, ::avro_rpc::export::serde::Deserialize)]\n#[serde(crate = \"::avro_rpc::export::serde\", transparent)]\npub struct {rust}(#[serde(with = \"::avro_rpc::export::apache_avro::serde_avro_fixed\")] pub [u8; {size}]);\n"
             );
         }
     }
@@ -579,7 +583,7 @@ fn emit_error_enum(w: &mut String, m: &Msg) {
     let e = error_type(m);
     let _ = writeln!(
         w,
-        "/// The errors `{}` declares.\n#[derive(Debug, Clone, PartialEq)]\npub enum {e} {{",
+        "/// The errors `{}` declares.\n#[allow(dead_code)]\n#[derive(Debug, Clone, PartialEq)]\npub enum {e} {{",
         m.avro
     );
     for t in &m.errors {
@@ -629,11 +633,13 @@ fn emit_client(w: &mut String, p: &str, messages: &[Msg]) {
         w,
         r#"/// Typed client of the {p} protocol, over a [`Client`](::avro_rpc::Client) or any
 /// `tower::Service<Call>` wrapping one (timeouts, retries, ...).
+#[allow(dead_code)]
 #[derive(Debug, Clone)]
 pub struct {p}Client<S = ::avro_rpc::Client> {{
     stub: ::avro_rpc::codegen::Stub<S>,
 }}
 
+#[allow(dead_code)]
 impl {p}Client<::avro_rpc::Client> {{
     /// A client over `transport`.
     pub fn new(transport: impl ::avro_rpc::Transport) -> ::avro_rpc::Result<Self> {{
@@ -642,6 +648,7 @@ impl {p}Client<::avro_rpc::Client> {{
     }}
 }}
 
+#[allow(dead_code)]
 impl<S> {p}Client<S>
 where
     S: ::avro_rpc::export::tower::Service<::avro_rpc::Call, Response = ::avro_rpc::Reply, Error = ::avro_rpc::Error>
@@ -696,7 +703,7 @@ where
 fn emit_server(w: &mut String, p: &str, messages: &[Msg]) {
     let _ = writeln!(
         w,
-        "/// Implement this to serve the {p} protocol; wrap the implementation in\n/// [`{p}Service`] to get a tower service for a [`Responder`](::avro_rpc::Responder).\npub trait {p}Server: ::std::marker::Send + ::std::marker::Sync + 'static {{"
+        "/// Implement this to serve the {p} protocol; wrap the implementation in\n/// [`{p}Service`] to get a tower service for a [`Responder`](::avro_rpc::Responder).\n#[allow(dead_code)]\npub trait {p}Server: ::std::marker::Send + ::std::marker::Sync + 'static {{"
     );
     for m in messages {
         let args: String = m
@@ -720,6 +727,7 @@ fn emit_server(w: &mut String, p: &str, messages: &[Msg]) {
     let _ = writeln!(
         w,
         r#"/// The tower service dispatching decoded calls to a [`{p}Server`].
+#[allow(dead_code)]
 #[derive(Debug)]
 pub struct {p}Service<T> {{
     inner: ::std::sync::Arc<T>,
@@ -731,6 +739,7 @@ impl<T> ::std::clone::Clone for {p}Service<T> {{
     }}
 }}
 
+#[allow(dead_code)]
 impl<T: {p}Server> {p}Service<T> {{
     /// Wraps an implementation.
     pub fn new(server: T) -> Self {{
