@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod seed;
+pub mod service;
 pub mod store;
 
 /// The schema movie-svc keeps its tables in.

@@ -124,7 +124,7 @@ where
         if written >= next_report || written == total {
             let rate = written as f64 / started.elapsed().as_secs_f64().max(1e-9);
             eprintln!("{label}: {written}/{total} ({rate:.0} rows/s)");
-            next_report = written + progress_every.max(1);
+            next_report = written.saturating_add(progress_every.max(1));
         }
     }
     Ok(written)

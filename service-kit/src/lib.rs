@@ -12,12 +12,14 @@
 pub mod admin;
 #[cfg(feature = "postgres")]
 pub mod db;
+pub mod read_through;
 pub mod shutdown;
 pub mod telemetry;
 
 use std::net::SocketAddr;
 
 pub use admin::{AdminServer, Readiness};
+pub use read_through::ReadThrough;
 pub use shutdown::Shutdown;
 
 /// Options every service takes, flattened into its own `clap` parser:
