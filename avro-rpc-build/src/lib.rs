@@ -446,6 +446,14 @@ impl Generator {
     fn emit(&self, protocol: &str, text: &str, messages: &[Msg]) -> Result<String> {
         let mut o = String::new();
         let p = pascal_case(protocol);
+        // tonic's naming: trait `P`, tower service `PServer`, client `PClient`.
+        for generated in [p.clone(), format!("{p}Server"), format!("{p}Client")] {
+            if self.rust_names.contains(&generated) {
+                return Err(unsupported(format!(
+                    "a declared type is named {generated}, which the generated {protocol} API needs"
+                )));
+            }
+        }
         let w = &mut o;
         // `fmt::Write` into a String cannot fail; results are ignored below.
         let _ = writeln!(
@@ -703,7 +711,7 @@ where
 fn emit_server(w: &mut String, p: &str, messages: &[Msg]) {
     let _ = writeln!(
         w,
-        "/// Implement this to serve the {p} protocol; wrap the implementation in\n/// [`{p}Service`] to get a tower service for a [`Responder`](::avro_rpc::Responder).\n#[allow(dead_code)]\npub trait {p}Server: ::std::marker::Send + ::std::marker::Sync + 'static {{"
+        "/// Implement this to serve the {p} protocol; wrap the implementation in\n/// [`{p}Server`] to get a tower service for a [`Responder`](::avro_rpc::Responder).\n#[allow(dead_code)]\npub trait {p}: ::std::marker::Send + ::std::marker::Sync + 'static {{"
     );
     for m in messages {
         let args: String = m
@@ -726,21 +734,21 @@ fn emit_server(w: &mut String, p: &str, messages: &[Msg]) {
     let _ = writeln!(w, "}}\n");
     let _ = writeln!(
         w,
-        r#"/// The tower service dispatching decoded calls to a [`{p}Server`].
+        r#"/// The tower service dispatching decoded calls to an implementation of [`{p}`].
 #[allow(dead_code)]
 #[derive(Debug)]
-pub struct {p}Service<T> {{
+pub struct {p}Server<T> {{
     inner: ::std::sync::Arc<T>,
 }}
 
-impl<T> ::std::clone::Clone for {p}Service<T> {{
+impl<T> ::std::clone::Clone for {p}Server<T> {{
     fn clone(&self) -> Self {{
         Self {{ inner: self.inner.clone() }}
     }}
 }}
 
 #[allow(dead_code)]
-impl<T: {p}Server> {p}Service<T> {{
+impl<T: {p}> {p}Server<T> {{
     /// Wraps an implementation.
     pub fn new(server: T) -> Self {{
         Self {{ inner: ::std::sync::Arc::new(server) }}
@@ -752,7 +760,7 @@ impl<T: {p}Server> {p}Service<T> {{
     }}
 }}
 
-impl<T: {p}Server> ::avro_rpc::export::tower::Service<::avro_rpc::Request> for {p}Service<T> {{
+impl<T: {p}> ::avro_rpc::export::tower::Service<::avro_rpc::Request> for {p}Server<T> {{
     type Response = ::avro_rpc::Response;
     type Error = ::std::convert::Infallible;
     type Future = ::avro_rpc::export::BoxFuture<'static, ::std::result::Result<::avro_rpc::Response, ::std::convert::Infallible>>;

@@ -22,7 +22,7 @@ use greeter::*;
 
 struct Bench;
 
-impl GreeterServer for Bench {
+impl Greeter for Bench {
     async fn hello(&self, name: String) -> Result<String, HandlerError<Infallible>> {
         Ok(name)
     }
@@ -99,7 +99,7 @@ fn main() {
             .await
             .expect("bind");
         let socket_addr = socket_listener.local_addr().expect("addr");
-        let responder = Arc::new(GreeterService::new(Bench).responder().expect("protocol"));
+        let responder = Arc::new(GreeterServer::new(Bench).responder().expect("protocol"));
         tokio::spawn(serve_socket(socket_listener, responder.clone()));
         let http_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

@@ -21,7 +21,7 @@ struct Impl {
     notified: tokio::sync::mpsc::UnboundedSender<String>,
 }
 
-impl GreeterServer for Impl {
+impl Greeter for Impl {
     async fn hello(&self, name: String) -> Result<String, HandlerError<std::convert::Infallible>> {
         Ok(format!("hello, {name}"))
     }
@@ -78,6 +78,10 @@ fn sample() -> Greeting {
         payload: vec![0, 1, 255],
         reply_to: Some("you".into()),
         score: -0.5,
+        id: "67e55044-10b1-426f-9247-bb680e5fe0c8".into(),
+        sent_at: 1_700_000_000_123_456,
+        day: 19_000,
+        ratio: Some(0.25),
     }
 }
 
@@ -91,6 +95,7 @@ async fn exercise(client: GreeterClient) {
     none.tags.clear();
     none.attrs.clear();
     none.payload.clear();
+    none.ratio = None;
     assert_eq!(client.echo(none.clone()).await.unwrap(), none);
 
     client.refuse(0).await.unwrap();
@@ -121,11 +126,11 @@ async fn exercise(client: GreeterClient) {
 }
 
 fn service() -> (
-    GreeterService<Impl>,
+    GreeterServer<Impl>,
     tokio::sync::mpsc::UnboundedReceiver<String>,
 ) {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    (GreeterService::new(Impl { notified: tx }), rx)
+    (GreeterServer::new(Impl { notified: tx }), rx)
 }
 
 #[tokio::test]

@@ -174,5 +174,17 @@ pub fn greeting() -> Value {
             Value::Union(1, Box::new(Value::String("me".into()))),
         ),
         ("score", Value::Double(2.5)),
+        (
+            "id",
+            Value::Uuid(
+                avro_rpc::export::apache_avro::Uuid::parse_str(
+                    "67e55044-10b1-426f-9247-bb680e5fe0c8",
+                )
+                .expect("uuid"),
+            ),
+        ),
+        ("sent_at", Value::TimestampMicros(1_700_000_000_123_456)),
+        ("day", Value::Date(19_000)),
+        ("ratio", Value::Union(1, Box::new(Value::Float(0.25)))),
     ])
 }

@@ -1,0 +1,92 @@
+//! What the generator accepts and what it refuses (with the spot named).
+//! The generated code itself is compiled and run by avro-rpc's tests/codegen.rs.
+
+fn generate(types: &str, messages: &str) -> Result<String, String> {
+    avro_rpc_build::generate(&format!(
+        r#"{{"protocol":"Demo","namespace":"org.example","types":[{types}],"messages":{{{messages}}}}}"#
+    ))
+    .map_err(|e| e.to_string())
+}
+
+#[test]
+fn emits_types_client_trait_and_server() {
+    let code = generate(
+        r#"{"type":"record","name":"Point","fields":[{"name":"x","type":"int"},{"name":"camelCase","type":["null","bytes"]}]},
+           {"type":"enum","name":"Color","symbols":["RED","DARK_BLUE"]},
+           {"type":"fixed","name":"Id","size":16},
+           {"type":"error","name":"Oops","fields":[]}"#,
+        r#""getPoint":{"request":[{"name":"id","type":"Id"}],"response":"Point","errors":["Oops"]},
+           "ping":{"request":[],"response":"null","one-way":true}"#,
+    )
+    .unwrap();
+    for needle in [
+        "pub struct Point",
+        "#[serde(rename = \"camelCase\")]",
+        "pub camel_case: ::std::option::Option<::std::vec::Vec<u8>>",
+        "serde_avro_bytes_opt",
+        "pub enum Color",
+        "#[serde(rename = \"DARK_BLUE\")]",
+        "DarkBlue,",
+        "pub struct Id(",
+        "pub enum GetPointError",
+        "pub struct DemoClient",
+        "pub async fn get_point(&self, id: Id)",
+        "pub trait Demo:",
+        "pub struct DemoServer<T>",
+        "pub const PROTOCOL_TEXT",
+    ] {
+        assert!(code.contains(needle), "missing {needle:?} in\n{code}");
+    }
+}
+
+#[test]
+fn keywords_become_raw_identifiers() {
+    let code = generate(
+        r#"{"type":"record","name":"R","fields":[{"name":"type","type":"string"}]}"#,
+        r#""match":{"request":[{"name":"fn","type":"R"}],"response":"null"}"#,
+    )
+    .unwrap();
+    assert!(code.contains("pub r#type: "), "{code}");
+    assert!(
+        code.contains("pub async fn r#match(&self, r#fn: R)"),
+        "{code}"
+    );
+}
+
+#[test]
+fn refuses_general_unions() {
+    let e = generate(
+        r#"{"type":"record","name":"R","fields":[{"name":"v","type":["int","string"]}]}"#,
+        "",
+    )
+    .unwrap_err();
+    assert!(e.contains("org.example.R.v") && e.contains("union"), "{e}");
+}
+
+#[test]
+fn refuses_bytes_inside_collections() {
+    let e = generate(
+        r#"{"type":"record","name":"R","fields":[{"name":"blobs","type":{"type":"array","items":"bytes"}}]}"#,
+        "",
+    )
+    .unwrap_err();
+    assert!(e.contains("blobs") && e.contains("bytes"), "{e}");
+}
+
+#[test]
+fn refuses_undefined_names_and_clashes() {
+    let e = generate(
+        "",
+        r#""m":{"request":[{"name":"x","type":"Nope"}],"response":"null"}"#,
+    )
+    .unwrap_err();
+    assert!(e.contains("Nope"), "{e}");
+    let e = generate(r#"{"type":"record","name":"DemoClient","fields":[]}"#, "").unwrap_err();
+    assert!(e.contains("DemoClient"), "{e}");
+    let e = generate(
+        r#"{"type":"record","name":"A","namespace":"x","fields":[]},{"type":"record","name":"A","namespace":"y","fields":[]}"#,
+        "",
+    )
+    .unwrap_err();
+    assert!(e.contains("Rust name A"), "{e}");
+}
