@@ -659,10 +659,11 @@ impl {p}Client<::avro_rpc::Client> {{
 #[allow(dead_code)]
 impl<S> {p}Client<S>
 where
-    S: ::avro_rpc::export::tower::Service<::avro_rpc::Call, Response = ::avro_rpc::Reply, Error = ::avro_rpc::Error>
+    S: ::avro_rpc::export::tower::Service<::avro_rpc::Call, Response = ::avro_rpc::Reply>
         + ::std::clone::Clone
         + ::std::marker::Send
         + 'static,
+    S::Error: ::std::convert::Into<::avro_rpc::BoxError>,
     S::Future: ::std::marker::Send,
 {{
     /// A client sending through `service`, which must speak `protocol`

@@ -39,6 +39,13 @@ pub trait Transport: Send + Sync + 'static {
 
     /// Identifies the server, keying the cache of server protocols.
     fn endpoint(&self) -> String;
+
+    /// Whether the transport can no longer carry calls (a stateful
+    /// connection that closed). The client then reports not-ready, which is
+    /// what `tower::reconnect::Reconnect` watches to build a new one.
+    fn is_closed(&self) -> bool {
+        false
+    }
 }
 
 /// One call to make: the message name, metadata and the parameters encoded
@@ -460,6 +467,9 @@ impl tower::Service<Call> for Client {
     type Future = BoxFuture<'static, Result<Reply>>;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<()>> {
+        if self.inner.transport.is_closed() {
+            return Poll::Ready(Err(Error::new(Kind::Transport, "connection closed")));
+        }
         Poll::Ready(Ok(()))
     }
 

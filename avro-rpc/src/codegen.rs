@@ -129,7 +129,8 @@ mod client {
 
     impl<S> Stub<S>
     where
-        S: Service<Call, Response = Reply, Error = Error> + Clone + Send + 'static,
+        S: Service<Call, Response = Reply> + Clone + Send + 'static,
+        S::Error: Into<crate::BoxError>,
         S::Future: Send,
     {
         /// A stub speaking `protocol` through `service`.
@@ -173,7 +174,12 @@ mod client {
             R: serde::de::DeserializeOwned,
             E: DeclaredError,
         {
-            let reply = self.service.clone().oneshot(call).await?;
+            let reply = self
+                .service
+                .clone()
+                .oneshot(call)
+                .await
+                .map_err(|e| crate::error::from_box(e.into()))?;
             match reply.result {
                 Ok(v) => Ok(from_avro_value(&v)?),
                 Err(RemoteError::System(s)) => Err(CallError::System(s)),

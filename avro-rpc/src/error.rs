@@ -98,5 +98,14 @@ impl Error {
     }
 }
 
+/// Recovers our error from a boxed one (as tower's `Buffer` or `Reconnect`
+/// return), wrapping anything else as a transport failure.
+pub fn from_box(e: BoxError) -> Error {
+    match e.downcast::<Error>() {
+        Ok(e) => *e,
+        Err(e) => Error::with_source(Kind::Transport, "service failed", e),
+    }
+}
+
 /// Shorthand used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use avro_rpc::export::apache_avro::types::Value;
 use avro_rpc::transport::socket::{SocketTransport, serve_connection, serve_socket};
-use avro_rpc::{Client, Kind, Limits, Metadata, RemoteError};
+use avro_rpc::{Client, Kind, Limits, RemoteError};
 use bytes::Bytes;
 use common::*;
 use tower::{Service, ServiceExt};
@@ -277,5 +277,11 @@ async fn a_dropped_server_fails_pending_and_later_calls() {
     .await
     .unwrap();
     assert_eq!(r.unwrap_err().kind(), Kind::Transport);
-    let _ = Metadata::new();
+    // Not ready any more: what tower's Reconnect watches to replace it.
+    let mut svc = client.clone();
+    let e = tokio::time::timeout(GUARD, svc.ready())
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(e.kind(), Kind::Transport);
 }

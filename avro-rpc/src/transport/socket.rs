@@ -73,7 +73,7 @@ fn frame(serial: i32, message: &[u8]) -> Bytes {
 }
 
 #[cfg(feature = "client")]
-pub use self::client::SocketTransport;
+pub use self::client::{SocketConnector, SocketTransport};
 
 #[cfg(feature = "client")]
 mod client {
@@ -228,6 +228,74 @@ mod client {
 
         fn endpoint(&self) -> String {
             self.endpoint.clone()
+        }
+
+        fn is_closed(&self) -> bool {
+            self.closed.load(Ordering::Acquire)
+        }
+    }
+
+    /// Makes connected, handshaken [`Client`](crate::Client)s: the
+    /// `MakeService` for `tower::reconnect::Reconnect`, which replaces a
+    /// client whose connection closed. Clients it makes share one
+    /// [`RemoteCache`](crate::client::RemoteCache), so a reconnect's
+    /// handshake is a single `BOTH` round trip.
+    #[derive(Debug, Clone)]
+    pub struct SocketConnector {
+        protocol: crate::Protocol,
+        limits: Limits,
+        cache: crate::client::RemoteCache,
+    }
+
+    impl SocketConnector {
+        /// Connects clients speaking `protocol`.
+        pub fn new(protocol: crate::Protocol) -> Self {
+            SocketConnector {
+                protocol,
+                limits: Limits::default(),
+                cache: crate::client::RemoteCache::default(),
+            }
+        }
+
+        /// Replaces the decoding limits of the clients made.
+        pub fn with_limits(mut self, limits: Limits) -> Self {
+            self.limits = limits;
+            self
+        }
+    }
+
+    impl<A> tower::Service<A> for SocketConnector
+    where
+        A: ToSocketAddrs + Send + 'static,
+    {
+        type Response = crate::Client;
+        type Error = Error;
+        type Future = BoxFuture<'static, Result<crate::Client>>;
+
+        fn poll_ready(&mut self, _cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, addr: A) -> Self::Future {
+            let this = self.clone();
+            Box::pin(async move {
+                let stream = TcpStream::connect(addr)
+                    .await
+                    .map_err(|e| Error::with_source(Kind::Transport, "connect failed", e))?;
+                let endpoint = stream
+                    .peer_addr()
+                    .map(|a| a.to_string())
+                    .unwrap_or_else(|_| "unknown".into());
+                let _ = stream.set_nodelay(true);
+                let transport = SocketTransport::new(stream, endpoint, this.limits);
+                let client = crate::Client::builder(this.protocol)
+                    .limits(this.limits)
+                    .remote_cache(this.cache)
+                    .build(transport);
+                // Handshake now, so a reachable but incompatible server fails the connect.
+                client.handshake().await?;
+                Ok(client)
+            })
         }
     }
 }
