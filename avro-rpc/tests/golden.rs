@@ -100,7 +100,11 @@ fn java_protocol_texts_parse_and_hash_like_java() {
             java.hash(),
             "our .avpr text is not Java's, so first contact cannot be BOTH"
         );
-        let names = |p: &Protocol| p.messages().map(|m| m.name().to_string()).collect::<Vec<_>>();
+        let names = |p: &Protocol| {
+            p.messages()
+                .map(|m| m.name().to_string())
+                .collect::<Vec<_>>()
+        };
         assert_eq!(names(&java), names(&ours));
         for m in ours.messages() {
             let j = java.message(m.name()).unwrap();
@@ -123,7 +127,11 @@ fn item_datums_decode_and_encode_like_java() {
             let ours = protocol(v);
             let schema = ours.message("echo").unwrap().response();
             let expected = item(which, v);
-            assert_same(&what, &expected, &decode_all(schema, schema, &golden, &what));
+            assert_same(
+                &what,
+                &expected,
+                &decode_all(schema, schema, &golden, &what),
+            );
             // Writer schema as Java announces it (its own protocol text).
             let java = java_protocol(v);
             let jschema = java.message("echo").unwrap().response();
@@ -219,12 +227,19 @@ fn netty_frames(session: &str, dir: &str) -> Vec<Option<(i32, Bytes)>> {
         }
         let bytes = hex_file(&name);
         let raw = raw_frame(&bytes);
-        assert_eq!(raw.len, bytes.len(), "{name}: trailing bytes after the frame");
+        assert_eq!(
+            raw.len,
+            bytes.len(),
+            "{name}: trailing bytes after the frame"
+        );
         let mut buf = BytesMut::from(&bytes[..]);
         let (serial, message) = wire::read_netty_frame(&mut buf, &limits)
             .unwrap_or_else(|e| panic!("{name}: Rust cannot read the frame: {e}"))
             .unwrap_or_else(|| panic!("{name}: Rust wants more bytes for a whole frame"));
-        assert!(buf.is_empty(), "{name}: Rust left bytes of the frame unread");
+        assert!(
+            buf.is_empty(),
+            "{name}: Rust left bytes of the frame unread"
+        );
         assert_eq!(serial, raw.serial, "{name}: serial");
         assert_eq!(
             hex(&message),
@@ -402,7 +417,10 @@ fn session(name: &str, stateless: bool) -> Session {
                         Req {
                             handshake: hs(false, hs_req(v1, v1, false)),
                             message: "range",
-                            params: params(vec![("start", Value::Long(0)), ("count", Value::Int(2))]),
+                            params: params(vec![
+                                ("start", Value::Long(0)),
+                                ("count", Value::Int(2)),
+                            ]),
                         },
                         Some(Resp {
                             handshake: hsr(false, both()),
@@ -427,18 +445,27 @@ fn session(name: &str, stateless: bool) -> Session {
                         Req {
                             handshake: hs(false, hs_req(v1, v1, false)),
                             message: "fail",
-                            params: params(vec![("code", Value::Int(-1)), ("message", string("boom"))]),
+                            params: params(vec![
+                                ("code", Value::Int(-1)),
+                                ("message", string("boom")),
+                            ]),
                         },
                         Some(Resp {
                             handshake: hsr(false, both()),
-                            result: Some(Err(Value::Union(0, Box::new(string("undeclared: boom"))))),
+                            result: Some(Err(Value::Union(
+                                0,
+                                Box::new(string("undeclared: boom")),
+                            ))),
                         }),
                     ),
                     (
                         Req {
                             handshake: hs(false, hs_req(v1, v1, false)),
                             message: "notify",
-                            params: params(vec![("channel", string("golden")), ("event", string("e1"))]),
+                            params: params(vec![
+                                ("channel", string("golden")),
+                                ("event", string("e1")),
+                            ]),
                         },
                         stateless.then(|| Resp {
                             handshake: Some(both()),
@@ -544,7 +571,10 @@ fn check_response(
         hs.encode(&mut ours);
     }
     let Some(result) = &resp.result else {
-        assert!(input.is_empty(), "{what}: bytes after a handshake-only response");
+        assert!(
+            input.is_empty(),
+            "{what}: bytes after a handshake-only response"
+        );
         assert_eq!(hex(&ours), hex(message), "{what}: Rust re-encoding");
         return;
     };
@@ -593,12 +623,23 @@ fn netty_sessions_decode_and_reencode() {
         for (i, ((req, resp), (c, r))) in s.exchanges.iter().zip(c2s.iter().zip(&s2c)).enumerate() {
             let what = format!("netty/{name}/{:02}", i + 1);
             let (serial, message) = c.as_ref().unwrap();
-            assert_eq!(*serial, i as i32 + 1, "{what}: Java numbers frames 1, 2, 3, ...");
+            assert_eq!(
+                *serial,
+                i as i32 + 1,
+                "{what}: Java numbers frames 1, 2, 3, ..."
+            );
             check_request(&format!("{what}.c2s"), message, req, &client);
             match (resp, r) {
                 (Some(resp), Some((rs, rm))) => {
                     assert_eq!(rs, serial, "{what}: reply serial");
-                    check_response(&format!("{what}.s2c"), rm, resp, req.message, &server, &client);
+                    check_response(
+                        &format!("{what}.s2c"),
+                        rm,
+                        resp,
+                        req.message,
+                        &server,
+                        &client,
+                    );
                 }
                 (None, None) => {}
                 (e, g) => panic!(
@@ -630,7 +671,14 @@ fn http_sessions_decode_and_reencode() {
             let what = format!("http/{name}/{:02}", i + 1);
             check_request(&format!("{what}.request"), q, req, &client);
             let resp = resp.as_ref().expect("HTTP always answers");
-            check_response(&format!("{what}.response"), r, resp, req.message, &server, &client);
+            check_response(
+                &format!("{what}.response"),
+                r,
+                resp,
+                req.message,
+                &server,
+                &client,
+            );
         }
     }
 }
@@ -660,7 +708,11 @@ fn java_text_responder() -> Arc<
 /// Rust's response bytes equal Java's (modulo map order, see the top).
 fn same_response(what: &str, ours: &[u8], java: &[u8], value: Option<&Value>) {
     if value.is_none_or(deterministic) {
-        assert_eq!(hex(ours), hex(java), "{what}: Rust server answers differently than Java");
+        assert_eq!(
+            hex(ours),
+            hex(java),
+            "{what}: Rust server answers differently than Java"
+        );
     } else {
         assert_eq!(ours.len(), java.len(), "{what}: response length");
     }
@@ -848,15 +900,35 @@ async fn rust_client_replaying_java_netty_calls_sends_javas_frames() {
     let client = Client::new(java_protocol(Version::V1), transport.clone());
     let v1 = Version::V1;
     let c = |m: &str, p: Vec<(&str, Value)>| Call::new(&client, m, &params(p)).unwrap();
-    let r = client.call(c("echo", vec![("item", item("canonical", v1))])).await.unwrap();
-    assert_same("echo(canonical)", &item("canonical", v1), r.result.as_ref().unwrap());
     let r = client
-        .call(c("range", vec![("start", Value::Long(0)), ("count", Value::Int(2))]))
+        .call(c("echo", vec![("item", item("canonical", v1))]))
         .await
         .unwrap();
-    assert_same("range(0,2)", &range_expected(0, 2, v1, v1), r.result.as_ref().unwrap());
+    assert_same(
+        "echo(canonical)",
+        &item("canonical", v1),
+        r.result.as_ref().unwrap(),
+    );
     let r = client
-        .call(c("fail", vec![("code", Value::Int(503)), ("message", string("unavailable"))]))
+        .call(c(
+            "range",
+            vec![("start", Value::Long(0)), ("count", Value::Int(2))],
+        ))
+        .await
+        .unwrap();
+    assert_same(
+        "range(0,2)",
+        &range_expected(0, 2, v1, v1),
+        r.result.as_ref().unwrap(),
+    );
+    let r = client
+        .call(c(
+            "fail",
+            vec![
+                ("code", Value::Int(503)),
+                ("message", string("unavailable")),
+            ],
+        ))
         .await
         .unwrap();
     assert_eq!(
@@ -867,12 +939,21 @@ async fn rust_client_replaying_java_netty_calls_sends_javas_frames() {
         })
     );
     let r = client
-        .call(c("fail", vec![("code", Value::Int(-1)), ("message", string("boom"))]))
+        .call(c(
+            "fail",
+            vec![("code", Value::Int(-1)), ("message", string("boom"))],
+        ))
         .await
         .unwrap();
-    assert_eq!(r.result, Err(RemoteError::System("undeclared: boom".into())));
+    assert_eq!(
+        r.result,
+        Err(RemoteError::System("undeclared: boom".into()))
+    );
     let r = client
-        .call(c("notify", vec![("channel", string("golden")), ("event", string("e1"))]))
+        .call(c(
+            "notify",
+            vec![("channel", string("golden")), ("event", string("e1"))],
+        ))
         .await
         .unwrap();
     assert_eq!(r.result, Ok(Value::Null));
@@ -888,7 +969,10 @@ async fn rust_client_replaying_java_netty_calls_sends_javas_frames() {
         .collect();
     assert_eq!(sent.len(), java.len(), "messages sent");
     for (i, ((two_way, ours), (java_two_way, java))) in sent.iter().zip(&java).enumerate() {
-        assert_eq!(two_way, java_two_way, "message {i}: one-way must not await a reply");
+        assert_eq!(
+            two_way, java_two_way,
+            "message {i}: one-way must not await a reply"
+        );
         let java = if i == 0 {
             without_handshake_meta(java)
         } else {

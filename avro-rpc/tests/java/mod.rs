@@ -180,7 +180,24 @@ fn strings(items: &[&str]) -> Value {
 pub fn item(which: &str, version: Version) -> Value {
     let v = version;
     #[allow(clippy::type_complexity)]
-    let (id, name, priority, score, ratio, count, flag, knd, token, payload, main, parts, tags, attrs, note, extra): (
+    let (
+        id,
+        name,
+        priority,
+        score,
+        ratio,
+        count,
+        flag,
+        knd,
+        token,
+        payload,
+        main,
+        parts,
+        tags,
+        attrs,
+        note,
+        extra,
+    ): (
         i64,
         &str,
         i32,
@@ -504,7 +521,13 @@ fn show(v: &Value) -> String {
 /// `None` if equal, else the first difference, by path. Floats compare
 /// bit for bit, maps by key.
 pub fn diff(path: &str, expected: &Value, actual: &Value) -> Option<String> {
-    let differs = || Some(format!("{path}: expected {}, got {}", show(expected), show(actual)));
+    let differs = || {
+        Some(format!(
+            "{path}: expected {}, got {}",
+            show(expected),
+            show(actual)
+        ))
+    };
     match (expected, actual) {
         (Value::Record(e), Value::Record(a)) => {
             let en: Vec<_> = e.iter().map(|(n, _)| n).collect();
@@ -571,7 +594,10 @@ fn field<'a>(v: &'a Value, name: &str) -> Result<&'a Value, String> {
             .find(|(n, _)| n == name)
             .map(|(_, v)| v)
             .ok_or_else(|| format!("no field {name}")),
-        other => Err(format!("expected a record with {name}, got {}", show(other))),
+        other => Err(format!(
+            "expected a record with {name}, got {}",
+            show(other)
+        )),
     }
 }
 
@@ -679,7 +705,10 @@ fn summarize(item: &Value) -> Result<Value, String> {
         ("scoreTimesCount", Value::Double(score * f64::from(count))),
         ("ratioDoubled", Value::Float(ratio * 2.0)),
         ("flagNegated", Value::Boolean(!flag)),
-        ("nextKind", Value::Enum(next as u32, KINDS[next].to_string())),
+        (
+            "nextKind",
+            Value::Enum(next as u32, KINDS[next].to_string()),
+        ),
         ("noteOrDefault", Value::String(note)),
         ("extraBranch", string(extra)),
     ]))
@@ -827,7 +856,9 @@ pub fn classpath() -> &'static str {
             .trim()
             .to_string();
         if cp.is_empty() || cp.contains('\n') {
-            return Err(format!("run-java.sh printed no single-line classpath: {cp:?}"));
+            return Err(format!(
+                "run-java.sh printed no single-line classpath: {cp:?}"
+            ));
         }
         Ok(cp)
     });
@@ -902,7 +933,14 @@ impl JavaServer {
             next_id()
         ));
         let mut child = java("org.cinerec.interop.InteropServer")
-            .args(["--proto", version.arg(), "--netty-port", "0", "--http-port", "0"])
+            .args([
+                "--proto",
+                version.arg(),
+                "--netty-port",
+                "0",
+                "--http-port",
+                "0",
+            ])
             .args(["--max-seconds", "600", "--log-file"])
             .arg(&log)
             .stdin(Stdio::piped())
@@ -916,7 +954,9 @@ impl JavaServer {
         let process = ProcessGuard { child };
         let mut reader = BufReader::new(stdout);
         let mut line = String::new();
-        let n = reader.read_line(&mut line).expect("read InteropServer stdout");
+        let n = reader
+            .read_line(&mut line)
+            .expect("read InteropServer stdout");
         let ports = line
             .trim()
             .strip_prefix("READY netty=")
