@@ -5,6 +5,7 @@
 //! * [`seed`] — loads the seeded synthetic catalogue, idempotently.
 #![forbid(unsafe_code)]
 
+pub mod rpc;
 pub mod seed;
 pub mod service;
 pub mod store;

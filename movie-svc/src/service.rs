@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cinerec_service_kit::ReadThrough;
+use cinerec_service_kit::{Batch, ReadThrough};
 
 use crate::store::{MAX_BATCH, Movie, MovieStore, StoreError};
 
@@ -31,13 +31,7 @@ pub enum ServiceError {
 
 /// The result of a multi-get: found movies in request order without
 /// duplicates, and the ids that do not exist.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct MovieBatch {
-    /// Movies found.
-    pub movies: Vec<Arc<Movie>>,
-    /// Ids asked for that do not exist.
-    pub missing: Vec<i64>,
-}
+pub type MovieBatch = Batch<i64, Movie>;
 
 /// movie-svc's behaviour.
 #[derive(Debug, Clone)]
@@ -83,26 +77,11 @@ impl Movies {
                 ids.len()
             )));
         }
-        let mut unique: Vec<i64> = Vec::with_capacity(ids.len());
-        for &id in ids {
-            check_id(id)?;
-            if !unique.contains(&id) {
-                unique.push(id);
-            }
-        }
+        ids.iter().try_for_each(|&id| check_id(id))?;
         let store = &self.store;
-        let found = self
-            .cache
-            .get_many(&unique, |ids| async move { load(store, &ids).await })
-            .await?;
-        let mut batch = MovieBatch::default();
-        for (id, movie) in unique.into_iter().zip(found) {
-            match movie {
-                Some(m) => batch.movies.push(m),
-                None => batch.missing.push(id),
-            }
-        }
-        Ok(batch)
+        self.cache
+            .get_batch(ids, |ids| async move { load(store, &ids).await })
+            .await
     }
 
     /// Creates or replaces a movie; returns it as stored.

@@ -33,10 +33,10 @@ async fn multi_get_orders_dedupes_and_reports_missing() {
         .get_many(&[7, 500, 3, 7, 100, 101])
         .await
         .expect("multi-get");
-    let ids: Vec<i64> = batch.movies.iter().map(|m| m.id).collect();
+    let ids: Vec<i64> = batch.found.iter().map(|m| m.id).collect();
     assert_eq!(ids, vec![7, 3, 100]);
     assert_eq!(batch.missing, vec![500, 101]);
-    assert!(movies.get_many(&[]).await.expect("empty").movies.is_empty());
+    assert!(movies.get_many(&[]).await.expect("empty").found.is_empty());
 }
 
 #[tokio::test]

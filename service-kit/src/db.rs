@@ -130,6 +130,32 @@ where
     Ok(written)
 }
 
+/// Publishes the pool's usage as gauges every `every` until `shutdown`:
+/// `cinerec_db_pool_connections{service, state="busy"|"idle"}` and
+/// `cinerec_db_pool_max_connections{service}`.
+pub fn spawn_pool_gauges(
+    pool: PgPool,
+    service: &'static str,
+    every: Duration,
+    shutdown: crate::Shutdown,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let max = pool.options().get_max_connections();
+        metrics::gauge!("cinerec_db_pool_max_connections", "service" => service).set(max as f64);
+        loop {
+            let (size, idle) = (pool.size() as usize, pool.num_idle());
+            metrics::gauge!("cinerec_db_pool_connections", "service" => service, "state" => "busy")
+                .set(size.saturating_sub(idle) as f64);
+            metrics::gauge!("cinerec_db_pool_connections", "service" => service, "state" => "idle")
+                .set(idle as f64);
+            tokio::select! {
+                () = shutdown.wait() => break,
+                () = tokio::time::sleep(every) => {}
+            }
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::redact;

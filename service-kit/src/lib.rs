@@ -13,13 +13,15 @@ pub mod admin;
 #[cfg(feature = "postgres")]
 pub mod db;
 pub mod read_through;
+#[cfg(feature = "avro-rpc")]
+pub mod rpc;
 pub mod shutdown;
 pub mod telemetry;
 
 use std::net::SocketAddr;
 
 pub use admin::{AdminServer, Readiness};
-pub use read_through::ReadThrough;
+pub use read_through::{Batch, ReadThrough};
 pub use shutdown::Shutdown;
 
 /// Options every service takes, flattened into its own `clap` parser:

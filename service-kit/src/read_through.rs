@@ -15,6 +15,16 @@ use std::time::Duration;
 
 use moka::future::Cache;
 
+/// A multi-get's answer: values found, in request order without duplicates,
+/// and the keys that do not exist.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch<K, V> {
+    /// Values found.
+    pub found: Vec<Arc<V>>,
+    /// Keys asked for that do not exist.
+    pub missing: Vec<K>,
+}
+
 /// A read-through cache of `Option<Arc<V>>` by key.
 #[derive(Clone)]
 pub struct ReadThrough<K, V> {
@@ -96,6 +106,33 @@ where
             .collect())
     }
 
+    /// The distinct `keys` split into values found (in first-asked order) and
+    /// keys that do not exist: the shape of every multi-get answer.
+    pub async fn get_batch<E, F, Fut>(&self, keys: &[K], load: F) -> Result<Batch<K, V>, E>
+    where
+        F: FnOnce(Vec<K>) -> Fut,
+        Fut: std::future::Future<Output = Result<Vec<(K, V)>, E>>,
+    {
+        let mut unique: Vec<K> = Vec::with_capacity(keys.len());
+        for key in keys {
+            if !unique.contains(key) {
+                unique.push(*key);
+            }
+        }
+        let values = self.get_many(&unique, load).await?;
+        let mut batch = Batch {
+            found: Vec::with_capacity(unique.len()),
+            missing: Vec::new(),
+        };
+        for (key, value) in unique.into_iter().zip(values) {
+            match value {
+                Some(v) => batch.found.push(v),
+                None => batch.missing.push(key),
+            }
+        }
+        Ok(batch)
+    }
+
     /// Forgets `key`, so the next read loads it afresh.
     pub async fn invalidate(&self, key: &K) {
         self.cache.invalidate(key).await;
@@ -140,6 +177,10 @@ mod tests {
         let again = cache.get_many(&[3, 4], load).await.unwrap();
         assert!(again[0].is_none() && again[1].is_some());
         assert_eq!(loads.load(Ordering::SeqCst), 1);
+
+        let batch = cache.get_batch(&[4, 3, 4, 2], load).await.unwrap();
+        let found: Vec<&str> = batch.found.iter().map(|v| v.as_str()).collect();
+        assert_eq!((found, batch.missing), (vec!["v4", "v2"], vec![3]));
 
         cache.invalidate(&4).await;
         cache.get_many(&[4], load).await.unwrap();

@@ -1,0 +1,134 @@
+//! The Avro RPC face of movie-svc: `MovieService` (protocols/movie.avpr)
+//! implemented over [`Movies`]. Generated types stay in here; the rest of the
+//! crate speaks store types.
+
+use std::sync::Arc;
+
+use avro_rpc::codegen::HandlerError;
+use avro_rpc::layer::deadline::HonourDeadlineLayer;
+use avro_rpc::server::Responder;
+use cinerec_service_kit::rpc::{RpcMetrics, RpcMetricsLayer};
+use tower::ServiceBuilder;
+
+use crate::service::{Movies, ServiceError};
+use crate::store;
+
+/// Types, client and server trait generated from `protocols/movie.avpr`.
+#[allow(missing_docs)]
+pub mod proto {
+    avro_rpc::include_protocol!("movie_service");
+}
+
+use proto::{GetMovieError, GetMoviesError, InvalidArgument, NotFound, UpsertMovieError};
+
+/// `MovieService` over [`Movies`].
+#[derive(Debug, Clone)]
+pub struct MovieRpc {
+    movies: Movies,
+}
+
+impl MovieRpc {
+    /// Serves `movies`.
+    pub fn new(movies: Movies) -> MovieRpc {
+        MovieRpc { movies }
+    }
+}
+
+/// The handler stack movie-svc serves (see `cinerec_service_kit::rpc` for why
+/// the layers sit in this order).
+pub type Handler =
+    RpcMetrics<<HonourDeadlineLayer as tower::Layer<proto::MovieServiceServer<MovieRpc>>>::Service>;
+
+/// The responder for `movies`, with its metrics layer (the drain needs it).
+pub fn responder(movies: Movies) -> anyhow::Result<(Arc<Responder<Handler>>, RpcMetricsLayer)> {
+    let metrics = RpcMetricsLayer::new("movie-svc");
+    let handler = ServiceBuilder::new()
+        .layer(metrics.clone())
+        .layer(HonourDeadlineLayer::new())
+        .service(proto::MovieServiceServer::new(MovieRpc::new(movies)));
+    let protocol = proto::protocol()?;
+    Ok((Arc::new(Responder::new(protocol, handler)), metrics))
+}
+
+fn to_wire(m: &store::Movie) -> proto::Movie {
+    proto::Movie {
+        id: m.id,
+        title: m.title.clone(),
+        year: m.year,
+        genres: m.genres.clone(),
+        runtime_minutes: m.runtime_minutes,
+        popularity: m.popularity,
+        updated_at: m.updated_at_ms,
+    }
+}
+
+fn from_wire(m: proto::Movie) -> store::Movie {
+    store::Movie {
+        id: m.id,
+        title: m.title,
+        year: m.year,
+        genres: m.genres,
+        runtime_minutes: m.runtime_minutes,
+        popularity: m.popularity,
+        updated_at_ms: m.updated_at,
+    }
+}
+
+/// Maps a service error onto a message's declared errors: `not_found` and
+/// `invalid` build the declared variants the message has; database failures
+/// are system errors (the client may retry: every message is idempotent).
+fn declared<E>(
+    e: ServiceError,
+    not_found: impl FnOnce(i64) -> Option<E>,
+    invalid: impl FnOnce(String) -> E,
+) -> HandlerError<E> {
+    match e {
+        ServiceError::NotFound(id) => match not_found(id) {
+            Some(declared) => HandlerError::Declared(declared),
+            None => HandlerError::system(format!("movie {id} not found")),
+        },
+        ServiceError::InvalidArgument(reason) => HandlerError::Declared(invalid(reason)),
+        ServiceError::Store(e) => {
+            tracing::warn!(error = %e, "movie store failed");
+            HandlerError::system(e)
+        }
+    }
+}
+
+impl proto::MovieService for MovieRpc {
+    async fn get_movie(&self, id: i64) -> Result<proto::Movie, HandlerError<GetMovieError>> {
+        self.movies.get(id).await.map(|m| to_wire(&m)).map_err(|e| {
+            declared(
+                e,
+                |id| Some(NotFound { id }.into()),
+                |reason| InvalidArgument { reason }.into(),
+            )
+        })
+    }
+
+    async fn get_movies(
+        &self,
+        ids: Vec<i64>,
+    ) -> Result<proto::MovieBatch, HandlerError<GetMoviesError>> {
+        let batch = self
+            .movies
+            .get_many(&ids)
+            .await
+            .map_err(|e| declared(e, |_| None, |reason| InvalidArgument { reason }.into()))?;
+        Ok(proto::MovieBatch {
+            movies: batch.found.iter().map(|m| to_wire(m)).collect(),
+            missing: batch.missing,
+        })
+    }
+
+    async fn upsert_movie(
+        &self,
+        movie: proto::Movie,
+    ) -> Result<proto::Movie, HandlerError<UpsertMovieError>> {
+        self.movies
+            .upsert(from_wire(movie))
+            .await
+            .map(|m| to_wire(&m))
+            .map_err(|e| declared(e, |_| None, |reason| InvalidArgument { reason }.into()))
+    }
+}
