@@ -324,8 +324,9 @@ pub fn frame_buffers(message: &[u8], max_buffer: usize) -> Bytes {
 }
 
 /// Joins a buffer list back into one message, enforcing `limits`. Bytes after
-/// the terminating empty buffer are an error: they would be a second message
-/// the transport has no way to answer.
+/// the terminating empty buffer are an error (they would be a second message
+/// the transport has no way to answer), except more empty buffers, which the
+/// Java client sends for a message without parameters.
 pub fn unframe_buffers(mut body: &[u8], limits: &Limits) -> Result<Bytes> {
     let mut out = BytesMut::new();
     let mut buffers = 0usize;
@@ -335,7 +336,11 @@ pub fn unframe_buffers(mut body: &[u8], limits: &Limits) -> Result<Bytes> {
         }
         let len = body.get_u32() as usize;
         if len == 0 {
-            if !body.is_empty() {
+            // Java's HttpTransceiver sends empty parameters (a message
+            // without any) as an empty buffer before the terminator,
+            // `[n][0][0]`, and its server stops at the first empty buffer.
+            // Accept further empty buffers, but nothing else.
+            if body.len() % 4 != 0 || body.iter().any(|&b| b != 0) {
                 return Err(Error::decode("data after the terminating empty buffer"));
             }
             return Ok(out.freeze());

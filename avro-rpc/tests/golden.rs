@@ -988,3 +988,46 @@ async fn rust_client_replaying_java_netty_calls_sends_javas_frames() {
     }
     assert!(transport.responses.lock().unwrap().is_empty());
 }
+
+/// Java's `HttpTransceiver` body for `nop()` (no parameters), captured from
+/// Avro 1.12.1: the parameters go out as an empty buffer before the
+/// terminator, `[40][0][0]`. Java's server stops at the first empty buffer;
+/// Rust must accept the extra empty buffer (and still refuse other trailing
+/// bytes).
+#[tokio::test]
+async fn java_http_body_with_empty_params_buffer() {
+    let body = "00000028c0cf01b123d5234c094f4fc29e1a349000c0cf01b123d5234c094f4fc29e1a3490\
+                020000066e6f70000000000000000000";
+    let body: Vec<u8> = (0..body.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&body[i..i + 2], 16).unwrap())
+        .collect();
+    let limits = Limits::default();
+    let message = wire::unframe_buffers(&body, &limits)
+        .unwrap_or_else(|e| panic!("Rust refuses Java's body for nop(): {e}"));
+    assert_eq!(hex(&message), hex(&body[4..44]));
+    check_request(
+        "nop() over HTTP",
+        &message,
+        &Req {
+            handshake: Some(hs_req(Version::V1, Version::V1, false)),
+            message: "nop",
+            params: record(vec![]),
+        },
+        &java_protocol(Version::V1),
+    );
+    let ours = java_text_responder()
+        .respond_stateless(&message)
+        .await
+        .expect("Rust server answers nop()");
+    // BOTH, empty metadata, no error, null.
+    assert_eq!(hex(&ours), "00000000".to_string() + "0000");
+    for bad in [&[0u8][..], &[0, 0, 0, 1], &[0, 0, 0, 0, 0]] {
+        let mut b = body.clone();
+        b.extend_from_slice(bad);
+        assert!(
+            wire::unframe_buffers(&b, &limits).is_err(),
+            "trailing {bad:?} accepted"
+        );
+    }
+}

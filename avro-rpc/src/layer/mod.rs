@@ -4,6 +4,8 @@
 //!   metadata (client side) and enforced around the handler (server side).
 //! - [`retry`]: a `tower::retry` policy that resends only messages the
 //!   protocol marks `"idempotent": true`, with exponential backoff and jitter.
+//! - [`trace`]: client and server spans after the OpenTelemetry RPC
+//!   conventions, with seams to inject/extract trace context in metadata.
 //!
 //! Stock tower layers apply unchanged because [`Client`](crate::Client) is a
 //! plain `Service<Call>` and handlers are plain `Service<Request>`:
@@ -16,3 +18,4 @@
 pub mod deadline;
 #[cfg(feature = "client")]
 pub mod retry;
+pub mod trace;
