@@ -15,12 +15,15 @@ use bytes::Bytes;
 use common::*;
 use tower::{Service, ServiceBuilder, ServiceExt};
 
+/// What the extractor saw: span name, `traceparent`, whether `rpc.system` is a field.
+type Seen = Arc<Mutex<Vec<(String, Option<Bytes>, bool)>>>;
+
 const TRACEPARENT: &[u8] = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
 #[tokio::test]
 async fn trace_context_travels_in_metadata_between_spans() {
     let _subscriber = tracing::subscriber::set_default(tracing_subscriber::registry());
-    let seen: Arc<Mutex<Vec<(String, Option<Bytes>, bool)>>> = Arc::default();
+    let seen: Seen = Arc::default();
     let s = seen.clone();
     let handler = ServiceBuilder::new()
         .layer(
