@@ -1,0 +1,308 @@
+//! Bearer-token authentication: JWTs signed HS256 (shared secret) or RS256
+//! (RSA key pair), with issuer, audience and expiry checked. The subject is
+//! the acting user id; the `admin` scope may act for anyone. [`Minter`]
+//! signs tokens for the `mint-token` dev subcommand and tests.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::config::AuthArgs;
+
+/// The scope that lets a token act for any user.
+pub const ADMIN_SCOPE: &str = "admin";
+
+/// Claims review-svc reads and mints.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    /// The acting user id (decimal), or a service name for admin tokens.
+    pub sub: String,
+    /// Issuer.
+    pub iss: String,
+    /// Audience.
+    pub aud: String,
+    /// Expiry (s since the epoch).
+    pub exp: u64,
+    /// Issued at (s since the epoch).
+    pub iat: u64,
+    /// Space-separated scopes.
+    #[serde(default)]
+    pub scope: String,
+}
+
+/// Who is calling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Principal {
+    /// The subject as a user id, if it is one.
+    pub user_id: Option<i64>,
+    /// Whether the token carries [`ADMIN_SCOPE`].
+    pub admin: bool,
+}
+
+impl Principal {
+    /// Whether this principal may write reviews of `user_id`.
+    pub fn may_act_for(&self, user_id: i64) -> bool {
+        self.admin || self.user_id == Some(user_id)
+    }
+}
+
+/// Why a request is not authenticated (all map to 401).
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// No `Authorization: Bearer` header.
+    #[error("missing bearer token")]
+    Missing,
+    /// The token's algorithm has no configured key.
+    #[error("token algorithm {0:?} is not accepted")]
+    Algorithm(Algorithm),
+    /// Signature, expiry, issuer, audience or shape wrong.
+    #[error("invalid token: {0}")]
+    Invalid(#[from] jsonwebtoken::errors::Error),
+}
+
+/// Building keys from config failed.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// A key file could not be read.
+    #[error("reading {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A key could not be parsed.
+    #[error("parsing {what}: {source}")]
+    Parse {
+        /// Which key.
+        what: &'static str,
+        /// Why.
+        source: jsonwebtoken::errors::Error,
+    },
+    /// Neither HS256 nor RS256 is configured.
+    #[error(
+        "no token key configured: set REVIEW_SVC_JWT_HS256_SECRET or REVIEW_SVC_JWT_RS256_PUBLIC_KEY"
+    )]
+    NoKey,
+}
+
+fn read(path: &std::path::Path) -> Result<Vec<u8>, KeyError> {
+    std::fs::read(path).map_err(|source| KeyError::Read {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+/// Verifies tokens.
+pub struct Authenticator {
+    hs256: Option<DecodingKey>,
+    rs256: Option<DecodingKey>,
+    issuer: String,
+    audience: String,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("hs256", &self.hs256.is_some())
+            .field("rs256", &self.rs256.is_some())
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .finish()
+    }
+}
+
+impl Authenticator {
+    /// From config; at least one key must be set.
+    pub fn from_args(args: &AuthArgs) -> Result<Authenticator, KeyError> {
+        let hs256 = args
+            .jwt_hs256_secret
+            .as_ref()
+            .map(|s| DecodingKey::from_secret(s.as_bytes()));
+        let rs256 =
+            match &args.jwt_rs256_public_key {
+                Some(path) => Some(DecodingKey::from_rsa_pem(&read(path)?).map_err(|source| {
+                    KeyError::Parse {
+                        what: "RS256 public key",
+                        source,
+                    }
+                })?),
+                None => None,
+            };
+        if hs256.is_none() && rs256.is_none() {
+            return Err(KeyError::NoKey);
+        }
+        Ok(Authenticator {
+            hs256,
+            rs256,
+            issuer: args.jwt_issuer.clone(),
+            audience: args.jwt_audience.clone(),
+        })
+    }
+
+    /// Checks an `Authorization` header value.
+    pub fn authenticate(&self, authorization: Option<&str>) -> Result<Principal, AuthError> {
+        let token = authorization
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or(AuthError::Missing)?;
+        let header = jsonwebtoken::decode_header(token)?;
+        // The key is chosen by our config, never by the token: a token
+        // claiming HS256 is never checked against the RSA public key.
+        let key = match header.alg {
+            Algorithm::HS256 => self.hs256.as_ref(),
+            Algorithm::RS256 => self.rs256.as_ref(),
+            other => return Err(AuthError::Algorithm(other)),
+        }
+        .ok_or(AuthError::Algorithm(header.alg))?;
+        let mut validation = Validation::new(header.alg);
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_audience(&[&self.audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        let claims = jsonwebtoken::decode::<Claims>(token, key, &validation)?.claims;
+        Ok(Principal {
+            user_id: claims.sub.parse().ok(),
+            admin: claims.scope.split_whitespace().any(|s| s == ADMIN_SCOPE),
+        })
+    }
+}
+
+/// Signs tokens (dev subcommand and tests).
+pub struct Minter {
+    key: EncodingKey,
+    algorithm: Algorithm,
+    issuer: String,
+    audience: String,
+}
+
+impl std::fmt::Debug for Minter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Minter")
+            .field("algorithm", &self.algorithm)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Minter {
+    /// HS256 with a shared secret.
+    pub fn hs256(secret: &str, issuer: &str, audience: &str) -> Minter {
+        Minter {
+            key: EncodingKey::from_secret(secret.as_bytes()),
+            algorithm: Algorithm::HS256,
+            issuer: issuer.to_owned(),
+            audience: audience.to_owned(),
+        }
+    }
+
+    /// RS256 with an RSA private key in PEM.
+    pub fn rs256(private_pem: &[u8], issuer: &str, audience: &str) -> Result<Minter, KeyError> {
+        Ok(Minter {
+            key: EncodingKey::from_rsa_pem(private_pem).map_err(|source| KeyError::Parse {
+                what: "RS256 private key",
+                source,
+            })?,
+            algorithm: Algorithm::RS256,
+            issuer: issuer.to_owned(),
+            audience: audience.to_owned(),
+        })
+    }
+
+    /// A token for `sub` with `scopes`, valid for `ttl`.
+    pub fn mint(
+        &self,
+        sub: &str,
+        scopes: &[&str],
+        ttl: Duration,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        self.mint_claims(&Claims {
+            sub: sub.to_owned(),
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            exp: now + ttl.as_secs(),
+            iat: now,
+            scope: scopes.join(" "),
+        })
+    }
+
+    /// A token with exactly these claims (tests forge bad ones with it).
+    pub fn mint_claims(&self, claims: &Claims) -> Result<String, jsonwebtoken::errors::Error> {
+        jsonwebtoken::encode(&Header::new(self.algorithm), claims, &self.key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn authenticator() -> Authenticator {
+        Authenticator::from_args(&AuthArgs {
+            jwt_issuer: "iss".into(),
+            jwt_audience: "aud".into(),
+            jwt_hs256_secret: Some("secret".into()),
+            jwt_rs256_public_key: None,
+        })
+        .expect("an HS256 key is configured")
+    }
+
+    #[test]
+    fn a_minted_token_authenticates_its_subject() {
+        let token = Minter::hs256("secret", "iss", "aud")
+            .mint("17", &[], Duration::from_secs(60))
+            .expect("mints");
+        let p = authenticator()
+            .authenticate(Some(&format!("Bearer {token}")))
+            .expect("valid");
+        assert_eq!(
+            p,
+            Principal {
+                user_id: Some(17),
+                admin: false
+            }
+        );
+        assert!(p.may_act_for(17) && !p.may_act_for(18));
+    }
+
+    #[test]
+    fn wrong_secret_issuer_or_audience_is_refused() {
+        for minter in [
+            Minter::hs256("other", "iss", "aud"),
+            Minter::hs256("secret", "evil", "aud"),
+            Minter::hs256("secret", "iss", "other-svc"),
+        ] {
+            let token = minter
+                .mint("1", &[], Duration::from_secs(60))
+                .expect("mints");
+            assert!(
+                authenticator()
+                    .authenticate(Some(&format!("Bearer {token}")))
+                    .is_err()
+            );
+        }
+        assert!(matches!(
+            authenticator().authenticate(None),
+            Err(AuthError::Missing)
+        ));
+        assert!(
+            authenticator()
+                .authenticate(Some("Bearer not.a.jwt"))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn admin_scope_acts_for_anyone() {
+        let token = Minter::hs256("secret", "iss", "aud")
+            .mint("ops", &["read", ADMIN_SCOPE], Duration::from_secs(60))
+            .expect("mints");
+        let p = authenticator()
+            .authenticate(Some(&format!("Bearer {token}")))
+            .expect("valid");
+        assert!(p.admin && p.may_act_for(5));
+    }
+}

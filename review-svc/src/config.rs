@@ -1,0 +1,230 @@
+//! Configuration shared by the subcommands, parsed once by clap from flags
+//! and env vars (defaults are the `const`s here). Tests build these structs
+//! directly instead of setting env vars.
+
+use std::time::Duration;
+
+use scylla::statement::{Consistency, SerialConsistency};
+
+/// Cassandra contact points of the local stack.
+pub const DEFAULT_CQL_NODES: &str = "127.0.0.1:19042";
+/// Keyspace holding review-svc's tables.
+pub const DEFAULT_KEYSPACE: &str = "review_svc";
+/// Replication of the keyspace `migrate` creates: one replica locally; a
+/// deployment passes `NetworkTopologyStrategy` with 3 per DC.
+pub const DEFAULT_REPLICATION: &str = "{'class': 'SimpleStrategy', 'replication_factor': 1}";
+/// Kafka bootstrap servers of the local stack.
+pub const DEFAULT_KAFKA_BROKERS: &str = "127.0.0.1:19092";
+/// The change topic (DESIGN.md §2).
+pub const DEFAULT_CHANGES_TOPIC: &str = "reviews.changed";
+/// Partitions `migrate` gives a topic it creates: enough for the enricher
+/// to run a few consumers in parallel.
+pub const DEFAULT_TOPIC_PARTITIONS: i32 = 6;
+/// Public API address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8083";
+/// Admin port (/healthz, /readyz, /metrics).
+pub const DEFAULT_ADMIN: &str = "127.0.0.1:9083";
+/// How often an idle relay shard looks for new changes.
+pub const DEFAULT_RELAY_POLL_MS: u64 = 20;
+/// How long after `changed_at` a change is assumed to have landed. Must
+/// exceed [`crate::store::WRITE_TIMEOUT`] plus clock skew between writers and
+/// the relay: the checkpoint only moves past rows this old.
+pub const DEFAULT_RELAY_SETTLE_MS: u64 = 5_000;
+/// How often the relay re-reads the not-yet-settled window for late rows and
+/// moves its checkpoint.
+pub const DEFAULT_RELAY_SWEEP_MS: u64 = 1_000;
+/// Issuer expected in (and minted into) tokens.
+pub const DEFAULT_JWT_ISSUER: &str = "cinerec-dev";
+/// Audience expected in (and minted into) tokens.
+pub const DEFAULT_JWT_AUDIENCE: &str = "review-svc";
+/// Movies that exist in the seeded catalogue (movie-svc's `seed` default).
+pub const DEFAULT_CATALOG_MOVIES: u64 = 50_000;
+/// Users that exist in the seeded catalogue (user-svc's `seed` default).
+pub const DEFAULT_CATALOG_USERS: u64 = 1_000_000;
+
+/// CQL consistency, as a flag value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ConsistencyArg {
+    /// ONE
+    One,
+    /// QUORUM
+    Quorum,
+    /// LOCAL_QUORUM (default: survives a replica down, no cross-DC wait)
+    LocalQuorum,
+    /// EACH_QUORUM
+    EachQuorum,
+    /// ALL
+    All,
+}
+
+impl From<ConsistencyArg> for Consistency {
+    fn from(c: ConsistencyArg) -> Consistency {
+        match c {
+            ConsistencyArg::One => Consistency::One,
+            ConsistencyArg::Quorum => Consistency::Quorum,
+            ConsistencyArg::LocalQuorum => Consistency::LocalQuorum,
+            ConsistencyArg::EachQuorum => Consistency::EachQuorum,
+            ConsistencyArg::All => Consistency::All,
+        }
+    }
+}
+
+/// Serial consistency of the version-counter LWTs, as a flag value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SerialArg {
+    /// SERIAL (Paxos across all DCs)
+    Serial,
+    /// LOCAL_SERIAL (default: Paxos within the local DC)
+    LocalSerial,
+}
+
+impl From<SerialArg> for SerialConsistency {
+    fn from(c: SerialArg) -> SerialConsistency {
+        match c {
+            SerialArg::Serial => SerialConsistency::Serial,
+            SerialArg::LocalSerial => SerialConsistency::LocalSerial,
+        }
+    }
+}
+
+/// Where and how reviews are stored.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CqlArgs {
+    /// Cassandra/ScyllaDB contact points, comma-separated `host:port`.
+    #[arg(long, env = "CINEREC_CQL_NODES", default_value = DEFAULT_CQL_NODES, value_delimiter = ',')]
+    pub cql_nodes: Vec<String>,
+    /// Keyspace of review-svc's tables.
+    #[arg(long, env = "REVIEW_SVC_KEYSPACE", default_value = DEFAULT_KEYSPACE)]
+    pub keyspace: String,
+    /// Replication map `migrate` creates the keyspace with (CQL literal).
+    #[arg(long, env = "REVIEW_SVC_REPLICATION", default_value = DEFAULT_REPLICATION)]
+    pub replication: String,
+    /// Consistency of reads and writes.
+    #[arg(
+        long,
+        env = "REVIEW_SVC_CQL_CONSISTENCY",
+        value_enum,
+        default_value = "local-quorum"
+    )]
+    pub consistency: ConsistencyArg,
+    /// Serial consistency of the version-counter LWTs.
+    #[arg(
+        long,
+        env = "REVIEW_SVC_CQL_SERIAL_CONSISTENCY",
+        value_enum,
+        default_value = "local-serial"
+    )]
+    pub serial_consistency: SerialArg,
+}
+
+impl CqlArgs {
+    /// Local-stack defaults for `keyspace` (tests).
+    pub fn local(nodes: Vec<String>, keyspace: &str) -> CqlArgs {
+        CqlArgs {
+            cql_nodes: nodes,
+            keyspace: keyspace.to_owned(),
+            replication: DEFAULT_REPLICATION.to_owned(),
+            consistency: ConsistencyArg::LocalQuorum,
+            serial_consistency: SerialArg::LocalSerial,
+        }
+    }
+}
+
+/// Where changes are published.
+#[derive(Debug, Clone, clap::Args)]
+pub struct KafkaArgs {
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "CINEREC_KAFKA_BROKERS", default_value = DEFAULT_KAFKA_BROKERS)]
+    pub kafka_brokers: String,
+    /// Topic of change events.
+    #[arg(long, env = "REVIEW_SVC_CHANGES_TOPIC", default_value = DEFAULT_CHANGES_TOPIC)]
+    pub changes_topic: String,
+    /// Partitions of the change topic when `migrate` creates it.
+    #[arg(long, env = "REVIEW_SVC_TOPIC_PARTITIONS", default_value_t = DEFAULT_TOPIC_PARTITIONS)]
+    pub topic_partitions: i32,
+}
+
+/// Relay pacing.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RelayArgs {
+    /// Idle poll interval of each change-log shard, in ms.
+    #[arg(long, env = "REVIEW_SVC_RELAY_POLL_MS", default_value_t = DEFAULT_RELAY_POLL_MS)]
+    pub relay_poll_ms: u64,
+    /// Age (ms) after which a change is assumed landed; the checkpoint never
+    /// passes younger rows. Must exceed the write timeout plus clock skew.
+    #[arg(long, env = "REVIEW_SVC_RELAY_SETTLE_MS", default_value_t = DEFAULT_RELAY_SETTLE_MS)]
+    pub relay_settle_ms: u64,
+    /// Interval (ms) of the sweep that catches late rows and checkpoints.
+    #[arg(long, env = "REVIEW_SVC_RELAY_SWEEP_MS", default_value_t = DEFAULT_RELAY_SWEEP_MS)]
+    pub relay_sweep_ms: u64,
+}
+
+impl Default for RelayArgs {
+    fn default() -> RelayArgs {
+        RelayArgs {
+            relay_poll_ms: DEFAULT_RELAY_POLL_MS,
+            relay_settle_ms: DEFAULT_RELAY_SETTLE_MS,
+            relay_sweep_ms: DEFAULT_RELAY_SWEEP_MS,
+        }
+    }
+}
+
+impl RelayArgs {
+    /// Idle poll interval.
+    pub fn poll(&self) -> Duration {
+        Duration::from_millis(self.relay_poll_ms.max(1))
+    }
+    /// Settle window.
+    pub fn settle(&self) -> Duration {
+        Duration::from_millis(self.relay_settle_ms)
+    }
+    /// Sweep interval.
+    pub fn sweep(&self) -> Duration {
+        Duration::from_millis(self.relay_sweep_ms.max(1))
+    }
+}
+
+/// Token verification (and, for `mint-token`, signing) keys. Secrets come
+/// from env vars / mounted Secrets; nothing here has a production default.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct AuthArgs {
+    /// Expected `iss` claim.
+    #[arg(long, env = "REVIEW_SVC_JWT_ISSUER", default_value = DEFAULT_JWT_ISSUER)]
+    pub jwt_issuer: String,
+    /// Expected `aud` claim.
+    #[arg(long, env = "REVIEW_SVC_JWT_AUDIENCE", default_value = DEFAULT_JWT_AUDIENCE)]
+    pub jwt_audience: String,
+    /// Shared secret accepting HS256 tokens (unset: HS256 rejected).
+    #[arg(long, env = "REVIEW_SVC_JWT_HS256_SECRET", hide_env_values = true)]
+    pub jwt_hs256_secret: Option<String>,
+    /// PEM file of the RSA public key accepting RS256 tokens (unset: RS256 rejected).
+    #[arg(long, env = "REVIEW_SVC_JWT_RS256_PUBLIC_KEY")]
+    pub jwt_rs256_public_key: Option<std::path::PathBuf>,
+}
+
+/// Which user/movie directory answers "does it exist".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DirectoryKind {
+    /// The seeded synthetic catalogue (ids 1..=N exist). The current state
+    /// until the Avro RPC clients of user-svc/movie-svc can be generated.
+    Catalog,
+}
+
+/// The user/movie directory.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DirectoryArgs {
+    /// Directory implementation.
+    #[arg(
+        long,
+        env = "REVIEW_SVC_DIRECTORY",
+        value_enum,
+        default_value = "catalog"
+    )]
+    pub directory: DirectoryKind,
+    /// Movies in the seeded catalogue.
+    #[arg(long, env = "CINEREC_CATALOG_MOVIES", default_value_t = DEFAULT_CATALOG_MOVIES)]
+    pub catalog_movies: u64,
+    /// Users in the seeded catalogue.
+    #[arg(long, env = "CINEREC_CATALOG_USERS", default_value_t = DEFAULT_CATALOG_USERS)]
+    pub catalog_users: u64,
+}

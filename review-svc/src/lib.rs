@@ -1,0 +1,30 @@
+//! review-svc: where reviews enter cinerec (DESIGN.md §2, steps 1–2).
+//!
+//! * [`api`] — the public HTTP/JSON API (validation, auth, `Idempotency-Key`).
+//! * [`store`] — reviews in Cassandra/ScyllaDB: a per-review version counter
+//!   (LWT) serialises writers; each write is one LOGGED BATCH holding the
+//!   review version *and* its change record (the transactional outbox).
+//! * [`relay`] — tails the change log and publishes every change to Kafka
+//!   `reviews.changed` ([`event`]), checkpointing only after Kafka acks.
+//! * [`auth`], [`directory`] — who may write, and whether users/movies exist.
+//! * [`events`] — the one place each notable occurrence is logged and counted.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod directory;
+pub mod event;
+pub mod events;
+pub mod model;
+pub mod relay;
+pub mod store;
+
+/// Microseconds since the Unix epoch on this host's clock: the unit of every
+/// timestamp review-svc stores (`changed_at` orders the change log).
+pub fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}

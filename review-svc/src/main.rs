@@ -1,0 +1,226 @@
+//! The review-svc binary: `serve` (API + relay), `relay` (relay only),
+//! `migrate`, and the dev helper `mint-token`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use cinerec_service_kit::{AdminServer, CommonArgs, Readiness, Shutdown, shutdown, telemetry};
+use clap::{Parser, Subcommand};
+use review_svc::api::{self, AppState};
+use review_svc::auth::{Authenticator, Minter};
+use review_svc::config::{
+    AuthArgs, CqlArgs, DEFAULT_ADMIN, DEFAULT_LISTEN, DirectoryArgs, KafkaArgs, RelayArgs,
+};
+use review_svc::directory;
+use review_svc::relay::{self, Relay};
+use review_svc::store::{self, ReviewStore, WRITE_TIMEOUT};
+
+/// The public review API, its storage and its change relay.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Config {
+    #[command(flatten)]
+    common: CommonArgs,
+    #[command(flatten)]
+    cql: CqlArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the HTTP API (and the relay, unless --no-relay).
+    Serve {
+        /// Public API address.
+        #[arg(long, env = "REVIEW_SVC_LISTEN", default_value = DEFAULT_LISTEN)]
+        listen: SocketAddr,
+        /// Run without the relay (when a separate `relay` process publishes).
+        #[arg(long, env = "REVIEW_SVC_NO_RELAY")]
+        no_relay: bool,
+        #[command(flatten)]
+        auth: AuthArgs,
+        #[command(flatten)]
+        directory: DirectoryArgs,
+        #[command(flatten)]
+        kafka: KafkaArgs,
+        #[command(flatten)]
+        relay: RelayArgs,
+    },
+    /// Only tail the change log into Kafka (run exactly one per keyspace).
+    Relay {
+        #[command(flatten)]
+        kafka: KafkaArgs,
+        #[command(flatten)]
+        relay: RelayArgs,
+    },
+    /// Create the keyspace, tables, relay checkpoints and the change topic.
+    Migrate {
+        #[command(flatten)]
+        kafka: KafkaArgs,
+    },
+    /// Print a signed token (development and tests only).
+    MintToken {
+        /// Subject: the user id to act as.
+        #[arg(long)]
+        sub: String,
+        /// Scopes (repeatable), e.g. `--scope admin`.
+        #[arg(long)]
+        scope: Vec<String>,
+        /// Validity in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl_secs: u64,
+        /// HS256 secret (else --rs256-private-key).
+        #[arg(long, env = "REVIEW_SVC_JWT_HS256_SECRET", hide_env_values = true)]
+        hs256_secret: Option<String>,
+        /// PEM file of an RSA private key for RS256.
+        #[arg(long, env = "REVIEW_SVC_JWT_RS256_PRIVATE_KEY")]
+        rs256_private_key: Option<PathBuf>,
+        /// `iss` claim.
+        #[arg(long, env = "REVIEW_SVC_JWT_ISSUER", default_value = review_svc::config::DEFAULT_JWT_ISSUER)]
+        issuer: String,
+        /// `aud` claim.
+        #[arg(long, env = "REVIEW_SVC_JWT_AUDIENCE", default_value = review_svc::config::DEFAULT_JWT_AUDIENCE)]
+        audience: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = Config::parse();
+    if let Command::MintToken {
+        sub,
+        scope,
+        ttl_secs,
+        hs256_secret,
+        rs256_private_key,
+        issuer,
+        audience,
+    } = &config.command
+    {
+        let minter = match (hs256_secret, rs256_private_key) {
+            (_, Some(path)) => {
+                let pem =
+                    std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+                Minter::rs256(&pem, issuer, audience)?
+            }
+            (Some(secret), None) => Minter::hs256(secret, issuer, audience),
+            (None, None) => anyhow::bail!("pass --hs256-secret or --rs256-private-key"),
+        };
+        let scopes: Vec<&str> = scope.iter().map(String::as_str).collect();
+        println!(
+            "{}",
+            minter.mint(sub, &scopes, Duration::from_secs(*ttl_secs))?
+        );
+        return Ok(());
+    }
+    telemetry::init("review-svc", &config.common.log, config.common.log_format)?;
+    let admin_addr = config.common.admin_addr_or(DEFAULT_ADMIN.parse()?);
+    let session = store::connect(&config.cql).await?;
+    match config.command {
+        Command::MintToken { .. } => Ok(()),
+        Command::Migrate { kafka } => {
+            store::migrate(&session, &config.cql).await?;
+            relay::ensure_topic(&kafka).await?;
+            tracing::info!(keyspace = %config.cql.keyspace, topic = %kafka.changes_topic, "migrated");
+            Ok(())
+        }
+        Command::Relay { kafka, relay } => {
+            check_settle(&relay)?;
+            let store = Arc::new(ReviewStore::new(session, &config.cql).await?);
+            let shutdown = shutdown::on_signals()?;
+            let admin = AdminServer::bind(admin_addr, readiness(&store)).await?;
+            let admin_task = admin.serve(shutdown.clone());
+            let relay = Relay::new(store, relay::producer(&kafka)?, &kafka.changes_topic, relay);
+            tracing::info!(topic = %kafka.changes_topic, "relay running");
+            let result = relay.run(shutdown.clone()).await;
+            shutdown.trigger();
+            admin_task.await??;
+            Ok(result?)
+        }
+        Command::Serve {
+            listen,
+            no_relay,
+            auth,
+            directory,
+            kafka,
+            relay,
+        } => {
+            check_settle(&relay)?;
+            let store = Arc::new(ReviewStore::new(session, &config.cql).await?);
+            let state = AppState {
+                store: store.clone(),
+                auth: Arc::new(Authenticator::from_args(&auth)?),
+                directory: directory::from_args(&directory),
+            };
+            let shutdown = shutdown::on_signals()?;
+            let admin = AdminServer::bind(admin_addr, readiness(&store)).await?;
+            let admin_task = admin.serve(shutdown.clone());
+            let relay_task = (!no_relay)
+                .then(|| -> anyhow::Result<_> {
+                    let relay = Relay::new(
+                        store.clone(),
+                        relay::producer(&kafka)?,
+                        &kafka.changes_topic,
+                        relay,
+                    );
+                    let shutdown = shutdown.clone();
+                    Ok(tokio::spawn(async move {
+                        let result = relay.run(shutdown.clone()).await;
+                        // The API without its relay would accept reviews that
+                        // never reach Kafka while it runs: stop both.
+                        shutdown.trigger();
+                        result
+                    }))
+                })
+                .transpose()?;
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("binding {listen}"))?;
+            tracing::info!(%listen, relay = !no_relay, "serving");
+            serve(listener, state, shutdown.clone()).await?;
+            shutdown.trigger();
+            if let Some(task) = relay_task {
+                task.await??;
+            }
+            admin_task.await??;
+            Ok(())
+        }
+    }
+}
+
+async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    axum::serve(listener, api::router(state))
+        .with_graceful_shutdown(async move { shutdown.wait().await })
+        .await?;
+    Ok(())
+}
+
+fn readiness(store: &Arc<ReviewStore>) -> Readiness {
+    let store = store.clone();
+    Readiness::new().with_check("cassandra", move || {
+        let session = store.session().clone();
+        async move {
+            session
+                .query_unpaged("SELECT release_version FROM system.local", &[])
+                .await
+                .map(|_| ())
+        }
+    })
+}
+
+/// The relay's safety rests on this: it must not checkpoint past rows an
+/// acknowledged write may still be landing.
+fn check_settle(relay: &RelayArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        relay.settle() > WRITE_TIMEOUT,
+        "--relay-settle-ms must exceed the write timeout ({WRITE_TIMEOUT:?}) plus clock skew"
+    );
+    Ok(())
+}

@@ -1,0 +1,406 @@
+//! The CDC relay: tails the change log (`review_changes`) and publishes each
+//! change to Kafka `reviews.changed` as a [`ReviewChanged`] event, keyed by
+//! `review_id`, through an idempotent producer.
+//!
+//! One task per change-log shard (a review's changes all live in one shard).
+//! Each task keeps:
+//!
+//! * `checkpoint` (persisted) — every change with `changed_at <= checkpoint`
+//!   is acknowledged by Kafka. It only moves to `now - settle` after a sweep
+//!   has re-read and published everything up to there, and only after the
+//!   acks; it never passes a row that may still land (an acknowledged write
+//!   lands within [`crate::store::WRITE_TIMEOUT`] of its `changed_at`).
+//! * `cursor` (memory) — the fast path reads rows after it every poll, so a
+//!   change reaches Kafka milliseconds after it is written.
+//! * `published` (memory) — changes after the checkpoint already acked, so
+//!   the sweep does not send them twice.
+//!
+//! After a crash the task restarts from the checkpoint with an empty
+//! `published`: the unsettled window is sent again (at-least-once; the
+//! event id is stored in the row, so duplicates carry the same id).
+//!
+//! Per-review order: writers serialise versions (see `store`), each change
+//! row names its predecessor's `changed_at`, and the relay publishes a
+//! missing predecessor before its successor. Sends are enqueued in order
+//! on one producer with idempotence on, which keeps order per partition.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cinerec_service_kit::Shutdown;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use uuid::Uuid;
+
+use crate::config::{KafkaArgs, RelayArgs};
+use crate::event::ReviewChanged;
+use crate::model::Op;
+use crate::store::{ChangeRow, ReviewStore, StoreError, shard_of};
+use crate::{events, now_micros};
+
+/// How far ahead of this host's clock the fast path looks, for writers
+/// whose clocks run ahead.
+pub const CLOCK_SLACK_MICROS: i64 = 1_000_000;
+/// Longest predecessor chain the relay follows for one change.
+pub const MAX_CHASE: usize = 64;
+/// Pause after a failed step before retrying (database or Kafka down).
+pub const RETRY_PAUSE: Duration = Duration::from_millis(500);
+/// How long Kafka may take to acknowledge a change before the relay
+/// rewinds and sends again.
+pub const MESSAGE_TIMEOUT_MS: &str = "30000";
+
+/// Why the relay stopped or a step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    /// Reading the change log or saving the checkpoint failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Kafka refused or lost a change.
+    #[error("kafka: {0}")]
+    Kafka(#[from] KafkaError),
+    /// The keyspace has no checkpoint for a shard: `migrate` never ran.
+    #[error("no relay checkpoint for shard {0}; run `review-svc migrate` first")]
+    NotMigrated(i32),
+}
+
+/// The idempotent producer the relay publishes with.
+pub fn producer(args: &KafkaArgs) -> Result<FutureProducer, KafkaError> {
+    ClientConfig::new()
+        .set("bootstrap.servers", &args.kafka_brokers)
+        // Retries never duplicate or reorder within a partition.
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("message.timeout.ms", MESSAGE_TIMEOUT_MS)
+        .set("linger.ms", "2")
+        .set("compression.type", "lz4")
+        .create()
+}
+
+/// Creates the change topic if it does not exist.
+pub async fn ensure_topic(args: &KafkaArgs) -> Result<(), RelayError> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &args.kafka_brokers)
+        .create()?;
+    let results = admin
+        .create_topics(
+            &[NewTopic::new(
+                &args.changes_topic,
+                args.topic_partitions,
+                TopicReplication::Fixed(1),
+            )],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+        )
+        .await?;
+    for result in results {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((_, code)) => return Err(RelayError::Kafka(KafkaError::AdminOp(code))),
+        }
+    }
+    Ok(())
+}
+
+/// The relay of one keyspace into one topic.
+#[derive(Clone)]
+pub struct Relay {
+    store: Arc<ReviewStore>,
+    producer: FutureProducer,
+    topic: String,
+    args: RelayArgs,
+}
+
+impl std::fmt::Debug for Relay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Relay")
+            .field("topic", &self.topic)
+            .field("args", &self.args)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Relay {
+    /// A relay publishing `store`'s changes to `topic`.
+    pub fn new(
+        store: Arc<ReviewStore>,
+        producer: FutureProducer,
+        topic: &str,
+        args: RelayArgs,
+    ) -> Relay {
+        Relay {
+            store,
+            producer,
+            topic: topic.to_owned(),
+            args,
+        }
+    }
+
+    /// Runs every shard until `shutdown`; returns the first fatal error.
+    pub async fn run(self, shutdown: Shutdown) -> Result<(), RelayError> {
+        let mut tasks = tokio::task::JoinSet::new();
+        for shard in 0..crate::store::CHANGE_SHARDS {
+            let relay = self.clone();
+            let shutdown = shutdown.clone();
+            tasks.spawn(async move { ShardRelay::start(relay, shard).await?.run(shutdown).await });
+        }
+        let mut first_error = None;
+        while let Some(joined) = tasks.join_next().await {
+            let result = joined.unwrap_or_else(|e| {
+                Err(RelayError::Store(StoreError::Database(format!(
+                    "relay task panicked: {e}"
+                ))))
+            });
+            if let Err(e) = result {
+                // One shard failing fatally stops them all: a partial relay
+                // would look healthy while one shard's reviews never flow.
+                shutdown.trigger();
+                first_error.get_or_insert(e);
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+struct ShardRelay {
+    relay: Relay,
+    shard: i32,
+    /// Persisted: every change at or before it is acked.
+    checkpoint: i64,
+    /// The fast path has read every row after `checkpoint` up to here that
+    /// had landed when it looked.
+    cursor: i64,
+    /// Acked changes after `checkpoint`, as `(review_id, changed_at)`.
+    published: HashSet<(Uuid, i64)>,
+    last_sweep: Instant,
+}
+
+impl ShardRelay {
+    async fn start(relay: Relay, shard: i32) -> Result<ShardRelay, RelayError> {
+        let checkpoint = relay
+            .store
+            .checkpoint(shard)
+            .await?
+            .ok_or(RelayError::NotMigrated(shard))?;
+        Ok(ShardRelay {
+            relay,
+            shard,
+            checkpoint,
+            cursor: checkpoint,
+            published: HashSet::new(),
+            last_sweep: Instant::now(),
+        })
+    }
+
+    async fn run(mut self, shutdown: Shutdown) -> Result<(), RelayError> {
+        while !shutdown.is_triggered() {
+            let pause = match self.step().await {
+                Ok(0) => self.relay.args.poll(),
+                Ok(_) => Duration::ZERO,
+                Err(e) => {
+                    match &e {
+                        RelayError::Kafka(k) => events::publish_failed(self.shard, k),
+                        other => events::relay_store_error(self.shard, other),
+                    }
+                    // Read again from the checkpoint: nothing after it is
+                    // assumed sent unless it was acked.
+                    self.cursor = self.checkpoint;
+                    RETRY_PAUSE
+                }
+            };
+            if !pause.is_zero() {
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = shutdown.wait() => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One poll: the fast path, then the sweep if due. Returns how many
+    /// changes were published.
+    async fn step(&mut self) -> Result<usize, RelayError> {
+        let now = now_micros();
+        let until = now + CLOCK_SLACK_MICROS;
+        let rows = self
+            .relay
+            .store
+            .scan_changes(self.shard, self.cursor, until)
+            .await?;
+        let seen_up_to = rows.last().map(|r| r.changed_at);
+        let mut sent = self.publish(rows, false).await?;
+        if let Some(at) = seen_up_to {
+            self.cursor = self.cursor.max(at);
+        }
+        if self.last_sweep.elapsed() >= self.relay.args.sweep() {
+            self.last_sweep = Instant::now();
+            let horizon = now - self.relay.args.settle().as_micros() as i64;
+            if horizon > self.checkpoint {
+                let rows = self
+                    .relay
+                    .store
+                    .scan_changes(self.shard, self.checkpoint, horizon)
+                    .await?;
+                sent += self.publish(rows, true).await?;
+                self.relay
+                    .store
+                    .save_checkpoint(self.shard, horizon)
+                    .await?;
+                events::checkpoint_saved(self.shard, horizon);
+                self.checkpoint = horizon;
+                self.published.retain(|&(_, at)| at > horizon);
+                self.cursor = self.cursor.max(horizon);
+            }
+        }
+        Ok(sent)
+    }
+
+    /// Publishes the rows not yet acked, in order, each after its
+    /// predecessor; returns when Kafka acked them all.
+    async fn publish(&mut self, rows: Vec<ChangeRow>, sweeping: bool) -> Result<usize, RelayError> {
+        let mut queue: Vec<ChangeRow> = Vec::new();
+        let mut queued: HashSet<(Uuid, i64)> = HashSet::new();
+        for row in rows {
+            let key = (row.review_id, row.changed_at);
+            if self.published.contains(&key) || queued.contains(&key) {
+                continue;
+            }
+            if sweeping {
+                events::late_change_found(self.shard, row.review_id, row.version);
+            }
+            for earlier in self.unpublished_predecessors(&row, &queued).await? {
+                events::predecessor_published_first(earlier.review_id, earlier.version);
+                queued.insert((earlier.review_id, earlier.changed_at));
+                queue.push(earlier);
+            }
+            queued.insert(key);
+            queue.push(row);
+        }
+        self.send_in_order(queue).await
+    }
+
+    /// The predecessors of `row` that landed but are neither acked nor
+    /// queued, oldest first.
+    async fn unpublished_predecessors(
+        &self,
+        row: &ChangeRow,
+        queued: &HashSet<(Uuid, i64)>,
+    ) -> Result<Vec<ChangeRow>, RelayError> {
+        let mut chain = Vec::new();
+        let mut prev = row.prev_changed_at;
+        while let Some(at) = prev {
+            let key = (row.review_id, at);
+            if at <= self.checkpoint
+                || self.published.contains(&key)
+                || queued.contains(&key)
+                || chain.len() >= MAX_CHASE
+            {
+                break;
+            }
+            match self
+                .relay
+                .store
+                .change_at(shard_of(row.review_id), at, row.review_id)
+                .await?
+            {
+                Some(earlier) => {
+                    prev = earlier.prev_changed_at;
+                    chain.push(earlier);
+                }
+                None => {
+                    events::predecessor_missing(row.review_id, row.version);
+                    break;
+                }
+            }
+        }
+        chain.reverse();
+        Ok(chain)
+    }
+
+    async fn send_in_order(&mut self, queue: Vec<ChangeRow>) -> Result<usize, RelayError> {
+        let mut in_flight: VecDeque<(DeliveryFuture, (Uuid, i64))> = VecDeque::new();
+        let mut acked = Vec::with_capacity(queue.len());
+        for row in &queue {
+            let key = (row.review_id, row.changed_at);
+            let Some(op) = Op::parse(&row.op) else {
+                events::change_row_invalid(self.shard, row.review_id, row.version, &row.op);
+                self.published.insert(key);
+                continue;
+            };
+            let event = ReviewChanged {
+                event_id: row.event_id,
+                review_id: row.review_id,
+                user_id: row.user_id,
+                version: row.version,
+                op,
+                changed_at_us: row.changed_at,
+            };
+            let payload = match event.encode() {
+                Ok(p) => p,
+                Err(e) => {
+                    events::change_row_invalid(
+                        self.shard,
+                        row.review_id,
+                        row.version,
+                        &e.to_string(),
+                    );
+                    self.published.insert(key);
+                    continue;
+                }
+            };
+            let record_key = event.key();
+            loop {
+                let record = FutureRecord::to(&self.relay.topic)
+                    .key(&record_key)
+                    .payload(&payload);
+                match self.relay.producer.send_result(record) {
+                    Ok(delivery) => {
+                        in_flight.push_back((delivery, key));
+                        break;
+                    }
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                        // Wait for the oldest send instead of skipping ahead:
+                        // enqueue order is publish order.
+                        match in_flight.pop_front() {
+                            Some(oldest) => acked.push(self.await_ack(oldest).await?),
+                            None => tokio::time::sleep(Duration::from_millis(5)).await,
+                        }
+                    }
+                    Err((e, _)) => return Err(e.into()),
+                }
+            }
+        }
+        while let Some(next) = in_flight.pop_front() {
+            acked.push(self.await_ack(next).await?);
+        }
+        let now = now_micros();
+        events::changes_published(
+            self.shard,
+            acked.len(),
+            acked
+                .iter()
+                .map(|&(_, at)| Duration::from_micros((now - at).max(0) as u64)),
+        );
+        Ok(acked.len())
+    }
+
+    async fn await_ack(
+        &mut self,
+        (delivery, key): (DeliveryFuture, (Uuid, i64)),
+    ) -> Result<(Uuid, i64), RelayError> {
+        match delivery.await {
+            Ok(Ok(_)) => {
+                self.published.insert(key);
+                Ok(key)
+            }
+            Ok(Err((e, _))) => Err(e.into()),
+            Err(_cancelled) => Err(KafkaError::Canceled.into()),
+        }
+    }
+}
