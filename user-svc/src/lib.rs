@@ -6,7 +6,9 @@
 //! * [`seed`] — loads the seeded synthetic user base, idempotently.
 #![forbid(unsafe_code)]
 
+pub mod rpc;
 pub mod seed;
+pub mod service;
 pub mod store;
 
 /// The schema user-svc keeps its tables in.

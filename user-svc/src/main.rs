@@ -1,11 +1,24 @@
-//! The user-svc binary: `migrate`, `seed`.
+//! The user-svc binary: `serve` (Avro RPC over socket and HTTP, admin port),
+//! `migrate`, `seed`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
 
 use cinerec_service_kit::db::{self, DbArgs};
-use cinerec_service_kit::{CommonArgs, telemetry};
+use cinerec_service_kit::rpc::{RpcAddrs, RpcListeners};
+use cinerec_service_kit::{AdminServer, CommonArgs, Readiness, shutdown, telemetry};
 use clap::{Parser, Subcommand};
+use user_svc::service::{DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL, Users};
 use user_svc::store::UserStore;
 
-/// User profile service.
+/// Avro RPC socket transport (Java Netty framing).
+const DEFAULT_RPC_ADDR: &str = "127.0.0.1:7201";
+/// Avro RPC over HTTP.
+const DEFAULT_RPC_HTTP_ADDR: &str = "127.0.0.1:7202";
+/// /healthz, /readyz, /metrics.
+const DEFAULT_ADMIN_ADDR: &str = "127.0.0.1:9201";
+
+/// User profile service: UserService over Avro RPC, backed by CockroachDB.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Config {
@@ -22,9 +35,24 @@ struct Config {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Migrate, then serve UserService until SIGTERM/Ctrl-C.
+    Serve {
+        /// Avro RPC socket transport address.
+        #[arg(long, env = "USER_SVC_RPC_ADDR", default_value = DEFAULT_RPC_ADDR)]
+        rpc_addr: SocketAddr,
+        /// Avro RPC HTTP transport address.
+        #[arg(long, env = "USER_SVC_RPC_HTTP_ADDR", default_value = DEFAULT_RPC_HTTP_ADDR)]
+        rpc_http_addr: SocketAddr,
+        /// Users the read-through cache holds.
+        #[arg(long, env = "USER_SVC_CACHE_CAPACITY", default_value_t = DEFAULT_CACHE_CAPACITY)]
+        cache_capacity: u64,
+        /// Seconds a cached user may be served (staleness bound across instances).
+        #[arg(long, env = "USER_SVC_CACHE_TTL_SECS", default_value_t = DEFAULT_CACHE_TTL.as_secs())]
+        cache_ttl_secs: u64,
+    },
     /// Apply pending database migrations and exit.
     Migrate,
-    /// Migrate, then load the seeded synthetic catalogue (idempotent).
+    /// Migrate, then load the seeded synthetic user base (idempotent).
     Seed {
         /// Number of users.
         #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
@@ -40,7 +68,7 @@ async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
     telemetry::init("user-svc", &config.common.log, config.common.log_format)?;
     let pool = db::connect(&config.db, &config.db_schema).await?;
-    let store = UserStore::new(pool);
+    let store = UserStore::new(pool.clone());
     store.migrate().await?;
     match config.command {
         Command::Migrate => tracing::info!("migrations applied"),
@@ -54,6 +82,44 @@ async fn main() -> anyhow::Result<()> {
                 started.elapsed().as_secs_f64(),
                 store.count().await?
             );
+        }
+        Command::Serve {
+            rpc_addr,
+            rpc_http_addr,
+            cache_capacity,
+            cache_ttl_secs,
+        } => {
+            let shutdown = shutdown::on_signals()?;
+            let users = Users::new(
+                store.clone(),
+                cache_capacity,
+                Duration::from_secs(cache_ttl_secs),
+            );
+            let (responder, metrics) = user_svc::rpc::responder(users)?;
+            let listeners = RpcListeners::bind(RpcAddrs {
+                socket: rpc_addr,
+                http: rpc_http_addr,
+            })
+            .await?;
+            let readiness = Readiness::new().with_check("database", move || {
+                let store = store.clone();
+                async move { store.ping().await }
+            });
+            let admin_addr = config.common.admin_addr_or(
+                DEFAULT_ADMIN_ADDR
+                    .parse()
+                    .expect("a valid constant address"),
+            );
+            let admin = AdminServer::bind(admin_addr, readiness).await?;
+            let bound = listeners.local_addrs()?;
+            tracing::info!(rpc = %bound.socket, http = %bound.http, admin = %admin.local_addr()?, "user-svc serving");
+            db::spawn_pool_gauges(pool, "user-svc", Duration::from_secs(5), shutdown.clone());
+            let admin = admin.serve(shutdown.clone());
+            listeners
+                .serve(responder, metrics, shutdown.clone())
+                .await??;
+            admin.await??;
+            tracing::info!("user-svc stopped");
         }
     }
     Ok(())

@@ -1,0 +1,146 @@
+//! The Avro RPC face of user-svc: `UserService` (protocols/user.avpr)
+//! implemented over [`Users`]. Generated types stay in here; the rest of the
+//! crate speaks store types.
+
+use std::sync::Arc;
+
+use avro_rpc::codegen::HandlerError;
+use avro_rpc::layer::deadline::HonourDeadlineLayer;
+use avro_rpc::server::Responder;
+use cinerec_service_kit::rpc::{RpcMetrics, RpcMetricsLayer};
+use tower::ServiceBuilder;
+
+use crate::service::{ServiceError, Users};
+use crate::store;
+
+/// Types, client and server trait generated from `protocols/user.avpr`.
+#[allow(missing_docs)]
+pub mod proto {
+    avro_rpc::include_protocol!("user_service");
+}
+
+use proto::{GetUserError, GetUsersError, InvalidArgument, NotFound, UpsertUserError};
+
+/// `UserService` over [`Users`].
+#[derive(Debug, Clone)]
+pub struct UserRpc {
+    users: Users,
+}
+
+impl UserRpc {
+    /// Serves `users`.
+    pub fn new(users: Users) -> UserRpc {
+        UserRpc { users }
+    }
+}
+
+/// The handler stack user-svc serves (see `cinerec_service_kit::rpc` for why
+/// the layers sit in this order).
+pub type Handler =
+    RpcMetrics<<HonourDeadlineLayer as tower::Layer<proto::UserServiceServer<UserRpc>>>::Service>;
+
+/// The responder for `users`, with its metrics layer (the drain needs it).
+pub fn responder(users: Users) -> anyhow::Result<(Arc<Responder<Handler>>, RpcMetricsLayer)> {
+    let metrics = RpcMetricsLayer::new("user-svc");
+    let handler = ServiceBuilder::new()
+        .layer(metrics.clone())
+        .layer(HonourDeadlineLayer::new())
+        .service(proto::UserServiceServer::new(UserRpc::new(users)));
+    let protocol = proto::protocol()?;
+    Ok((Arc::new(Responder::new(protocol, handler)), metrics))
+}
+
+fn to_wire(u: &store::User) -> proto::User {
+    proto::User {
+        id: u.id,
+        display_name: u.display_name.clone(),
+        country: u.country.clone(),
+        zone: u.zone.clone(),
+        signup_date: u.signup_date,
+        preferred_genres: u.preferred_genres.clone(),
+        // The table's CHECK admits exactly the protocol's symbols.
+        tier: match u.tier.as_str() {
+            "PREMIUM" => proto::Tier::Premium,
+            "STANDARD" => proto::Tier::Standard,
+            _ => proto::Tier::Free,
+        },
+        updated_at: u.updated_at_ms,
+    }
+}
+
+fn from_wire(u: proto::User) -> store::User {
+    store::User {
+        id: u.id,
+        display_name: u.display_name,
+        country: u.country,
+        zone: u.zone,
+        signup_date: u.signup_date,
+        preferred_genres: u.preferred_genres,
+        tier: match u.tier {
+            proto::Tier::Free => "FREE",
+            proto::Tier::Standard => "STANDARD",
+            proto::Tier::Premium => "PREMIUM",
+        }
+        .to_owned(),
+        updated_at_ms: u.updated_at,
+    }
+}
+
+/// Maps a service error onto a message's declared errors: `not_found` and
+/// `invalid` build the declared variants the message has; database failures
+/// are system errors (the client may retry: every message is idempotent).
+fn declared<E>(
+    e: ServiceError,
+    not_found: impl FnOnce(i64) -> Option<E>,
+    invalid: impl FnOnce(String) -> E,
+) -> HandlerError<E> {
+    match e {
+        ServiceError::NotFound(id) => match not_found(id) {
+            Some(declared) => HandlerError::Declared(declared),
+            None => HandlerError::system(format!("user {id} not found")),
+        },
+        ServiceError::InvalidArgument(reason) => HandlerError::Declared(invalid(reason)),
+        ServiceError::Store(e) => {
+            tracing::warn!(error = %e, "user store failed");
+            HandlerError::system(e)
+        }
+    }
+}
+
+impl proto::UserService for UserRpc {
+    async fn get_user(&self, id: i64) -> Result<proto::User, HandlerError<GetUserError>> {
+        self.users.get(id).await.map(|u| to_wire(&u)).map_err(|e| {
+            declared(
+                e,
+                |id| Some(NotFound { id }.into()),
+                |reason| InvalidArgument { reason }.into(),
+            )
+        })
+    }
+
+    async fn get_users(
+        &self,
+        ids: Vec<i64>,
+    ) -> Result<proto::UserBatch, HandlerError<GetUsersError>> {
+        let batch = self
+            .users
+            .get_many(&ids)
+            .await
+            .map_err(|e| declared(e, |_| None, |reason| InvalidArgument { reason }.into()))?;
+        Ok(proto::UserBatch {
+            users: batch.found.iter().map(|u| to_wire(u)).collect(),
+            missing: batch.missing,
+        })
+    }
+
+    async fn upsert_user(
+        &self,
+        user: proto::User,
+    ) -> Result<proto::User, HandlerError<UpsertUserError>> {
+        self.users
+            .upsert(from_wire(user))
+            .await
+            .map(|u| to_wire(&u))
+            .map_err(|e| declared(e, |_| None, |reason| InvalidArgument { reason }.into()))
+    }
+}
