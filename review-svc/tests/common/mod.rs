@@ -1,0 +1,274 @@
+//! Shared set-up of review-svc's real-stack tests: a fresh keyspace and topic
+//! per test, the API router called in-process (no port), a relay task, and
+//! a Kafka consumer of the change topic.
+//!
+//! The user/movie directory is the seeded catalogue (users and movies
+//! `1..=CATALOG_SIZE` exist): the service's current directory until the Avro
+//! RPC clients of user-svc/movie-svc exist (see `review_svc::directory`).
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use cinerec_service_kit::{Shutdown, telemetry};
+use cinerec_tests::{POLL_DEADLINE, Stack, unique_name, unreachable};
+use rdkafka::admin::{AdminClient, AdminOptions};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use review_svc::api::{self, AppState};
+use review_svc::auth::{Authenticator, Minter};
+use review_svc::config::{AuthArgs, CqlArgs, KafkaArgs, RelayArgs};
+use review_svc::directory::CatalogDirectory;
+use review_svc::event::ReviewChanged;
+use review_svc::relay::{self, Relay, RelayError};
+use review_svc::store::{self, ReviewStore};
+use tower::ServiceExt;
+
+/// Users and movies `1..=CATALOG_SIZE` exist.
+pub const CATALOG_SIZE: u64 = 1_000;
+/// Issuer and audience of test tokens.
+pub const ISSUER: &str = "cinerec-test";
+/// Audience of test tokens.
+pub const AUDIENCE: &str = "review-svc";
+
+/// One test's keyspace, topic, store and API.
+pub struct Harness {
+    pub stack: Stack,
+    pub cql: CqlArgs,
+    pub kafka: KafkaArgs,
+    pub store: Arc<ReviewStore>,
+    pub app: Router,
+    /// Signs HS256 tokens the API accepts.
+    pub minter: Minter,
+    pub secret: String,
+}
+
+/// Auth config of a harness: an HS256 secret, and optionally an RS256 public key.
+pub fn auth_args(secret: &str, rs256_public_key: Option<std::path::PathBuf>) -> AuthArgs {
+    AuthArgs {
+        jwt_issuer: ISSUER.into(),
+        jwt_audience: AUDIENCE.into(),
+        jwt_hs256_secret: Some(secret.into()),
+        jwt_rs256_public_key: rs256_public_key,
+    }
+}
+
+impl Harness {
+    /// Fresh keyspace + topic, migrated; HS256 auth.
+    pub async fn new(prefix: &str) -> anyhow::Result<Harness> {
+        Harness::with_auth(prefix, None).await
+    }
+
+    /// Like [`Harness::new`], also accepting RS256 tokens of `rs256_public_key`.
+    pub async fn with_auth(
+        prefix: &str,
+        rs256_public_key: Option<std::path::PathBuf>,
+    ) -> anyhow::Result<Harness> {
+        telemetry::init("review-svc-test", "warn", telemetry::LogFormat::Text)?;
+        let stack = Stack::from_env();
+        let name = unique_name(prefix);
+        let cql = CqlArgs::local(stack.cql_nodes.clone(), &name);
+        let kafka = KafkaArgs {
+            kafka_brokers: stack.kafka_brokers.clone(),
+            changes_topic: name.clone(),
+            topic_partitions: 3,
+        };
+        let session = store::connect(&cql)
+            .await
+            .map_err(|e| unreachable("Cassandra", &stack.cql_nodes.join(","), e))?;
+        store::migrate(&session, &cql).await?;
+        relay::ensure_topic(&kafka)
+            .await
+            .map_err(|e| unreachable("Kafka", &stack.kafka_brokers, e))?;
+        let store = Arc::new(ReviewStore::new(session, &cql).await?);
+        let secret = unique_name("secret");
+        let state = AppState {
+            store: store.clone(),
+            auth: Arc::new(Authenticator::from_args(&auth_args(
+                &secret,
+                rs256_public_key,
+            ))?),
+            directory: Arc::new(CatalogDirectory::new(CATALOG_SIZE, CATALOG_SIZE)),
+        };
+        Ok(Harness {
+            stack,
+            cql,
+            kafka,
+            store,
+            app: api::router(state),
+            minter: Minter::hs256(&secret, ISSUER, AUDIENCE),
+            secret,
+        })
+    }
+
+    /// A valid token for `sub`.
+    pub fn token(&self, sub: &str, scopes: &[&str]) -> String {
+        self.minter
+            .mint(sub, scopes, Duration::from_secs(600))
+            .unwrap_or_default()
+    }
+
+    /// Calls the API in-process: status, headers, JSON body (`Null` if none).
+    pub async fn call(
+        &self,
+        method: Method,
+        uri: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Option<String>,
+    ) -> anyhow::Result<(StatusCode, HeaderMap, serde_json::Value)> {
+        let mut request = Request::builder().method(method).uri(uri);
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        if body.is_some()
+            && !headers
+                .iter()
+                .any(|(h, _)| h.eq_ignore_ascii_case("content-type"))
+        {
+            request = request.header("content-type", "application/json");
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(body.map(Body::from).unwrap_or_else(Body::empty))?;
+        let response = self.app.clone().oneshot(request).await?;
+        let (parts, body) = response.into_parts();
+        let bytes = axum::body::to_bytes(body, 1 << 20).await?;
+        let json = if bytes.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .with_context(|| format!("non-JSON body: {}", String::from_utf8_lossy(&bytes)))?
+        };
+        Ok((parts.status, parts.headers, json))
+    }
+
+    /// POSTs a review as its author; returns the created review JSON.
+    pub async fn create(
+        &self,
+        user_id: i64,
+        movie_id: i64,
+        rating: f64,
+        text: &str,
+    ) -> anyhow::Result<serde_json::Value> {
+        let body = serde_json::json!({"user_id": user_id, "movie_id": movie_id, "rating": rating, "text": text});
+        let (status, _, json) = self
+            .call(
+                Method::POST,
+                "/v1/reviews",
+                Some(&self.token(&user_id.to_string(), &[])),
+                &[],
+                Some(body.to_string()),
+            )
+            .await?;
+        anyhow::ensure!(status == StatusCode::CREATED, "create: {status} {json}");
+        Ok(json)
+    }
+
+    /// Runs the relay in this process until the returned shutdown fires.
+    pub fn start_relay(
+        &self,
+        args: RelayArgs,
+    ) -> anyhow::Result<(Shutdown, tokio::task::JoinHandle<Result<(), RelayError>>)> {
+        let relay = Relay::new(
+            self.store.clone(),
+            relay::producer(&self.kafka)?,
+            &self.kafka.changes_topic,
+            args,
+        );
+        let shutdown = Shutdown::new();
+        let task = tokio::spawn(relay.run(shutdown.clone()));
+        Ok((shutdown, task))
+    }
+
+    /// A consumer of the change topic from its beginning.
+    pub fn consumer(&self) -> anyhow::Result<StreamConsumer> {
+        let consumer: StreamConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.kafka.kafka_brokers)
+            .set("group.id", unique_name("review_test"))
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false")
+            .create()?;
+        consumer.subscribe(&[&self.kafka.changes_topic])?;
+        Ok(consumer)
+    }
+
+    /// Drops the keyspace and the topic.
+    pub async fn cleanup(self) -> anyhow::Result<()> {
+        self.store
+            .session()
+            .query_unpaged(
+                format!("DROP KEYSPACE IF EXISTS {}", self.cql.keyspace),
+                &[],
+            )
+            .await?;
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", &self.kafka.kafka_brokers)
+            .create()?;
+        admin
+            .delete_topics(&[&self.kafka.changes_topic], &AdminOptions::new())
+            .await?;
+        Ok(())
+    }
+}
+
+/// One record of the change topic.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub key: String,
+    pub payload: Vec<u8>,
+    pub event: ReviewChanged,
+}
+
+/// Reads records until `done(&all_so_far)` or [`POLL_DEADLINE`].
+pub async fn receive_until(
+    consumer: &StreamConsumer,
+    done: impl Fn(&[Received]) -> bool,
+) -> anyhow::Result<Vec<Received>> {
+    let mut received = Vec::new();
+    let deadline = Instant::now() + POLL_DEADLINE;
+    while !done(&received) {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            bail!("after {POLL_DEADLINE:?} only these arrived: {received:#?}");
+        }
+        let Ok(message) = tokio::time::timeout(remaining, consumer.recv()).await else {
+            continue;
+        };
+        let message = message?;
+        let key = String::from_utf8(message.key().context("record without key")?.to_vec())?;
+        let payload = message
+            .payload()
+            .context("record without payload")?
+            .to_vec();
+        let event = ReviewChanged::decode(&payload)?;
+        received.push(Received {
+            key,
+            payload,
+            event,
+        });
+    }
+    Ok(received)
+}
+
+/// The rendered Prometheus metrics of this process.
+pub fn metrics_text() -> String {
+    telemetry::metrics_handle().render()
+}
+
+/// Relay pacing for tests: quick polls and sweeps, the shortest safe settle.
+pub fn fast_relay() -> RelayArgs {
+    RelayArgs {
+        relay_poll_ms: 10,
+        relay_settle_ms: 3_000,
+        relay_sweep_ms: 200,
+    }
+}
