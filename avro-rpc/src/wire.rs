@@ -425,8 +425,13 @@ pub fn read_netty_frame(buf: &mut BytesMut, limits: &Limits) -> Result<Option<(i
         }
         peek.advance(len);
     }
-    // The whole frame is here: copy the buffers out contiguously.
+    // The whole frame is here.
     buf.advance(8);
+    if count == 1 {
+        // The usual case (our peers and single-chunk Java messages): no copy.
+        buf.advance(4);
+        return Ok(Some((serial, buf.split_to(total).freeze())));
+    }
     let mut message = BytesMut::with_capacity(total);
     for _ in 0..count {
         let len = buf.get_i32() as usize;

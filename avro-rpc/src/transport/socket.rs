@@ -17,16 +17,20 @@ use crate::wire;
 const WRITE_QUEUE: usize = 1024;
 
 /// Writes queued frames, coalescing whatever is ready into one write.
+/// One message to frame and write: (serial, message).
+type Outgoing = (i32, Bytes);
+
 async fn write_loop<W: AsyncWrite + Unpin>(
     mut io: W,
-    mut rx: mpsc::Receiver<Bytes>,
+    mut rx: mpsc::Receiver<Outgoing>,
 ) -> std::io::Result<()> {
     let mut buf = BytesMut::with_capacity(64 * 1024);
-    while let Some(frame) = rx.recv().await {
-        buf.extend_from_slice(&frame);
+    // Frames are encoded straight into the batch buffer: one copy per message.
+    while let Some((serial, message)) = rx.recv().await {
+        wire::write_netty_frame(&mut buf, serial, &message);
         while buf.len() < 256 * 1024 {
             match rx.try_recv() {
-                Ok(f) => buf.extend_from_slice(&f),
+                Ok((serial, message)) => wire::write_netty_frame(&mut buf, serial, &message),
                 Err(_) => break,
             }
         }
@@ -66,11 +70,6 @@ async fn read_frame<R: AsyncRead + Unpin>(
     }
 }
 
-fn frame(serial: i32, message: &[u8]) -> Bytes {
-    let mut out = BytesMut::new();
-    wire::write_netty_frame(&mut out, serial, message);
-    out.freeze()
-}
 
 #[cfg(feature = "client")]
 pub use self::client::{SocketConnector, SocketTransport};
@@ -93,7 +92,7 @@ mod client {
     /// [`Client`](crate::Client). Dropping every clone closes the connection.
     pub struct SocketTransport {
         endpoint: String,
-        tx: mpsc::Sender<Bytes>,
+        tx: mpsc::Sender<Outgoing>,
         pending: Pending,
         closed: Arc<AtomicBool>,
         next_serial: AtomicI32,
@@ -197,7 +196,7 @@ mod client {
             let out = self.tx.clone();
             let pending = self.pending.clone();
             Box::pin(async move {
-                if is_closed || out.send(frame(serial, &message)).await.is_err() {
+                if is_closed || out.send((serial, message)).await.is_err() {
                     pending
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
@@ -216,7 +215,7 @@ mod client {
                 if is_closed {
                     return Err(closed());
                 }
-                out.send(frame(serial, &message))
+                out.send((serial, message))
                     .await
                     .map_err(|_| closed())
             })
@@ -360,7 +359,7 @@ mod server {
             // client sends after it completes always see a connected state.
             match responder.accept(&mut conn, &message) {
                 Ok(Incoming::Reply(reply)) => {
-                    if tx.send(frame(serial, &reply)).await.is_err() {
+                    if tx.send((serial, reply)).await.is_err() {
                         break Ok(());
                     }
                 }
@@ -370,7 +369,7 @@ mod server {
                     tokio::spawn(async move {
                         let response = responder.dispatch(call.request).await;
                         if let Some(reply) = responder.finish(call.reply, response) {
-                            let _ = tx.send(frame(serial, &reply)).await;
+                            let _ = tx.send((serial, reply)).await;
                         }
                     });
                 }
