@@ -24,8 +24,9 @@ pub const DEFAULT_TOPIC_PARTITIONS: i32 = 6;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8083";
 /// Admin port (/healthz, /readyz, /metrics).
 pub const DEFAULT_ADMIN: &str = "127.0.0.1:9083";
-/// How often an idle relay shard looks for new changes.
-pub const DEFAULT_RELAY_POLL_MS: u64 = 20;
+/// How often an idle relay shard looks for new changes (a shard that found
+/// changes looks again at once). Each look is one or two CQL reads per shard.
+pub const DEFAULT_RELAY_POLL_MS: u64 = 50;
 /// How long after `changed_at` a change is assumed to have landed. Must
 /// exceed [`crate::store::WRITE_TIMEOUT`] plus clock skew between writers and
 /// the relay: the checkpoint only moves past rows this old.
