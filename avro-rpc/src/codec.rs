@@ -53,6 +53,10 @@ pub struct Limits {
     pub max_metadata_entries: usize,
     /// Most client protocols a server remembers (the handshake cache).
     pub max_cached_protocols: usize,
+    /// Most calls a server runs at once for one socket connection; past it
+    /// the server stops reading that connection (TCP pushes back on the
+    /// client) instead of queueing without bound.
+    pub max_in_flight_per_connection: usize,
 }
 
 impl Default for Limits {
@@ -66,6 +70,7 @@ impl Default for Limits {
             max_depth: 64,
             max_metadata_entries: 256,
             max_cached_protocols: 1024,
+            max_in_flight_per_connection: 1024,
         }
     }
 }

@@ -152,3 +152,46 @@ async fn a_client_refuses_an_oversized_reply() {
     .await
     .unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_connection_cannot_run_more_calls_than_its_limit() {
+    use std::sync::atomic::Ordering;
+    let controls = Controls::default();
+    let gates: Vec<_> = ["a", "b", "c"].iter().map(|k| controls.gate(k)).collect();
+    let limits = Limits {
+        max_in_flight_per_connection: 2,
+        ..Limits::default()
+    };
+    let responder = std::sync::Arc::new(
+        avro_rpc::Responder::new(greeter(), handler(controls.clone())).with_limits(limits),
+    );
+    let (a, b) = tokio::io::duplex(1 << 16);
+    tokio::spawn(serve_connection(b, responder));
+    let client = Client::new(
+        greeter(),
+        SocketTransport::new(a, "limited", Limits::default()),
+    );
+    client.handshake().await.unwrap();
+    let calls: Vec<_> = ["a", "b", "c"]
+        .iter()
+        .map(|k| {
+            let client = client.clone();
+            let c = call(&client, "wait", &[("key", Value::String(k.to_string()))]);
+            tokio::spawn(async move { client.call(c).await })
+        })
+        .collect();
+    // Paused clock: this sleep returns only once every task is idle, so
+    // whatever the server could start, it has started.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(controls.waits_started.load(Ordering::SeqCst), 2);
+    let mut gates = gates.into_iter();
+    // Release whichever of a/b is running; the third call then gets its turn.
+    gates.next().unwrap().send(()).unwrap();
+    gates.next().unwrap().send(()).unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(controls.waits_started.load(Ordering::SeqCst), 3);
+    gates.next().unwrap().send(()).unwrap();
+    for c in calls {
+        assert!(c.await.unwrap().unwrap().result.is_ok());
+    }
+}

@@ -70,7 +70,6 @@ async fn read_frame<R: AsyncRead + Unpin>(
     }
 }
 
-
 #[cfg(feature = "client")]
 pub use self::client::{SocketConnector, SocketTransport};
 
@@ -215,9 +214,7 @@ mod client {
                 if is_closed {
                     return Err(closed());
                 }
-                out.send((serial, message))
-                    .await
-                    .map_err(|_| closed())
+                out.send((serial, message)).await.map_err(|_| closed())
             })
         }
 
@@ -347,6 +344,9 @@ mod server {
         let (tx, rx) = mpsc::channel(WRITE_QUEUE);
         let writer = tokio::spawn(write_loop(writer, rx));
         let limits = *responder.limits();
+        let permits = Arc::new(tokio::sync::Semaphore::new(
+            limits.max_in_flight_per_connection.max(1),
+        ));
         let mut conn = Connection::stateful();
         let mut buf = BytesMut::with_capacity(64 * 1024);
         let result = loop {
@@ -364,9 +364,14 @@ mod server {
                     }
                 }
                 Ok(Incoming::Call(call)) => {
+                    // Waiting here stops reading: backpressure, not a queue.
+                    let Ok(permit) = permits.clone().acquire_owned().await else {
+                        break Ok(());
+                    };
                     let responder = responder.clone();
                     let tx = tx.clone();
                     tokio::spawn(async move {
+                        let _permit = permit;
                         let response = responder.dispatch(call.request).await;
                         if let Some(reply) = responder.finish(call.reply, response) {
                             let _ = tx.send((serial, reply)).await;

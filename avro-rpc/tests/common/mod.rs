@@ -23,6 +23,8 @@ pub struct Controls {
     pub gates: Arc<Mutex<HashMap<String, oneshot::Receiver<()>>>>,
     /// `notify(event)` sends `event` here.
     pub notified: Arc<Mutex<Option<mpsc::UnboundedSender<String>>>>,
+    /// How many `wait` calls the handler has started.
+    pub waits_started: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Controls {
@@ -103,6 +105,9 @@ pub fn handler(
                         Value::String(k) => k.clone(),
                         _ => String::new(),
                     };
+                    controls
+                        .waits_started
+                        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     let gate = controls.gates.lock().unwrap().remove(&key);
                     if let Some(g) = gate {
                         let _ = g.await;
