@@ -31,6 +31,10 @@ pub const DEFAULT_RELAY_POLL_MS: u64 = 50;
 /// exceed [`crate::store::WRITE_TIMEOUT`] plus clock skew between writers and
 /// the relay: the checkpoint only moves past rows this old.
 pub const DEFAULT_RELAY_SETTLE_MS: u64 = 5_000;
+/// How far behind now the fast path keeps re-reading, for rows that land
+/// out of `changed_at` order (concurrent writers; a batch takes a few ms to
+/// ~100 ms). Rows later than this wait for the sweep (settle delay).
+pub const DEFAULT_RELAY_LOOKBACK_MS: u64 = 500;
 /// How often the relay re-reads the not-yet-settled window for late rows and
 /// moves its checkpoint.
 pub const DEFAULT_RELAY_SWEEP_MS: u64 = 1_000;
@@ -158,6 +162,10 @@ pub struct RelayArgs {
     /// Interval (ms) of the sweep that catches late rows and checkpoints.
     #[arg(long, env = "REVIEW_SVC_RELAY_SWEEP_MS", default_value_t = DEFAULT_RELAY_SWEEP_MS)]
     pub relay_sweep_ms: u64,
+    /// How far (ms) behind now the fast path keeps re-reading for rows that
+    /// land out of order.
+    #[arg(long, env = "REVIEW_SVC_RELAY_LOOKBACK_MS", default_value_t = DEFAULT_RELAY_LOOKBACK_MS)]
+    pub relay_lookback_ms: u64,
 }
 
 impl Default for RelayArgs {
@@ -166,6 +174,7 @@ impl Default for RelayArgs {
             relay_poll_ms: DEFAULT_RELAY_POLL_MS,
             relay_settle_ms: DEFAULT_RELAY_SETTLE_MS,
             relay_sweep_ms: DEFAULT_RELAY_SWEEP_MS,
+            relay_lookback_ms: DEFAULT_RELAY_LOOKBACK_MS,
         }
     }
 }
@@ -178,6 +187,10 @@ impl RelayArgs {
     /// Settle window.
     pub fn settle(&self) -> Duration {
         Duration::from_millis(self.relay_settle_ms)
+    }
+    /// Fast-path look-back window.
+    pub fn lookback(&self) -> Duration {
+        Duration::from_millis(self.relay_lookback_ms)
     }
     /// Sweep interval.
     pub fn sweep(&self) -> Duration {

@@ -11,7 +11,9 @@
 //!   acks; it never passes a row that may still land (an acknowledged write
 //!   lands within [`crate::store::WRITE_TIMEOUT`] of its `changed_at`).
 //! * `cursor` (memory) — the fast path reads rows after it every poll, so a
-//!   change reaches Kafka milliseconds after it is written.
+//!   change reaches Kafka milliseconds after it is written. It trails now by
+//!   a look-back window so rows landing slightly out of order are still
+//!   caught quickly.
 //! * `published` (memory) — changes after the checkpoint already acked, so
 //!   the sweep does not send them twice.
 //!
@@ -45,6 +47,9 @@ use crate::{events, now_micros};
 /// How far ahead of this host's clock the fast path looks, for writers
 /// whose clocks run ahead.
 pub const CLOCK_SLACK_MICROS: i64 = 1_000_000;
+/// Most change rows one scan reads (per shard): bounds memory and the time
+/// between checkpoints while a relay works through a backlog.
+pub const MAX_SCAN_ROWS: usize = 10_000;
 /// Longest predecessor chain the relay follows for one change.
 pub const MAX_CHASE: usize = 64;
 /// Pause after a failed step before retrying (database or Kafka down).
@@ -231,13 +236,18 @@ impl ShardRelay {
         let rows = self
             .relay
             .store
-            .scan_changes(self.shard, self.cursor, until)
+            .scan_changes(self.shard, self.cursor, until, MAX_SCAN_ROWS)
             .await?;
         let seen_up_to = rows.last().map(|r| r.changed_at);
         let mut sent = self.publish(rows, false).await?;
-        if let Some(at) = seen_up_to {
-            self.cursor = self.cursor.max(at);
-        }
+        // Concurrent writers' rows land out of `changed_at` order by up to
+        // a batch latency, so the cursor stays `lookback` behind now: rows
+        // that land that late are still read by the next polls (the
+        // `published` set skips the ones already sent), not left to the
+        // sweep's settle delay. Behind a backlog it follows the rows read.
+        let behind_now = now - self.relay.args.lookback().as_micros() as i64;
+        let next = seen_up_to.map_or(behind_now, |at| at.min(behind_now));
+        self.cursor = self.cursor.max(next);
         if self.last_sweep.elapsed() >= self.relay.args.sweep() {
             self.last_sweep = Instant::now();
             let horizon = now - self.relay.args.settle().as_micros() as i64;
@@ -245,17 +255,26 @@ impl ShardRelay {
                 let rows = self
                     .relay
                     .store
-                    .scan_changes(self.shard, self.checkpoint, horizon)
+                    .scan_changes(self.shard, self.checkpoint, horizon, MAX_SCAN_ROWS)
                     .await?;
+                // A truncated slice ends mid-log: checkpoint just before its
+                // last row's time, as more rows may share that microsecond.
+                let position = if rows.len() >= MAX_SCAN_ROWS {
+                    rows.last().map_or(horizon, |r| r.changed_at - 1)
+                } else {
+                    horizon
+                };
                 sent += self.publish(rows, true).await?;
-                self.relay
-                    .store
-                    .save_checkpoint(self.shard, horizon)
-                    .await?;
-                events::checkpoint_saved(self.shard, horizon);
-                self.checkpoint = horizon;
-                self.published.retain(|&(_, at)| at > horizon);
-                self.cursor = self.cursor.max(horizon);
+                if position > self.checkpoint {
+                    self.relay
+                        .store
+                        .save_checkpoint(self.shard, position)
+                        .await?;
+                    events::checkpoint_saved(self.shard, position);
+                    self.checkpoint = position;
+                    self.published.retain(|&(_, at)| at > position);
+                    self.cursor = self.cursor.max(position);
+                }
             }
         }
         Ok(sent)

@@ -953,18 +953,24 @@ impl ReviewStore {
         ))
     }
 
-    /// Change rows of `shard` with `after < changed_at <= until`, in log order.
+    /// Change rows of `shard` with `after < changed_at <= until`, in log
+    /// order, at most `max_rows` of them (the first ones): a relay catching
+    /// up after an outage reads its backlog in slices, not into one vector.
     pub async fn scan_changes(
         &self,
         shard: i32,
         after: i64,
         until: i64,
+        max_rows: usize,
     ) -> Result<Vec<ChangeRow>, StoreError> {
         let mut out = Vec::new();
         if until <= after {
             return Ok(out);
         }
         for bucket in bucket_of(after)..=bucket_of(until) {
+            if out.len() >= max_rows {
+                break;
+            }
             let pager = self
                 .session
                 .execute_iter(self.st.changes_scan.clone(), (shard, bucket, after, until))
@@ -975,6 +981,9 @@ impl ReviewStore {
                 .map_err(StoreError::corrupt)?;
             while let Some(row) = rows.try_next().await.map_err(StoreError::db)? {
                 out.push(ChangeRow::from(row));
+                if out.len() >= max_rows {
+                    break;
+                }
             }
         }
         Ok(out)

@@ -18,7 +18,10 @@ async fn racing_edits_get_distinct_versions_published_in_order() -> anyhow::Resu
     let consumer = h.consumer()?;
     let (shutdown, relay) = h.start_relay(fast_relay())?;
     let created = h.create(55, 5, 3.0, "v1").await?;
-    let uri = format!("/v1/reviews/{}", created["review_id"].as_str().unwrap_or_default());
+    let uri = format!(
+        "/v1/reviews/{}",
+        created["review_id"].as_str().unwrap_or_default()
+    );
     let token = h.token("55", &[]);
 
     let edits = (0..EDITS).map(|i| {
@@ -29,19 +32,31 @@ async fn racing_edits_get_distinct_versions_published_in_order() -> anyhow::Resu
     for result in futures::future::join_all(edits).await {
         let (status, _, json) = result?;
         // 409 is the documented answer when contention outlasts the retries.
-        assert!(status == StatusCode::OK || status == StatusCode::CONFLICT, "{status} {json}");
+        assert!(
+            status == StatusCode::OK || status == StatusCode::CONFLICT,
+            "{status} {json}"
+        );
         if status == StatusCode::OK {
-            assert!(versions.insert(json["version"].as_i64().unwrap_or(0)), "a version twice: {json}");
+            assert!(
+                versions.insert(json["version"].as_i64().unwrap_or(0)),
+                "a version twice: {json}"
+            );
         }
     }
     assert!(!versions.is_empty());
     let latest = versions.last().copied().unwrap_or(0);
     let (_, _, got) = h.call(Method::GET, &uri, None, &[], None).await?;
-    assert_eq!(got["version"], latest, "the highest accepted version wins on GET");
+    assert_eq!(
+        got["version"], latest,
+        "the highest accepted version wins on GET"
+    );
 
     let received = receive_until(&consumer, |r| r.len() > versions.len()).await?;
     let published: Vec<i64> = received.iter().map(|r| r.event.version).collect();
-    assert!(published.windows(2).all(|w| w[0] < w[1]), "in order: {published:?}");
+    assert!(
+        published.windows(2).all(|w| w[0] < w[1]),
+        "in order: {published:?}"
+    );
     let want: Vec<i64> = std::iter::once(1).chain(versions.iter().copied()).collect();
     assert_eq!(published, want);
 

@@ -217,6 +217,16 @@ async fn main() -> anyhow::Result<()> {
         "peak RSS (server + relay + client + consumer): {:.0} MiB",
         peak_rss_mib()
     );
+    let metrics = telemetry::metrics_handle().render();
+    for line in metrics.lines().filter(|l| {
+        !l.starts_with('#')
+            && (l.contains("late_changes")
+                || l.contains("predecessor")
+                || l.contains("publish_failures")
+                || l.contains("version_contention"))
+    }) {
+        println!("  {line}");
+    }
     if !args.keep {
         session
             .query_unpaged(format!("DROP KEYSPACE IF EXISTS {name}"), &[])

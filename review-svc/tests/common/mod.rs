@@ -270,5 +270,6 @@ pub fn fast_relay() -> RelayArgs {
         relay_poll_ms: 10,
         relay_settle_ms: 3_000,
         relay_sweep_ms: 200,
+        relay_lookback_ms: 500,
     }
 }
