@@ -218,6 +218,23 @@ async fn each_invalid_request_gets_its_4xx_reason_and_metric() -> anyhow::Result
         assert!(metrics_text().contains(&metric), "{metric} is counted");
     }
 
+    // An unknown user (an admin token, so authorisation is not what fails).
+    let admin = h.token("ops", &["admin"]);
+    let (status, _, json) = h
+        .call(
+            Method::POST,
+            "/v1/reviews",
+            Some(&admin),
+            &[],
+            Some(with("user_id", json!(common::CATALOG_SIZE + 1))),
+        )
+        .await?;
+    assert_eq!(
+        (status, json["error"].clone()),
+        (StatusCode::UNPROCESSABLE_ENTITY, json!("unknown_user"))
+    );
+    assert!(metrics_text().contains("review_svc_requests_rejected_total{code=\"unknown_user\"}"));
+
     // Nothing of the above was stored: the user still has one review, at v1.
     let (_, _, page) = h
         .call(Method::GET, "/v1/users/5/reviews", None, &[], None)
