@@ -54,6 +54,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/reviews", axum::routing::post(create))
         .route("/v1/reviews/{id}", get(get_review).put(edit).delete(delete))
         .route("/v1/users/{id}/reviews", get(list_by_user))
+        // Even a wrong path or method answers in the API's JSON error shape.
+        .fallback(no_route)
+        .method_not_allowed_fallback(method_not_allowed)
         // Bodies above the limit are cut off while streaming, before they are
         // buffered; the handler turns the rejection into a JSON 413.
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -195,6 +198,22 @@ fn written(status: StatusCode, review: Review, replayed: bool) -> Response {
             .insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
     }
     response
+}
+
+async fn no_route() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "no_route",
+        "no such endpoint; see /openapi.json",
+    )
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "method not allowed on this endpoint; see /openapi.json",
+    )
 }
 
 async fn openapi() -> Response {
