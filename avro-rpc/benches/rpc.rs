@@ -4,8 +4,10 @@
 //!
 //! `cargo bench -p avro-rpc --bench rpc` (add `-- --quick` for a short run).
 //! Prints one line per transport × concurrency: calls/s, p50, p99, and the
-//! process's peak RSS at the end. Client and server share the process (and
-//! the machine's cores), so calls/s is for the pair, not per server core.
+//! process's peak RSS at the end. The server runs on its own single-threaded
+//! tokio runtime (one worker thread) and the clients on another, so calls/s
+//! is what one server core sustains (when the server is the bottleneck) —
+//! the unit of the DESIGN.md §7 target.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -43,13 +45,16 @@ impl Greeter for Bench {
     }
 }
 
+/// Handshake, allocator, connection pools: outside the measured window.
+async fn warm_up(client: &GreeterClient) {
+    for _ in 0..200 {
+        client.hello("warm-up".into()).await.expect("warm-up call");
+    }
+}
+
 /// Runs `total` calls with `in_flight` concurrent workers; returns calls/s and sorted latencies.
 async fn run(client: &GreeterClient, in_flight: usize, total: usize) -> (f64, Vec<Duration>) {
     let payload: String = "x".repeat(96);
-    // Warm up: handshake, allocator, connection pools.
-    for _ in 0..200 {
-        client.hello(payload.clone()).await.expect("warm-up call");
-    }
     let per_worker = total / in_flight;
     let start = Instant::now();
     let workers: Vec<_> = (0..in_flight)
@@ -88,25 +93,69 @@ fn peak_rss_kib() -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// Name of the server runtime's threads, to find their CPU time in /proc.
+const SERVER_THREAD: &str = "avro-srv";
+
+/// CPU seconds (user + system) used so far by the server runtime's threads,
+/// from /proc (Linux; clock ticks assumed 100 Hz, the x86-64 default).
+fn server_cpu_secs() -> Option<f64> {
+    let mut ticks = 0u64;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let dir = task.ok()?.path();
+        let comm = std::fs::read_to_string(dir.join("comm")).ok()?;
+        if !comm.trim_end().starts_with(SERVER_THREAD) {
+            continue;
+        }
+        let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
+        // After the parenthesised command name, utime and stime are the
+        // 12th and 13th fields (fields 14 and 15 of the whole line).
+        let rest = stat.rsplit_once(')')?.1;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        ticks += fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    }
+    Some(ticks as f64 / 100.0)
+}
+
+/// Starts both servers on a runtime with one worker thread of its own.
+fn start_servers() -> (std::net::SocketAddr, std::net::SocketAddr) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name(SERVER_THREAD)
+            .enable_all()
+            .build()
+            .expect("server runtime");
+        rt.block_on(async move {
+            let socket_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let http_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let addrs = (
+                socket_listener.local_addr().expect("addr"),
+                http_listener.local_addr().expect("addr"),
+            );
+            let responder = Arc::new(GreeterServer::new(Bench).responder().expect("protocol"));
+            tokio::spawn(serve_socket(socket_listener, responder.clone()));
+            tokio::spawn(serve_http(http_listener, responder));
+            tx.send(addrs).expect("main thread waits");
+            std::future::pending::<()>().await
+        })
+    });
+    rx.recv().expect("servers started")
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
+    let (socket_addr, http_addr) = start_servers();
     let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
         .enable_all()
         .build()
-        .expect("runtime");
+        .expect("client runtime");
     rt.block_on(async {
-        let socket_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let socket_addr = socket_listener.local_addr().expect("addr");
-        let responder = Arc::new(GreeterServer::new(Bench).responder().expect("protocol"));
-        tokio::spawn(serve_socket(socket_listener, responder.clone()));
-        let http_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let http_addr = http_listener.local_addr().expect("addr");
-        tokio::spawn(serve_http(http_listener, responder));
-
         let socket = GreeterClient::new(
             SocketTransport::connect(socket_addr)
                 .await
@@ -117,7 +166,7 @@ fn main() {
             GreeterClient::new(HttpTransport::new(&format!("http://{http_addr}/")).expect("uri"))
                 .expect("protocol");
 
-        println!("transport  in-flight      calls/s    p50(us)    p99(us)");
+        println!("transport  in-flight      calls/s    p50(us)    p99(us)  calls/server-CPU-s");
         for (name, client) in [("socket", &socket), ("http", &http)] {
             for in_flight in [1usize, 16, 256] {
                 let total = match (quick, in_flight) {
@@ -126,9 +175,17 @@ fn main() {
                     (false, 1) => 20_000,
                     (false, _) => 102_400,
                 };
+                warm_up(client).await;
+                let cpu_before = server_cpu_secs();
                 let (rate, lat) = run(client, in_flight, total).await;
+                // Calls per second of server CPU: the per-server-core rate,
+                // whether or not the server was the bottleneck.
+                let per_core = match (cpu_before, server_cpu_secs()) {
+                    (Some(a), Some(b)) if b > a => format!("{:.0}", lat.len() as f64 / (b - a)),
+                    _ => "n/a".into(),
+                };
                 println!(
-                    "{name:<9} {in_flight:>10} {rate:>12.0} {:>10} {:>10}",
+                    "{name:<9} {in_flight:>10} {rate:>12.0} {:>10} {:>10} {per_core:>19}",
                     pct(&lat, 0.50).as_micros(),
                     pct(&lat, 0.99).as_micros()
                 );
