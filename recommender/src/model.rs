@@ -1,0 +1,440 @@
+//! The item–item co-occurrence model of DESIGN.md §5, maintained one review
+//! change at a time, and its batch recomputation for reconciliation.
+//!
+//! # What counts as a user's rating of a movie
+//!
+//! Each review (by `review_id`) has a latest state: the highest `version` seen
+//! wins, a deletion is a tombstone that older versions can't resurrect. A user
+//! may have several live reviews of one movie (review-svc does not forbid it);
+//! the one with the greatest `(changed_at, version, review_id)` is the user's
+//! rating of that movie. A user **likes** a movie when that rating is ≥
+//! [`LIKE_THRESHOLD`].
+//!
+//! # Exactly-once effect
+//!
+//! [`Model::apply`] ignores a state that is not newer than the one it holds,
+//! and everything else (`likes`, `N`, `C`) is a function of the latest review
+//! states alone, so redeliveries, duplicates and any interleaving of different
+//! reviews' changes end in the same model. [`batch`] recomputes that function
+//! directly from the latest reviews, by a separate path, so [`diff`] between
+//! the two finds a bug in either.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+/// A user id (user-svc).
+pub type UserId = i64;
+/// A movie id (movie-svc).
+pub type MovieId = i64;
+/// A review id (review-svc's UUID as an integer).
+pub type ReviewId = u128;
+
+/// Ratings at or above this are likes.
+pub const LIKE_THRESHOLD: f32 = 4.0;
+/// Recommendations per user.
+pub const TOP_N: usize = 20;
+
+/// One review's state as the enriched stream delivers it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReviewState {
+    /// The review.
+    pub review_id: ReviewId,
+    /// Its author.
+    pub user_id: UserId,
+    /// The movie reviewed.
+    pub movie_id: MovieId,
+    /// 0.5–5.0.
+    pub rating: f32,
+    /// Per-review, strictly increasing with each change.
+    pub version: i64,
+    /// When review-svc accepted this version (µs since the epoch).
+    pub changed_at_us: i64,
+    /// A deleted review rates nothing.
+    pub deleted: bool,
+}
+
+impl ReviewState {
+    /// The order among live reviews of one (user, movie): latest wins.
+    fn recency(&self) -> (i64, i64, ReviewId) {
+        (self.changed_at_us, self.version, self.review_id)
+    }
+}
+
+/// What [`Model::apply`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// The model already held this version or a newer one: nothing changed.
+    Stale,
+    /// The review state advanced; `likes_changed` when some like appeared or
+    /// went, so recommendations need recomputing.
+    Advanced {
+        /// Whether any (user, movie) like flipped.
+        likes_changed: bool,
+    },
+}
+
+/// The model's comparable content: what reconciliation diffs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ModelState {
+    /// Movies each user likes (users without likes are absent).
+    pub likes: BTreeMap<UserId, BTreeSet<MovieId>>,
+    /// `N(i)`: users who like movie `i` (absent when 0).
+    pub n: BTreeMap<MovieId, u32>,
+    /// `C(i, j)` for `i < j`: users who like both (absent when 0).
+    pub c: BTreeMap<(MovieId, MovieId), u32>,
+}
+
+/// The live model.
+#[derive(Debug, Clone, Default)]
+pub struct Model {
+    /// Latest state per review, tombstones included.
+    reviews: HashMap<ReviewId, ReviewState>,
+    /// Reviews per (user, movie); usually one.
+    by_pair: HashMap<(UserId, MovieId), Vec<ReviewId>>,
+    /// Movies each user has a live review of: never recommended back.
+    seen: HashMap<UserId, HashSet<MovieId>>,
+    /// Invariant: `m ∈ likes[u]` iff the effective rating of (u, m) ≥ threshold.
+    likes: HashMap<UserId, HashSet<MovieId>>,
+    /// Invariant: `n[i] = |{u : i ∈ likes[u]}|`, no zero entries.
+    n: HashMap<MovieId, u32>,
+    /// Invariant: symmetric, `c[i][j] = |{u : i, j ∈ likes[u]}|` for `i ≠ j`,
+    /// no zero entries and no empty inner maps.
+    c: HashMap<MovieId, HashMap<MovieId, u32>>,
+}
+
+impl Model {
+    /// An empty model.
+    pub fn new() -> Model {
+        Model::default()
+    }
+
+    /// Applies one review state; see [`Applied`].
+    pub fn apply(&mut self, state: ReviewState) -> Applied {
+        let previous = self.reviews.get(&state.review_id).copied();
+        if previous.is_some_and(|p| p.version >= state.version) {
+            return Applied::Stale;
+        }
+        let new_pair = (state.user_id, state.movie_id);
+        let old_pair = previous.map(|p| (p.user_id, p.movie_id));
+        let mut pairs = vec![new_pair];
+        if let Some(old) = old_pair.filter(|old| *old != new_pair) {
+            pairs.push(old);
+        }
+        let before: Vec<bool> = pairs.iter().map(|p| self.effective_like(*p).1).collect();
+
+        self.reviews.insert(state.review_id, state);
+        if let Some(old) = old_pair.filter(|old| *old != new_pair) {
+            if let Some(ids) = self.by_pair.get_mut(&old) {
+                ids.retain(|id| *id != state.review_id);
+                if ids.is_empty() {
+                    self.by_pair.remove(&old);
+                }
+            }
+        }
+        let ids = self.by_pair.entry(new_pair).or_default();
+        if !ids.contains(&state.review_id) {
+            ids.push(state.review_id);
+        }
+
+        let mut likes_changed = false;
+        for (pair, liked_before) in pairs.into_iter().zip(before) {
+            let (live, liked_after) = self.effective_like(pair);
+            let (user, movie) = pair;
+            if live {
+                self.seen.entry(user).or_default().insert(movie);
+            } else if let Some(seen) = self.seen.get_mut(&user) {
+                seen.remove(&movie);
+                if seen.is_empty() {
+                    self.seen.remove(&user);
+                }
+            }
+            match (liked_before, liked_after) {
+                (false, true) => self.like(user, movie),
+                (true, false) => self.unlike(user, movie),
+                _ => continue,
+            }
+            likes_changed = true;
+        }
+        Applied::Advanced { likes_changed }
+    }
+
+    /// (has a live review, likes) for a (user, movie).
+    fn effective_like(&self, pair: (UserId, MovieId)) -> (bool, bool) {
+        let latest = self
+            .by_pair
+            .get(&pair)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.reviews.get(id))
+            .filter(|r| !r.deleted)
+            .max_by_key(|r| r.recency());
+        match latest {
+            Some(r) => (true, r.rating >= LIKE_THRESHOLD),
+            None => (false, false),
+        }
+    }
+
+    fn like(&mut self, user: UserId, movie: MovieId) {
+        let liked = self.likes.entry(user).or_default();
+        for &other in liked.iter() {
+            *self.c.entry(movie).or_default().entry(other).or_insert(0) += 1;
+            *self.c.entry(other).or_default().entry(movie).or_insert(0) += 1;
+        }
+        liked.insert(movie);
+        *self.n.entry(movie).or_insert(0) += 1;
+    }
+
+    fn unlike(&mut self, user: UserId, movie: MovieId) {
+        let Some(liked) = self.likes.get_mut(&user) else {
+            return;
+        };
+        liked.remove(&movie);
+        for &other in liked.iter() {
+            decrement(&mut self.c, movie, other);
+            decrement(&mut self.c, other, movie);
+        }
+        if liked.is_empty() {
+            self.likes.remove(&user);
+        }
+        if let Some(n) = self.n.get_mut(&movie) {
+            *n -= 1;
+            if *n == 0 {
+                self.n.remove(&movie);
+            }
+        }
+    }
+
+    /// `N(i)`.
+    pub fn n(&self, movie: MovieId) -> u32 {
+        self.n.get(&movie).copied().unwrap_or(0)
+    }
+
+    /// `C(i, j)`.
+    pub fn c(&self, i: MovieId, j: MovieId) -> u32 {
+        self.c
+            .get(&i)
+            .and_then(|row| row.get(&j))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// `C(i,j) / sqrt(N(i)·N(j))`, 0 when either movie has no likes.
+    pub fn similarity(&self, i: MovieId, j: MovieId) -> f64 {
+        let (ni, nj) = (self.n(i), self.n(j));
+        if ni == 0 || nj == 0 {
+            return 0.0;
+        }
+        f64::from(self.c(i, j)) / (f64::from(ni) * f64::from(nj)).sqrt()
+    }
+
+    /// The movies most similar to `movie`, best first (ties by id), at most `k`.
+    pub fn similar(&self, movie: MovieId, k: usize) -> Vec<(MovieId, f64)> {
+        let scored = self
+            .c
+            .get(&movie)
+            .into_iter()
+            .flatten()
+            .map(|(&j, _)| (j, self.similarity(movie, j)));
+        top_k(scored, k)
+    }
+
+    /// A user's top `k` unseen movies by summed similarity to the movies they
+    /// like; empty when they like nothing that co-occurs (cold start: the
+    /// caller falls back to [`with_fallback`]).
+    pub fn recommend(&self, user: UserId, k: usize) -> Vec<(MovieId, f64)> {
+        let Some(liked) = self.likes.get(&user) else {
+            return Vec::new();
+        };
+        let seen = self.seen.get(&user);
+        let mut scores: HashMap<MovieId, f64> = HashMap::new();
+        for &i in liked {
+            for &j in self.c.get(&i).into_iter().flatten().map(|(j, _)| j) {
+                if seen.is_some_and(|s| s.contains(&j)) {
+                    continue;
+                }
+                *scores.entry(j).or_insert(0.0) += self.similarity(i, j);
+            }
+        }
+        top_k(scores.into_iter(), k)
+    }
+
+    /// Whether the user has a live review of the movie.
+    pub fn has_seen(&self, user: UserId, movie: MovieId) -> bool {
+        self.seen.get(&user).is_some_and(|s| s.contains(&movie))
+    }
+
+    /// The model's comparable content.
+    pub fn state(&self) -> ModelState {
+        ModelState {
+            likes: self
+                .likes
+                .iter()
+                .map(|(u, m)| (*u, m.iter().copied().collect()))
+                .collect(),
+            n: self.n.iter().map(|(m, n)| (*m, *n)).collect(),
+            c: self
+                .c
+                .iter()
+                .flat_map(|(&i, row)| {
+                    row.iter()
+                        .filter(move |(j, _)| i < **j)
+                        .map(move |(&j, &c)| ((i, j), c))
+                })
+                .collect(),
+        }
+    }
+
+    /// Number of reviews (tombstones included) the model tracks.
+    pub fn reviews(&self) -> usize {
+        self.reviews.len()
+    }
+}
+
+fn decrement(c: &mut HashMap<MovieId, HashMap<MovieId, u32>>, i: MovieId, j: MovieId) {
+    if let Some(row) = c.get_mut(&i) {
+        if let Some(count) = row.get_mut(&j) {
+            *count -= 1;
+            if *count == 0 {
+                row.remove(&j);
+            }
+        }
+        if row.is_empty() {
+            c.remove(&i);
+        }
+    }
+}
+
+/// The best `k` by score, then lowest id: a deterministic order, so equal
+/// models write equal recommendations.
+fn top_k(scored: impl Iterator<Item = (MovieId, f64)>, k: usize) -> Vec<(MovieId, f64)> {
+    let mut all: Vec<(MovieId, f64)> = scored.filter(|(_, s)| *s > 0.0).collect();
+    all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    all.truncate(k);
+    all
+}
+
+/// Personal recommendations topped up from `trending` (movies trending in the
+/// user's preferred genres, best first) up to `k`, skipping movies the user
+/// has seen or already has.
+pub fn with_fallback(
+    model: &Model,
+    user: UserId,
+    personal: Vec<(MovieId, f64)>,
+    trending: &[MovieId],
+    k: usize,
+) -> Vec<MovieId> {
+    let mut out: Vec<MovieId> = personal.into_iter().map(|(m, _)| m).take(k).collect();
+    for &m in trending {
+        if out.len() >= k {
+            break;
+        }
+        if !model.has_seen(user, m) && !out.contains(&m) {
+            out.push(m);
+        }
+    }
+    out
+}
+
+/// Recomputes the model's content from review states in any order (every
+/// version of every review may be present, duplicates too): the latest state
+/// per review, the effective rating per (user, movie), likes, then `N` and
+/// `C` by counting. Written independently of [`Model::apply`] on purpose.
+pub fn batch(states: impl IntoIterator<Item = ReviewState>) -> ModelState {
+    let mut latest: HashMap<ReviewId, ReviewState> = HashMap::new();
+    for s in states {
+        match latest.get(&s.review_id) {
+            Some(have) if have.version >= s.version => {}
+            _ => {
+                latest.insert(s.review_id, s);
+            }
+        }
+    }
+    let mut effective: HashMap<(UserId, MovieId), ReviewState> = HashMap::new();
+    for s in latest.values().filter(|s| !s.deleted) {
+        let pair = (s.user_id, s.movie_id);
+        if effective
+            .get(&pair)
+            .is_none_or(|e| s.recency() > e.recency())
+        {
+            effective.insert(pair, *s);
+        }
+    }
+    let mut state = ModelState::default();
+    for ((user, movie), s) in &effective {
+        if s.rating >= LIKE_THRESHOLD {
+            state.likes.entry(*user).or_default().insert(*movie);
+        }
+    }
+    for liked in state.likes.values() {
+        let liked: Vec<MovieId> = liked.iter().copied().collect();
+        for (a, &i) in liked.iter().enumerate() {
+            *state.n.entry(i).or_insert(0) += 1;
+            for &j in &liked[a + 1..] {
+                *state.c.entry((i, j)).or_insert(0) += 1;
+            }
+        }
+    }
+    state
+}
+
+/// One way two model contents differ.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Difference {
+    /// A like one side has and the other lacks: (user, movie, in `expected`).
+    Like(UserId, MovieId, bool),
+    /// `N(i)`: (movie, expected, actual).
+    N(MovieId, u32, u32),
+    /// `C(i, j)`: ((i, j), expected, actual).
+    C((MovieId, MovieId), u32, u32),
+}
+
+impl std::fmt::Display for Difference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Difference::Like(u, m, true) => write!(f, "user {u} should like movie {m}"),
+            Difference::Like(u, m, false) => write!(f, "user {u} should not like movie {m}"),
+            Difference::N(m, e, a) => write!(f, "N({m}) is {a}, expected {e}"),
+            Difference::C((i, j), e, a) => write!(f, "C({i}, {j}) is {a}, expected {e}"),
+        }
+    }
+}
+
+/// Every difference between `expected` (the batch recomputation) and
+/// `actual` (what the recommender holds), likes first.
+pub fn diff(expected: &ModelState, actual: &ModelState) -> Vec<Difference> {
+    let mut out = Vec::new();
+    let empty = BTreeSet::new();
+    let users: BTreeSet<UserId> = expected
+        .likes
+        .keys()
+        .chain(actual.likes.keys())
+        .copied()
+        .collect();
+    for u in users {
+        let (e, a) = (
+            expected.likes.get(&u).unwrap_or(&empty),
+            actual.likes.get(&u).unwrap_or(&empty),
+        );
+        out.extend(e.difference(a).map(|m| Difference::Like(u, *m, true)));
+        out.extend(a.difference(e).map(|m| Difference::Like(u, *m, false)));
+    }
+    out.extend(diff_maps(&expected.n, &actual.n).map(|(k, e, a)| Difference::N(k, e, a)));
+    out.extend(diff_maps(&expected.c, &actual.c).map(|(k, e, a)| Difference::C(k, e, a)));
+    out
+}
+
+fn diff_maps<'a, K: Ord + Copy>(
+    expected: &'a BTreeMap<K, u32>,
+    actual: &'a BTreeMap<K, u32>,
+) -> impl Iterator<Item = (K, u32, u32)> + 'a {
+    let keys: BTreeSet<K> = expected.keys().chain(actual.keys()).copied().collect();
+    keys.into_iter().filter_map(move |k| {
+        let (e, a) = (
+            expected.get(&k).copied().unwrap_or(0),
+            actual.get(&k).copied().unwrap_or(0),
+        );
+        (e != a).then_some((k, e, a))
+    })
+}
+
+#[cfg(test)]
+mod tests;
