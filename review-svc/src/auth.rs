@@ -10,6 +10,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::AuthArgs;
 
+/// Shortest HS256 secret accepted: an empty or short secret (say, an unset
+/// Secret rendered as "") would make tokens forgeable by guessing.
+pub const MIN_HS256_SECRET: usize = 16;
+
 /// The scope that lets a token act for any user.
 pub const ADMIN_SCOPE: &str = "admin";
 
@@ -80,6 +84,9 @@ pub enum KeyError {
         /// Why.
         source: jsonwebtoken::errors::Error,
     },
+    /// The HS256 secret is shorter than [`MIN_HS256_SECRET`].
+    #[error("the HS256 secret must be at least {MIN_HS256_SECRET} bytes")]
+    WeakSecret,
     /// Neither HS256 nor RS256 is configured.
     #[error(
         "no token key configured: set REVIEW_SVC_JWT_HS256_SECRET or REVIEW_SVC_JWT_RS256_PUBLIC_KEY"
@@ -116,6 +123,13 @@ impl std::fmt::Debug for Authenticator {
 impl Authenticator {
     /// From config; at least one key must be set.
     pub fn from_args(args: &AuthArgs) -> Result<Authenticator, KeyError> {
+        if args
+            .jwt_hs256_secret
+            .as_ref()
+            .is_some_and(|s| s.len() < MIN_HS256_SECRET)
+        {
+            return Err(KeyError::WeakSecret);
+        }
         let hs256 = args
             .jwt_hs256_secret
             .as_ref()
@@ -240,11 +254,13 @@ impl Minter {
 mod tests {
     use super::*;
 
+    const SECRET: &str = "unit-test-secret-0123";
+
     fn authenticator() -> Authenticator {
         Authenticator::from_args(&AuthArgs {
             jwt_issuer: "iss".into(),
             jwt_audience: "aud".into(),
-            jwt_hs256_secret: Some("secret".into()),
+            jwt_hs256_secret: Some(SECRET.into()),
             jwt_rs256_public_key: None,
         })
         .expect("an HS256 key is configured")
@@ -252,7 +268,7 @@ mod tests {
 
     #[test]
     fn a_minted_token_authenticates_its_subject() {
-        let token = Minter::hs256("secret", "iss", "aud")
+        let token = Minter::hs256(SECRET, "iss", "aud")
             .mint("17", &[], Duration::from_secs(60))
             .expect("mints");
         let p = authenticator()
@@ -272,8 +288,8 @@ mod tests {
     fn wrong_secret_issuer_or_audience_is_refused() {
         for minter in [
             Minter::hs256("other", "iss", "aud"),
-            Minter::hs256("secret", "evil", "aud"),
-            Minter::hs256("secret", "iss", "other-svc"),
+            Minter::hs256(SECRET, "evil", "aud"),
+            Minter::hs256(SECRET, "iss", "other-svc"),
         ] {
             let token = minter
                 .mint("1", &[], Duration::from_secs(60))
@@ -296,8 +312,22 @@ mod tests {
     }
 
     #[test]
+    fn short_or_empty_secrets_are_refused() {
+        for weak in ["", "short"] {
+            let args = AuthArgs {
+                jwt_hs256_secret: Some(weak.into()),
+                ..AuthArgs::default()
+            };
+            assert!(matches!(
+                Authenticator::from_args(&args),
+                Err(KeyError::WeakSecret)
+            ));
+        }
+    }
+
+    #[test]
     fn admin_scope_acts_for_anyone() {
-        let token = Minter::hs256("secret", "iss", "aud")
+        let token = Minter::hs256(SECRET, "iss", "aud")
             .mint("ops", &["read", ADMIN_SCOPE], Duration::from_secs(60))
             .expect("mints");
         let p = authenticator()

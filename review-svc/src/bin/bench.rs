@@ -94,7 +94,7 @@ async fn main() -> anyhow::Result<()> {
     store::migrate(&session, &cql).await?;
     relay::ensure_topic(&kafka).await?;
     let store = Arc::new(ReviewStore::new(session.clone(), &cql).await?);
-    let secret = format!("bench-{}", rand::random::<u64>());
+    let secret = format!("bench-{:020}", rand::random::<u64>());
     let auth = AuthArgs {
         jwt_issuer: config::DEFAULT_JWT_ISSUER.into(),
         jwt_audience: config::DEFAULT_JWT_AUDIENCE.into(),
