@@ -7,7 +7,8 @@
 //! process's peak RSS at the end. The server runs on its own single-threaded
 //! tokio runtime (one worker thread) and the clients on another, so calls/s
 //! is what one server core sustains (when the server is the bottleneck) —
-//! the unit of the DESIGN.md §7 target.
+//! the unit of the DESIGN.md §7 target. The same call is also made over
+//! tonic (gRPC, prost) in the same run, as the baseline.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -46,14 +47,14 @@ impl Greeter for Bench {
 }
 
 /// Handshake, allocator, connection pools: outside the measured window.
-async fn warm_up(client: &GreeterClient) {
+async fn warm_up(client: &AnyClient) {
     for _ in 0..200 {
-        client.hello("warm-up".into()).await.expect("warm-up call");
+        client.hello("warm-up".into()).await;
     }
 }
 
 /// Runs `total` calls with `in_flight` concurrent workers; returns calls/s and sorted latencies.
-async fn run(client: &GreeterClient, in_flight: usize, total: usize) -> (f64, Vec<Duration>) {
+async fn run(client: &AnyClient, in_flight: usize, total: usize) -> (f64, Vec<Duration>) {
     let payload: String = "x".repeat(96);
     let per_worker = total / in_flight;
     let start = Instant::now();
@@ -65,7 +66,7 @@ async fn run(client: &GreeterClient, in_flight: usize, total: usize) -> (f64, Ve
                 let mut lat = Vec::with_capacity(per_worker);
                 for _ in 0..per_worker {
                     let t = Instant::now();
-                    let r = client.hello(payload.clone()).await.expect("call");
+                    let r = client.hello(payload.clone()).await;
                     lat.push(t.elapsed());
                     debug_assert_eq!(r.len(), 96);
                 }
@@ -93,6 +94,94 @@ fn peak_rss_kib() -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// The gRPC baseline's message: one string, like `hello`'s parameter and answer.
+#[derive(Clone, PartialEq, prost::Message)]
+struct HelloMsg {
+    #[prost(string, tag = "1")]
+    name: String,
+}
+
+/// The gRPC baseline's handler: returns the message, as `Bench::hello` does.
+#[derive(Clone)]
+struct TonicHello;
+
+impl tonic::server::UnaryService<HelloMsg> for TonicHello {
+    type Response = HelloMsg;
+    type Future = std::future::Ready<Result<tonic::Response<HelloMsg>, tonic::Status>>;
+    fn call(&mut self, request: tonic::Request<HelloMsg>) -> Self::Future {
+        std::future::ready(Ok(tonic::Response::new(request.into_inner())))
+    }
+}
+
+/// The service tonic-build would generate for `service Greeter { rpc Hello }`,
+/// written out so the bench needs no protoc.
+#[derive(Clone)]
+struct TonicGreeter;
+
+impl tonic::server::NamedService for TonicGreeter {
+    const NAME: &'static str = "bench.Greeter";
+}
+
+impl tower::Service<http::Request<tonic::body::Body>> for TonicGreeter {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = futures::future::BoxFuture<'static, Result<Self::Response, Infallible>>;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Infallible>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+        Box::pin(async move {
+            let mut grpc =
+                tonic::server::Grpc::new(tonic::codec::ProstCodec::<HelloMsg, HelloMsg>::default());
+            Ok(grpc.unary(TonicHello, request).await)
+        })
+    }
+}
+
+/// A client making the same call as `GreeterClient::hello`, over gRPC.
+#[derive(Clone)]
+struct TonicClient {
+    grpc: tonic::client::Grpc<tonic::transport::Channel>,
+}
+
+impl TonicClient {
+    async fn hello(&self, name: String) -> Result<String, tonic::Status> {
+        let mut grpc = self.grpc.clone();
+        grpc.ready()
+            .await
+            .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+        let reply: tonic::Response<HelloMsg> = grpc
+            .unary(
+                tonic::Request::new(HelloMsg { name }),
+                http::uri::PathAndQuery::from_static("/bench.Greeter/Hello"),
+                tonic::codec::ProstCodec::default(),
+            )
+            .await?;
+        Ok(reply.into_inner().name)
+    }
+}
+
+/// The calls each transport makes: the Avro typed client or the gRPC baseline.
+#[derive(Clone)]
+enum AnyClient {
+    Avro(GreeterClient),
+    Grpc(TonicClient),
+}
+
+impl AnyClient {
+    async fn hello(&self, name: String) -> String {
+        match self {
+            AnyClient::Avro(c) => c.hello(name).await.expect("avro call"),
+            AnyClient::Grpc(c) => c.hello(name).await.expect("grpc call"),
+        }
+    }
+}
+
 /// Name of the server runtime's threads, to find their CPU time in /proc.
 const SERVER_THREAD: &str = "avro-srv";
 
@@ -117,7 +206,11 @@ fn server_cpu_secs() -> Option<f64> {
 }
 
 /// Starts both servers on a runtime with one worker thread of its own.
-fn start_servers() -> (std::net::SocketAddr, std::net::SocketAddr) {
+fn start_servers() -> (
+    std::net::SocketAddr,
+    std::net::SocketAddr,
+    std::net::SocketAddr,
+) {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -133,9 +226,25 @@ fn start_servers() -> (std::net::SocketAddr, std::net::SocketAddr) {
             let http_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
                 .await
                 .expect("bind");
+            let grpc_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
             let addrs = (
                 socket_listener.local_addr().expect("addr"),
                 http_listener.local_addr().expect("addr"),
+                grpc_listener.local_addr().expect("addr"),
+            );
+            let incoming = futures::stream::unfold(grpc_listener, |l| async move {
+                let conn = l.accept().await.map(|(stream, _)| {
+                    let _ = stream.set_nodelay(true);
+                    stream
+                });
+                Some((conn, l))
+            });
+            tokio::spawn(
+                tonic::transport::Server::builder()
+                    .add_service(TonicGreeter)
+                    .serve_with_incoming(incoming),
             );
             let responder = Arc::new(GreeterServer::new(Bench).responder().expect("protocol"));
             tokio::spawn(serve_socket(socket_listener, responder.clone()));
@@ -149,25 +258,38 @@ fn start_servers() -> (std::net::SocketAddr, std::net::SocketAddr) {
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
-    let (socket_addr, http_addr) = start_servers();
+    let (socket_addr, http_addr, grpc_addr) = start_servers();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .expect("client runtime");
     rt.block_on(async {
-        let socket = GreeterClient::new(
-            SocketTransport::connect(socket_addr)
-                .await
-                .expect("connect"),
-        )
-        .expect("protocol");
-        let http =
+        let socket = AnyClient::Avro(
+            GreeterClient::new(
+                SocketTransport::connect(socket_addr)
+                    .await
+                    .expect("connect"),
+            )
+            .expect("protocol"),
+        );
+        let http = AnyClient::Avro(
             GreeterClient::new(HttpTransport::new(&format!("http://{http_addr}/")).expect("uri"))
-                .expect("protocol");
+                .expect("protocol"),
+        );
+        // One HTTP/2 connection, multiplexed: the gRPC analogue of the socket transport.
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{grpc_addr}"))
+            .expect("uri")
+            .tcp_nodelay(true)
+            .connect()
+            .await
+            .expect("connect");
+        let grpc = AnyClient::Grpc(TonicClient {
+            grpc: tonic::client::Grpc::new(channel),
+        });
 
         println!("transport  in-flight      calls/s    p50(us)    p99(us)  calls/server-CPU-s");
-        for (name, client) in [("socket", &socket), ("http", &http)] {
+        for (name, client) in [("socket", &socket), ("http", &http), ("tonic", &grpc)] {
             for in_flight in [1usize, 16, 256] {
                 let total = match (quick, in_flight) {
                     (true, 1) => 2_000,
