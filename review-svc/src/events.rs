@@ -83,9 +83,10 @@ pub fn predecessor_missing(review_id: Uuid, version: i64) {
     metrics::counter!("review_svc_relay_predecessor_missing_total").increment(1);
 }
 
-/// A change-log row that cannot be published (unknown op): skipped, loudly.
+/// A change-log row that cannot become an event (unknown op): sent to the
+/// DLQ topic with the reason, loudly.
 pub fn change_row_invalid(shard: i32, review_id: Uuid, version: i64, reason: &str) {
-    tracing::error!(shard, %review_id, version, reason, "invalid change-log row skipped");
+    tracing::error!(shard, %review_id, version, reason, "invalid change-log row sent to the DLQ");
     metrics::counter!("review_svc_relay_invalid_rows_total").increment(1);
 }
 

@@ -35,6 +35,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use uuid::Uuid;
 
@@ -85,18 +86,22 @@ pub fn producer(args: &KafkaArgs) -> Result<FutureProducer, KafkaError> {
         .create()
 }
 
-/// Creates the change topic if it does not exist.
+/// Creates the change topic and its DLQ if they do not exist.
 pub async fn ensure_topic(args: &KafkaArgs) -> Result<(), RelayError> {
+    let dlq = dlq_topic(&args.changes_topic);
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", &args.kafka_brokers)
         .create()?;
     let results = admin
         .create_topics(
-            &[NewTopic::new(
-                &args.changes_topic,
-                args.topic_partitions,
-                TopicReplication::Fixed(1),
-            )],
+            &[
+                NewTopic::new(
+                    &args.changes_topic,
+                    args.topic_partitions,
+                    TopicReplication::Fixed(1),
+                ),
+                NewTopic::new(&dlq, 1, TopicReplication::Fixed(1)),
+            ],
             &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
         )
         .await?;
@@ -107,6 +112,43 @@ pub async fn ensure_topic(args: &KafkaArgs) -> Result<(), RelayError> {
         }
     }
     Ok(())
+}
+
+/// The dead-letter topic of `topic` (DESIGN.md §2: `<topic>.dlq`).
+pub fn dlq_topic(topic: &str) -> String {
+    format!("{topic}.dlq")
+}
+
+/// Header of a DLQ record naming why it could not be published.
+pub const DLQ_ERROR_HEADER: &str = "error";
+
+/// The event of a change row, or why there is none.
+fn encode(row: &ChangeRow) -> Result<Vec<u8>, String> {
+    let op = Op::parse(&row.op).ok_or_else(|| format!("unknown op {:?}", row.op))?;
+    ReviewChanged {
+        event_id: row.event_id,
+        review_id: row.review_id,
+        user_id: row.user_id,
+        version: row.version,
+        op,
+        changed_at_us: row.changed_at,
+    }
+    .encode()
+    .map_err(|e| e.to_string())
+}
+
+/// A DLQ record's body: the row as JSON (it has no valid Avro form).
+fn dlq_payload(row: &ChangeRow) -> Vec<u8> {
+    serde_json::json!({
+        "event_id": row.event_id,
+        "review_id": row.review_id,
+        "user_id": row.user_id,
+        "version": row.version,
+        "op": row.op,
+        "changed_at": row.changed_at,
+    })
+    .to_string()
+    .into_bytes()
 }
 
 /// The relay of one keyspace into one topic.
@@ -345,39 +387,28 @@ impl ShardRelay {
     async fn send_in_order(&mut self, queue: Vec<ChangeRow>) -> Result<usize, RelayError> {
         let mut in_flight: VecDeque<(DeliveryFuture, (Uuid, i64))> = VecDeque::new();
         let mut acked = Vec::with_capacity(queue.len());
+        let topic = self.relay.topic.clone();
+        let dlq = dlq_topic(&topic);
         for row in &queue {
             let key = (row.review_id, row.changed_at);
-            let Some(op) = Op::parse(&row.op) else {
-                events::change_row_invalid(self.shard, row.review_id, row.version, &row.op);
-                self.published.insert(key);
-                continue;
-            };
-            let event = ReviewChanged {
-                event_id: row.event_id,
-                review_id: row.review_id,
-                user_id: row.user_id,
-                version: row.version,
-                op,
-                changed_at_us: row.changed_at,
-            };
-            let payload = match event.encode() {
-                Ok(p) => p,
-                Err(e) => {
-                    events::change_row_invalid(
-                        self.shard,
-                        row.review_id,
-                        row.version,
-                        &e.to_string(),
-                    );
-                    self.published.insert(key);
-                    continue;
+            let record_key = row.review_id.to_string();
+            // A row that cannot become an event goes to the DLQ with the
+            // reason in a header: never silently dropped, never blocking.
+            let (topic, payload, error) = match encode(row) {
+                Ok(payload) => (topic.as_str(), payload, None),
+                Err(reason) => {
+                    events::change_row_invalid(self.shard, row.review_id, row.version, &reason);
+                    (dlq.as_str(), dlq_payload(row), Some(reason))
                 }
             };
-            let record_key = event.key();
             loop {
-                let record = FutureRecord::to(&self.relay.topic)
-                    .key(&record_key)
-                    .payload(&payload);
+                let mut record = FutureRecord::to(topic).key(&record_key).payload(&payload);
+                if let Some(reason) = &error {
+                    record = record.headers(OwnedHeaders::new().insert(Header {
+                        key: DLQ_ERROR_HEADER,
+                        value: Some(reason.as_str()),
+                    }));
+                }
                 match self.relay.producer.send_result(record) {
                     Ok(delivery) => {
                         in_flight.push_back((delivery, key));

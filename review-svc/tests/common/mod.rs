@@ -191,13 +191,18 @@ impl Harness {
 
     /// A consumer of the change topic from its beginning.
     pub fn consumer(&self) -> anyhow::Result<StreamConsumer> {
+        self.consumer_of(&self.kafka.changes_topic)
+    }
+
+    /// A consumer of `topic` from its beginning.
+    pub fn consumer_of(&self, topic: &str) -> anyhow::Result<StreamConsumer> {
         let consumer: StreamConsumer = ClientConfig::new()
             .set("bootstrap.servers", &self.kafka.kafka_brokers)
             .set("group.id", unique_name("review_test"))
             .set("auto.offset.reset", "earliest")
             .set("enable.auto.commit", "false")
             .create()?;
-        consumer.subscribe(&[&self.kafka.changes_topic])?;
+        consumer.subscribe(&[topic])?;
         Ok(consumer)
     }
 
@@ -214,7 +219,13 @@ impl Harness {
             .set("bootstrap.servers", &self.kafka.kafka_brokers)
             .create()?;
         admin
-            .delete_topics(&[&self.kafka.changes_topic], &AdminOptions::new())
+            .delete_topics(
+                &[
+                    self.kafka.changes_topic.as_str(),
+                    relay::dlq_topic(&self.kafka.changes_topic).as_str(),
+                ],
+                &AdminOptions::new(),
+            )
             .await?;
         Ok(())
     }
