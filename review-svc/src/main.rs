@@ -131,9 +131,14 @@ async fn main() -> anyhow::Result<()> {
             check_settle(&relay)?;
             let store = Arc::new(ReviewStore::new(session, &config.cql).await?);
             let shutdown = shutdown::on_signals()?;
-            let admin = AdminServer::bind(admin_addr, readiness(&store)).await?;
+            let relay = Relay::new(
+                store.clone(),
+                relay::producer(&kafka)?,
+                &kafka.changes_topic,
+                relay,
+            );
+            let admin = AdminServer::bind(admin_addr, readiness(&store, Some(&relay))).await?;
             let admin_task = admin.serve(shutdown.clone());
-            let relay = Relay::new(store, relay::producer(&kafka)?, &kafka.changes_topic, relay);
             tracing::info!(topic = %kafka.changes_topic, "relay running");
             let result = relay.run(shutdown.clone()).await;
             shutdown.trigger();
@@ -156,26 +161,28 @@ async fn main() -> anyhow::Result<()> {
                 directory: directory::from_args(&directory),
             };
             let shutdown = shutdown::on_signals()?;
-            let admin = AdminServer::bind(admin_addr, readiness(&store)).await?;
-            let admin_task = admin.serve(shutdown.clone());
-            let relay_task = (!no_relay)
+            let relay = (!no_relay)
                 .then(|| -> anyhow::Result<_> {
-                    let relay = Relay::new(
+                    Ok(Relay::new(
                         store.clone(),
                         relay::producer(&kafka)?,
                         &kafka.changes_topic,
                         relay,
-                    );
-                    let shutdown = shutdown.clone();
-                    Ok(tokio::spawn(async move {
-                        let result = relay.run(shutdown.clone()).await;
-                        // The API without its relay would accept reviews that
-                        // never reach Kafka while it runs: stop both.
-                        shutdown.trigger();
-                        result
-                    }))
+                    ))
                 })
                 .transpose()?;
+            let admin = AdminServer::bind(admin_addr, readiness(&store, relay.as_ref())).await?;
+            let admin_task = admin.serve(shutdown.clone());
+            let relay_task = relay.map(|relay| {
+                let shutdown = shutdown.clone();
+                tokio::spawn(async move {
+                    let result = relay.run(shutdown.clone()).await;
+                    // The API without its relay would accept reviews that
+                    // never reach Kafka while it runs: stop both.
+                    shutdown.trigger();
+                    result
+                })
+            });
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("binding {listen}"))?;
@@ -202,9 +209,11 @@ async fn serve(
     Ok(())
 }
 
-fn readiness(store: &Arc<ReviewStore>) -> Readiness {
+/// Ready when Cassandra answers and, if this process relays, every relay
+/// shard is making progress.
+fn readiness(store: &Arc<ReviewStore>, relay: Option<&Relay>) -> Readiness {
     let store = store.clone();
-    Readiness::new().with_check("cassandra", move || {
+    let readiness = Readiness::new().with_check("cassandra", move || {
         let session = store.session().clone();
         async move {
             session
@@ -212,7 +221,13 @@ fn readiness(store: &Arc<ReviewStore>) -> Readiness {
                 .await
                 .map(|_| ())
         }
-    })
+    });
+    match relay.map(Relay::health) {
+        Some(health) => {
+            readiness.with_check("relay", move || futures::future::ready(health.check()))
+        }
+        None => readiness,
+    }
 }
 
 /// The relay's safety rests on this: it must not checkpoint past rows an

@@ -158,6 +158,56 @@ pub struct Relay {
     producer: FutureProducer,
     topic: String,
     args: RelayArgs,
+    health: RelayHealth,
+}
+
+/// When each shard last completed a poll, for the readiness probe: a relay
+/// that cannot read the change log or reach Kafka reads as not ready.
+#[derive(Debug, Clone)]
+pub struct RelayHealth {
+    /// µs since the epoch of each shard's last successful step (0: none yet).
+    last_ok: Arc<Vec<std::sync::atomic::AtomicI64>>,
+}
+
+/// A shard that has not completed a poll for this long is unhealthy (Kafka
+/// acks time out after 30 s, so a healthy relay never comes close).
+pub const UNHEALTHY_AFTER: Duration = Duration::from_secs(45);
+
+impl RelayHealth {
+    fn new() -> RelayHealth {
+        RelayHealth {
+            last_ok: Arc::new(
+                (0..crate::store::CHANGE_SHARDS)
+                    .map(|_| std::sync::atomic::AtomicI64::new(now_micros()))
+                    .collect(),
+            ),
+        }
+    }
+
+    fn ok(&self, shard: i32) {
+        if let Some(at) = self.last_ok.get(shard as usize) {
+            at.store(now_micros(), std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// `Err` naming the shards that made no progress for [`UNHEALTHY_AFTER`].
+    pub fn check(&self) -> Result<(), String> {
+        let limit = now_micros() - UNHEALTHY_AFTER.as_micros() as i64;
+        let stuck: Vec<usize> = self
+            .last_ok
+            .iter()
+            .enumerate()
+            .filter(|(_, at)| at.load(std::sync::atomic::Ordering::Relaxed) < limit)
+            .map(|(shard, _)| shard)
+            .collect();
+        if stuck.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "relay shards {stuck:?} made no progress for {UNHEALTHY_AFTER:?}"
+            ))
+        }
+    }
 }
 
 impl std::fmt::Debug for Relay {
@@ -182,7 +232,13 @@ impl Relay {
             producer,
             topic: topic.to_owned(),
             args,
+            health: RelayHealth::new(),
         }
+    }
+
+    /// The relay's health, for a readiness check.
+    pub fn health(&self) -> RelayHealth {
+        self.health.clone()
     }
 
     /// Runs every shard until `shutdown`; returns the first fatal error.
@@ -246,7 +302,11 @@ impl ShardRelay {
 
     async fn run(mut self, shutdown: Shutdown) -> Result<(), RelayError> {
         while !shutdown.is_triggered() {
-            let pause = match self.step().await {
+            let step = self.step().await;
+            if step.is_ok() {
+                self.relay.health.ok(self.shard);
+            }
+            let pause = match step {
                 Ok(0) => self.relay.args.poll(),
                 Ok(_) => Duration::ZERO,
                 Err(e) => {

@@ -20,6 +20,8 @@ use cinerec_service_kit::{Shutdown, telemetry};
 use clap::Parser;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
+use rdkafka::admin::{AdminClient, AdminOptions};
+use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
@@ -50,7 +52,7 @@ struct Args {
     /// Users and movies that exist (ids 1..=N).
     #[arg(long, default_value_t = 10_000)]
     catalog: u64,
-    /// Keep the bench keyspace and topic afterwards.
+    /// Keep the bench keyspace and topics afterwards.
     #[arg(long)]
     keep: bool,
 }
@@ -232,6 +234,16 @@ async fn main() -> anyhow::Result<()> {
             .query_unpaged(format!("DROP KEYSPACE IF EXISTS {name}"), &[])
             .await
             .context("dropping the bench keyspace")?;
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", &args.kafka_brokers)
+            .create()?;
+        admin
+            .delete_topics(
+                &[name.as_str(), relay::dlq_topic(&name).as_str()],
+                &AdminOptions::new(),
+            )
+            .await
+            .context("deleting the bench topics")?;
     }
     Ok(())
 }
