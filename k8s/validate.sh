@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Validates the Kubernetes manifests offline (issue 8, point 3):
+#   1. renders the base and the k3s overlay with `kubectl kustomize`
+#      (or a standalone kustomize v5 when kubectl is missing or too old);
+#   2. validates every rendered object against the Kubernetes OpenAPI
+#      schemas of $K8S_VERSION with kubernetes-validate (strict: unknown
+#      fields are errors), from a cached virtualenv;
+#   3. runs check_workloads.py: probes, requests/limits, labels, sync waves;
+#   4. checks that the Argo CD Application points at a directory that renders.
+# Installs what it lacks, idempotently, under $HOME/.cache/cinerec:
+#   venv-k8s/  kubernetes-validate (PyPI)
+#   bin/       kustomize (Go module proxy), only when no kubectl >= 1.27
+# Exits non-zero on any failure. No cluster and no network beyond the
+# package registries are needed.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+
+K8S_VERSION=${K8S_VERSION:-1.33.0}               # K3S v1.33 line
+KUBERNETES_VALIDATE_VERSION=1.37.0
+KUSTOMIZE_VERSION=v5.5.0
+CACHE=${CINEREC_CACHE:-$HOME/.cache/cinerec}
+VENV=$CACHE/venv-k8s
+BIN=$CACHE/bin
+
+say() { printf 'k8s/validate: %s\n' "$*"; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# --- a kustomize v5 renderer ------------------------------------------------
+render() { "${RENDER[@]}" "$1"; }
+if command -v kubectl >/dev/null 2>&1 \
+  && kubectl version --client 2>/dev/null | grep -q 'Kustomize Version: v5'; then
+  RENDER=(kubectl kustomize)
+else
+  if ! { [ -x "$BIN/kustomize" ] && "$BIN/kustomize" version 2>/dev/null | grep -q "$KUSTOMIZE_VERSION"; }; then
+    command -v go >/dev/null 2>&1 || {
+      echo "k8s/validate: need kubectl >= 1.27 or Go (to build kustomize); Debian's kubernetes-client (1.20) is too old" >&2
+      exit 1
+    }
+    say "installing kustomize $KUSTOMIZE_VERSION into $BIN (go install)"
+    mkdir -p "$BIN"
+    GOBIN=$BIN GOFLAGS=-mod=mod go install "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION"
+  fi
+  RENDER=("$BIN/kustomize" build)
+fi
+
+# --- kubernetes-validate in a cached virtualenv -------------------------------
+stamp=$VENV/.kubernetes-validate-$KUBERNETES_VALIDATE_VERSION
+if [ ! -e "$stamp" ]; then
+  say "creating $VENV with kubernetes-validate $KUBERNETES_VALIDATE_VERSION"
+  rm -rf "$VENV"
+  mkdir -p "$CACHE"
+  if ! python3 -m venv "$VENV" 2>/dev/null; then
+    say "installing python3-venv (Debian)"
+    as_root apt-get update -qq
+    as_root apt-get install -y -qq python3-venv >/dev/null
+    rm -rf "$VENV"
+    python3 -m venv "$VENV"
+  fi
+  "$VENV/bin/pip" install -q --disable-pip-version-check "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
+  touch "$stamp"
+fi
+
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+
+# --- render and validate ----------------------------------------------------
+for dir in base overlays/k3s; do
+  file=$out/$(echo "$dir" | tr / -).yaml
+  render "$dir" > "$file"
+  say "$dir: $(grep -c '^kind:' "$file") objects rendered by ${RENDER[*]}"
+  # kubernetes-validate prints one line per object; keep failures visible.
+  if ! "$VENV/bin/kubernetes-validate" --strict --quiet -k "$K8S_VERSION" "$file"; then
+    echo "k8s/validate: $dir does not validate against Kubernetes $K8S_VERSION" >&2
+    exit 1
+  fi
+  say "$dir: every object valid against the Kubernetes $K8S_VERSION schemas (strict)"
+done
+
+"$VENV/bin/python" check_workloads.py --self-test
+"$VENV/bin/python" check_workloads.py "$out"/*.yaml
+
+# --- the Argo CD Application ----------------------------------------------------
+"$VENV/bin/python" - argocd/application.yaml <<'PY'
+import os, sys, yaml
+app = yaml.safe_load(open(sys.argv[1]))
+assert app["apiVersion"] == "argoproj.io/v1alpha1" and app["kind"] == "Application", "not an Argo CD Application"
+src, dst = app["spec"]["source"], app["spec"]["destination"]
+path = os.path.join("..", src["path"])
+assert os.path.isfile(os.path.join(path, "kustomization.yaml")), f"source.path {src['path']} has no kustomization.yaml"
+assert src["path"] == "k8s/overlays/k3s", "the Application must deploy the k3s overlay"
+assert dst["namespace"] == "cinerec", "destination namespace must be cinerec"
+assert src.get("repoURL") and src.get("targetRevision"), "repoURL and targetRevision must be set"
+print(f"k8s/validate: argocd/application.yaml deploys {src['path']} into namespace {dst['namespace']}")
+PY
+
+say "OK"
