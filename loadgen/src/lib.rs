@@ -6,4 +6,6 @@
 //! distribution.
 #![forbid(unsafe_code)]
 
+pub mod driver;
+pub mod token;
 pub mod workload;

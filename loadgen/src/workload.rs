@@ -128,6 +128,9 @@ pub struct Workload {
     /// Simulated seconds since the run's start.
     sim_secs: f64,
     created: u64,
+    /// Creations already deleted: never edited or deleted again (people
+    /// don't edit what they retracted).
+    deleted: std::collections::HashSet<u64>,
 }
 
 const DAY_SECS: f64 = 86_400.0;
@@ -187,6 +190,7 @@ impl Workload {
             ratings,
             sim_secs: 0.0,
             created: 0,
+            deleted: std::collections::HashSet::new(),
             config,
         })
     }
@@ -212,6 +216,17 @@ impl Workload {
             step += 1;
         }
         f32::from(step + 1) / 2.0
+    }
+
+    /// A random earlier creation that is not deleted, if one is found in a
+    /// few draws (almost always: deletes are rare).
+    fn live_creation(&mut self) -> Option<u64> {
+        if self.created == 0 {
+            return None;
+        }
+        (0..8)
+            .map(|_| self.rng.random_range(0..self.created))
+            .find(|nth| !self.deleted.contains(nth))
     }
 
     fn create(&mut self) -> OpKind {
@@ -264,16 +279,17 @@ impl Iterator for Workload {
         }
         let at = Duration::from_secs_f64(self.sim_secs / compression);
         let roll: f64 = self.rng.random();
-        let kind = if self.created > 0 && roll < self.config.delete_share {
-            OpKind::Delete {
-                nth: self.rng.random_range(0..self.created),
+        // Only a live earlier creation can be edited or deleted.
+        let kind = match self.live_creation() {
+            Some(nth) if roll < self.config.delete_share => {
+                self.deleted.insert(nth);
+                OpKind::Delete { nth }
             }
-        } else if self.created > 0 && roll < self.config.delete_share + self.config.edit_share {
-            let nth = self.rng.random_range(0..self.created);
-            let rating = self.rating(false);
-            OpKind::Edit { nth, rating }
-        } else {
-            self.create()
+            Some(nth) if roll < self.config.delete_share + self.config.edit_share => {
+                let rating = self.rating(false);
+                OpKind::Edit { nth, rating }
+            }
+            _ => self.create(),
         };
         Some(Op { at, kind })
     }

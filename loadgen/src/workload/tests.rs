@@ -127,6 +127,7 @@ fn popular_movies_and_active_users_dominate_and_taste_shows() {
 #[test]
 fn edit_and_delete_shares_and_targets() {
     let mut created = 0_u64;
+    let mut deleted = std::collections::HashSet::new();
     let (mut edits, mut deletes, mut total) = (0_u32, 0_u32, 0_u32);
     for op in Workload::new(config()).unwrap().take(20_000) {
         total += 1;
@@ -134,10 +135,12 @@ fn edit_and_delete_shares_and_targets() {
             OpKind::Create { .. } => created += 1,
             OpKind::Edit { nth, .. } => {
                 assert!(nth < created, "edits target earlier creations");
+                assert!(!deleted.contains(&nth), "no edit of a deleted review");
                 edits += 1;
             }
             OpKind::Delete { nth } => {
                 assert!(nth < created);
+                assert!(deleted.insert(nth), "each review deleted once");
                 deletes += 1;
             }
         }
