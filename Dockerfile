@@ -1,0 +1,74 @@
+# syntax=docker/dockerfile:1
+#
+# cinerec's container images: one build stage compiles every service binary
+# of the workspace once; one small runtime stage per binary, selected with
+# --target:
+#
+#   docker build --target movie-svc  -t cinerec/movie-svc:0.1.0 .
+#   docker build --target user-svc   -t cinerec/user-svc:0.1.0 .
+#   docker build --target review-svc -t cinerec/review-svc:0.1.0 .
+#
+# (k8s/README.md: importing them into K3S.) The enricher and recommender get
+# a stage each once their binaries exist.
+
+ARG RUST_VERSION=1.95
+ARG DEBIAN_RELEASE=trixie
+
+FROM rust:${RUST_VERSION}-slim-${DEBIAN_RELEASE} AS build
+# librdkafka (rdkafka-sys) is built from source with its configure script and
+# make; zlib is linked dynamically.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends build-essential pkg-config zlib1g-dev \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY . .
+# Cache mounts keep the registry and the target directory between builds;
+# the binaries are copied out of the cached target directory.
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked \
+        -p movie-svc --bin movie-svc \
+        -p user-svc --bin user-svc \
+        -p review-svc --bin review-svc \
+ && mkdir -p /out \
+ && cp target/release/movie-svc target/release/user-svc target/release/review-svc /out/
+
+# Shared runtime: glibc, libz and libgcc_s (all in the slim image), CA
+# certificates for TLS endpoints, and an unprivileged user whose numeric id
+# the manifests' runAsNonRoot can verify.
+FROM debian:${DEBIAN_RELEASE}-slim AS runtime
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --system --gid 10001 cinerec \
+ && useradd --system --uid 10001 --gid cinerec --no-create-home --shell /usr/sbin/nologin cinerec
+USER 10001:10001
+# Loopback defaults suit a laptop; in a container every service binds all
+# interfaces (the k8s ConfigMaps set the same).
+ENV CINEREC_LOG_FORMAT=json
+
+FROM runtime AS movie-svc
+COPY --from=build /out/movie-svc /usr/local/bin/movie-svc
+ENV CINEREC_ADMIN_ADDR=0.0.0.0:9101 \
+    MOVIE_SVC_RPC_ADDR=0.0.0.0:7101 \
+    MOVIE_SVC_RPC_HTTP_ADDR=0.0.0.0:7102
+EXPOSE 7101 7102 9101
+ENTRYPOINT ["/usr/local/bin/movie-svc"]
+CMD ["serve"]
+
+FROM runtime AS user-svc
+COPY --from=build /out/user-svc /usr/local/bin/user-svc
+ENV CINEREC_ADMIN_ADDR=0.0.0.0:9201 \
+    USER_SVC_RPC_ADDR=0.0.0.0:7201 \
+    USER_SVC_RPC_HTTP_ADDR=0.0.0.0:7202
+EXPOSE 7201 7202 9201
+ENTRYPOINT ["/usr/local/bin/user-svc"]
+CMD ["serve"]
+
+FROM runtime AS review-svc
+COPY --from=build /out/review-svc /usr/local/bin/review-svc
+ENV CINEREC_ADMIN_ADDR=0.0.0.0:9083 \
+    REVIEW_SVC_LISTEN=0.0.0.0:8083
+EXPOSE 8083 9083
+ENTRYPOINT ["/usr/local/bin/review-svc"]
+CMD ["serve"]
