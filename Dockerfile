@@ -26,10 +26,7 @@ COPY . .
 # the binaries are copied out of the cached target directory.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked \
-        -p movie-svc --bin movie-svc \
-        -p user-svc --bin user-svc \
-        -p review-svc --bin review-svc \
+    cargo build --release --locked --bin movie-svc --bin user-svc --bin review-svc \
  && mkdir -p /out \
  && cp target/release/movie-svc target/release/user-svc target/release/review-svc /out/
 
