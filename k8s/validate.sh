@@ -27,7 +27,8 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # --- a kustomize v5 renderer ------------------------------------------------
 render() { "${RENDER[@]}" "$1"; }
-if command -v kubectl >/dev/null 2>&1 \
+# K8S_RENDERER=kustomize forces the standalone kustomize (to test that path).
+if [ "${K8S_RENDERER:-kubectl}" = kubectl ] && command -v kubectl >/dev/null 2>&1 \
   && kubectl version --client 2>/dev/null | grep -q 'Kustomize Version: v5'; then
   RENDER=(kubectl kustomize)
 else
