@@ -13,8 +13,13 @@ Fails (exit 1) when
     too) lacks CPU and memory requests and limits,
   * a workload or its pod template lacks an app.kubernetes.io/{name,part-of,
     component,version} label,
-  * a Job has no Argo CD sync wave (the rollout order rests on them).
+  * a Job has no Argo CD sync wave (the rollout order rests on them),
+  * a reference dangles: a ConfigMap/Secret named by envFrom, env or a
+    volume that is not rendered, a $(VAR) in command/args that no env var or
+    referenced ConfigMap defines, a Service whose selector matches no pod
+    template or whose named targetPort no matching container declares.
 """
+import re
 import sys
 
 import yaml
@@ -68,6 +73,76 @@ def problems(docs):
     return out
 
 
+def dangling(docs):
+    """References the API server would accept but that break at run time."""
+    out = []
+    by_kind = {}
+    for d in docs:
+        if d:
+            by_kind.setdefault(d.get("kind"), {})[d["metadata"]["name"]] = d
+    configmaps, secrets = by_kind.get("ConfigMap", {}), by_kind.get("Secret", {})
+
+    def keys(obj):
+        return set((obj.get("data") or {}).keys()) | set((obj.get("stringData") or {}).keys())
+
+    pods = []  # (where, pod template)
+    for kind in WORKLOADS:
+        for name, d in by_kind.get(kind, {}).items():
+            pods.append((f"{kind}/{name}", d["spec"]["template"]))
+    for where, template in pods:
+        pod = template.get("spec", {})
+        for vol in pod.get("volumes") or []:
+            if "configMap" in vol and vol["configMap"]["name"] not in configmaps:
+                out.append(f"{where}: volume {vol['name']} names missing ConfigMap {vol['configMap']['name']}")
+            if "secret" in vol and vol["secret"]["secretName"] not in secrets:
+                out.append(f"{where}: volume {vol['name']} names missing Secret {vol['secret']['secretName']}")
+        for c in (pod.get("containers") or []) + (pod.get("initContainers") or []):
+            cwhere = f"{where} container {c['name']}"
+            defined = set()
+            for src in c.get("envFrom") or []:
+                for ref, pool in (("configMapRef", configmaps), ("secretRef", secrets)):
+                    if ref in src:
+                        name = src[ref]["name"]
+                        if name in pool:
+                            defined |= keys(pool[name])
+                        elif not src[ref].get("optional"):
+                            out.append(f"{cwhere}: envFrom names missing {ref[:-3]} {name}")
+            for env in c.get("env") or []:
+                defined.add(env["name"])
+                ref = (env.get("valueFrom") or {})
+                for kind, pool in (("configMapKeyRef", configmaps), ("secretKeyRef", secrets)):
+                    if kind in ref and not ref[kind].get("optional"):
+                        name, key = ref[kind]["name"], ref[kind]["key"]
+                        if name not in pool or key not in keys(pool[name]):
+                            out.append(f"{cwhere}: env {env['name']} names missing {name}/{key}")
+            for arg in (c.get("command") or []) + (c.get("args") or []):
+                for var in re.findall(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", str(arg)):
+                    if var not in defined:
+                        out.append(f"{cwhere}: $({var}) in command/args is not defined")
+    for name, svc in by_kind.get("Service", {}).items():
+        selector = (svc.get("spec") or {}).get("selector") or {}
+        if not selector:
+            continue
+        matched = [
+            t for _, t in pods
+            if all((t.get("metadata", {}).get("labels") or {}).get(k) == v for k, v in selector.items())
+        ]
+        if not matched:
+            out.append(f"Service/{name}: selector {selector} matches no pod template")
+            continue
+        declared = {
+            p.get("name")
+            for t in matched
+            for c in t["spec"].get("containers") or []
+            for p in c.get("ports") or []
+        }
+        for port in svc["spec"].get("ports") or []:
+            target = port.get("targetPort")
+            if isinstance(target, str) and target not in declared:
+                out.append(f"Service/{name}: targetPort {target} is declared by no matching container")
+    return out
+
+
 SELF_TEST = """
 apiVersion: apps/v1
 kind: Deployment
@@ -84,23 +159,36 @@ spec:
         - name: bad
           image: cinerec/bad:0
           readinessProbe: {tcpSocket: {port: 1}}
+          args: ["--x=$(UNDEFINED)"]
+          envFrom: [{configMapRef: {name: missing}}]
           resources: {limits: {cpu: "1", memory: 1Gi}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: bad}
+spec:
+  selector: {app.kubernetes.io/name: nothing}
+  ports: [{port: 1, targetPort: admin}]
 """
 
 
 def self_test():
-    found = problems(yaml.safe_load_all(SELF_TEST))
+    docs = list(yaml.safe_load_all(SELF_TEST))
+    found = problems(docs) + dangling(docs)
     expected = [
         "Deployment/bad: no app.kubernetes.io/part-of label",
         "Deployment/bad container bad: no cpu request",
         "Deployment/bad container bad: no livenessProbe",
         "Deployment/bad container bad: readinessProbe must be httpGet /readyz on port 'admin'",
+        "Deployment/bad container bad: envFrom names missing configMap missing",
+        "Deployment/bad container bad: $(UNDEFINED) in command/args is not defined",
+        "Service/bad: selector {'app.kubernetes.io/name': 'nothing'} matches no pod template",
     ]
     missing = [e for e in expected if e not in found]
     if missing:
         print("self-test FAILED: the checker missed", missing, file=sys.stderr)
         return 1
-    print(f"check_workloads self-test: a bad Deployment gives {len(found)} problems, as it should")
+    print(f"check_workloads self-test: a bad Deployment and Service give {len(found)} problems, as it should")
     return 0
 
 
@@ -115,13 +203,13 @@ def main(argv):
         with open(path) as f:
             docs = [d for d in yaml.safe_load_all(f) if d]
         checked += sum(1 for d in docs if d.get("kind") in WORKLOADS)
-        found += [f"{path}: {p}" for p in problems(docs)]
+        found += [f"{path}: {p}" for p in problems(docs) + dangling(docs)]
     for p in found:
         print(p, file=sys.stderr)
     if found:
         print(f"{len(found)} problems in {checked} workloads", file=sys.stderr)
         return 1
-    print(f"{checked} workloads: probes, requests/limits, labels and sync waves present")
+    print(f"{checked} workloads: probes, requests/limits, labels and sync waves present; no dangling references")
     return 0
 
 
