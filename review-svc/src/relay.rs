@@ -10,9 +10,10 @@
 //!   has re-read and published everything up to there, and only after the
 //!   acks; it never passes a row that may still land (an acknowledged write
 //!   lands within [`crate::store::WRITE_TIMEOUT`] of its `changed_at`).
-//! * `cursor` (memory) — the fast path reads rows after it every poll, so a
-//!   change reaches Kafka milliseconds after it is written. It trails now by
-//!   a look-back window so rows landing slightly out of order are still
+//! * `head` / `cursor` (memory) — the fast path reads rows after the newest
+//!   one seen every poll, so a change reaches Kafka milliseconds after it is
+//!   written; every 100 ms it re-reads from `cursor`, which trails now by a
+//!   look-back window, so rows landing slightly out of order are still
 //!   caught quickly.
 //! * `published` (memory) — changes after the checkpoint already acked, so
 //!   the sweep does not send them twice.
@@ -48,6 +49,9 @@ use crate::{events, now_micros};
 /// How far ahead of this host's clock the fast path looks, for writers
 /// whose clocks run ahead.
 pub const CLOCK_SLACK_MICROS: i64 = 1_000_000;
+/// How often the fast path re-reads its look-back window for rows that
+/// landed out of order (the other polls read only after the newest row seen).
+pub const LOOKBACK_INTERVAL: Duration = Duration::from_millis(100);
 /// Most change rows one scan reads (per shard): bounds memory and the time
 /// between checkpoints while a relay works through a backlog.
 pub const MAX_SCAN_ROWS: usize = 10_000;
@@ -275,9 +279,13 @@ struct ShardRelay {
     shard: i32,
     /// Persisted: every change at or before it is acked.
     checkpoint: i64,
-    /// The fast path has read every row after `checkpoint` up to here that
-    /// had landed when it looked.
+    /// Where the look-back pass reads from: it trails now by the look-back
+    /// window (or follows the rows read, behind a backlog).
     cursor: i64,
+    /// The newest `changed_at` read: most polls read only after it.
+    head: i64,
+    /// When the look-back pass last ran.
+    last_lookback: Instant,
     /// Acked changes after `checkpoint`, as `(review_id, changed_at)`.
     published: HashSet<(Uuid, i64)>,
     last_sweep: Instant,
@@ -295,6 +303,8 @@ impl ShardRelay {
             shard,
             checkpoint,
             cursor: checkpoint,
+            head: checkpoint,
+            last_lookback: Instant::now(),
             published: HashSet::new(),
             last_sweep: Instant::now(),
         })
@@ -317,6 +327,7 @@ impl ShardRelay {
                     // Read again from the checkpoint: nothing after it is
                     // assumed sent unless it was acked.
                     self.cursor = self.checkpoint;
+                    self.head = self.checkpoint;
                     RETRY_PAUSE
                 }
             };
@@ -335,18 +346,30 @@ impl ShardRelay {
     async fn step(&mut self) -> Result<usize, RelayError> {
         let now = now_micros();
         let until = now + CLOCK_SLACK_MICROS;
+        // Most polls read only rows newer than any seen (cheap, in-order
+        // arrivals). Every LOOKBACK_INTERVAL the poll reads from the trailing
+        // cursor instead, catching rows that landed out of `changed_at` order
+        // (concurrent writers) within ~100 ms instead of the sweep's settle
+        // delay; the `published` set skips the ones already sent.
+        let lookback = self.last_lookback.elapsed() >= LOOKBACK_INTERVAL;
+        let from = if lookback {
+            self.last_lookback = Instant::now();
+            self.cursor
+        } else {
+            self.cursor.max(self.head)
+        };
         let rows = self
             .relay
             .store
-            .scan_changes(self.shard, self.cursor, until, MAX_SCAN_ROWS)
+            .scan_changes(self.shard, from, until, MAX_SCAN_ROWS)
             .await?;
         let seen_up_to = rows.last().map(|r| r.changed_at);
         let mut sent = self.publish(rows, false).await?;
-        // Concurrent writers' rows land out of `changed_at` order by up to
-        // a batch latency, so the cursor stays `lookback` behind now: rows
-        // that land that late are still read by the next polls (the
-        // `published` set skips the ones already sent), not left to the
-        // sweep's settle delay. Behind a backlog it follows the rows read.
+        if let Some(at) = seen_up_to {
+            self.head = self.head.max(at);
+        }
+        // The cursor trails now by the look-back window; behind a backlog it
+        // follows the rows read.
         let behind_now = now - self.relay.args.lookback().as_micros() as i64;
         let next = seen_up_to.map_or(behind_now, |at| at.min(behind_now));
         self.cursor = self.cursor.max(next);
@@ -376,6 +399,7 @@ impl ShardRelay {
                     self.checkpoint = position;
                     self.published.retain(|&(_, at)| at > position);
                     self.cursor = self.cursor.max(position);
+                    self.head = self.head.max(position);
                 }
             }
         }
