@@ -14,7 +14,7 @@ use cinerec_service_kit::rpc::{RpcAddrs, RpcListeners};
 use cinerec_service_kit::{Shutdown, telemetry};
 use futures::StreamExt;
 use movie_svc::rpc::proto::MovieServiceClient;
-use movie_svc::service::Movies;
+use movie_svc::service::movies;
 use movie_svc::store::MovieStore;
 use rand::{Rng, SeedableRng};
 
@@ -166,7 +166,7 @@ fn start_server(cache_capacity: u64) -> anyhow::Result<Server> {
                 Duration::from_secs(600)
             };
             let (responder, metrics) =
-                movie_svc::rpc::responder(Movies::new(store, cache_capacity, ttl))?;
+                movie_svc::rpc::responder(movies(store, cache_capacity, ttl))?;
             let listeners = RpcListeners::bind(RpcAddrs {
                 socket: "127.0.0.1:0".parse()?,
                 http: "127.0.0.1:0".parse()?,

@@ -10,7 +10,9 @@ use avro_rpc::server::Responder;
 use cinerec_service_kit::rpc::{RpcMetrics, RpcMetricsLayer};
 use tower::ServiceBuilder;
 
-use crate::service::{Movies, ServiceError};
+use cinerec_service_kit::metadata::declared;
+
+use crate::service::Movies;
 use crate::store;
 
 /// Types, client and server trait generated from `protocols/movie.avpr`.
@@ -71,27 +73,6 @@ fn from_wire(m: proto::Movie) -> store::Movie {
         runtime_minutes: m.runtime_minutes,
         popularity: m.popularity,
         updated_at_ms: m.updated_at,
-    }
-}
-
-/// Maps a service error onto a message's declared errors: `not_found` and
-/// `invalid` build the declared variants the message has; database failures
-/// are system errors (the client may retry: every message is idempotent).
-fn declared<E>(
-    e: ServiceError,
-    not_found: impl FnOnce(i64) -> Option<E>,
-    invalid: impl FnOnce(String) -> E,
-) -> HandlerError<E> {
-    match e {
-        ServiceError::NotFound(id) => match not_found(id) {
-            Some(declared) => HandlerError::Declared(declared),
-            None => HandlerError::system(format!("movie {id} not found")),
-        },
-        ServiceError::InvalidArgument(reason) => HandlerError::Declared(invalid(reason)),
-        ServiceError::Store(e) => {
-            tracing::warn!(error = %e, "movie store failed");
-            HandlerError::system(e)
-        }
     }
 }
 

@@ -4,10 +4,6 @@
 use sqlx::postgres::{PgPool, PgRow};
 use sqlx::{QueryBuilder, Row};
 
-/// Largest multi-get the store answers in one statement; the RPC layer rejects
-/// larger requests with `InvalidArgument` before they get here.
-pub const MAX_BATCH: usize = 1000;
-
 /// Rows per INSERT when seeding: 7 columns × 1000 rows stays far below
 /// PostgreSQL's 65 535 bind parameters and keeps each statement quick.
 pub const INSERT_BATCH: usize = 1000;
@@ -82,11 +78,6 @@ impl MovieStore {
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
-    }
-
-    /// Pool usage: (connections open, of which idle).
-    pub fn pool_usage(&self) -> (u32, usize) {
-        (self.pool.size(), self.pool.num_idle())
     }
 
     /// One movie.

@@ -130,7 +130,8 @@ fn seed_serve_probe_call_from_java_and_stop_on_sigterm() {
         .map_while(Result::ok)
         .find_map(|line| {
             let v: serde_json::Value = serde_json::from_str(&line).ok()?;
-            (v["fields"]["message"] == "movie-svc serving").then_some(v["fields"].clone())
+            (v["fields"]["message"] == "serving" && v["fields"]["service"] == "movie-svc")
+                .then_some(v["fields"].clone())
         })
         .expect("the serving line with the bound addresses");
     // Keep draining stderr so the child never blocks on a full pipe.

@@ -13,7 +13,7 @@ use cinerec_service_kit::rpc::{RpcAddrs, RpcListeners};
 use cinerec_service_kit::{Shutdown, telemetry};
 use cinerec_tests::{Stack, unique_name};
 use movie_svc::rpc::proto::{GetMovieError, GetMoviesError, MovieServiceClient};
-use movie_svc::service::Movies;
+use movie_svc::service::movies;
 use movie_svc::store::MovieStore;
 
 struct Running {
@@ -41,7 +41,7 @@ async fn start(schema: &str, seed_movies: u64) -> Running {
             .expect("seed");
     }
     let (responder, metrics) =
-        movie_svc::rpc::responder(Movies::new(store, 1_000, Duration::from_secs(30)))
+        movie_svc::rpc::responder(movies(store, 1_000, Duration::from_secs(30)))
             .expect("responder");
     let listeners = RpcListeners::bind(RpcAddrs {
         socket: "127.0.0.1:0".parse().unwrap(),

@@ -5,8 +5,9 @@
 use std::time::Duration;
 
 use cinerec_service_kit::db::{self, DbArgs};
+use cinerec_service_kit::metadata::MetadataError;
 use cinerec_tests::{Stack, unique_name};
-use movie_svc::service::{Movies, ServiceError};
+use movie_svc::service::{Movies, movies as movies_over};
 use movie_svc::store::MovieStore;
 
 async fn movies(count: u64) -> (Movies, cinerec_catalog::Catalog) {
@@ -23,7 +24,7 @@ async fn movies(count: u64) -> (Movies, cinerec_catalog::Catalog) {
     movie_svc::seed::seed(&store, &catalog, u64::MAX)
         .await
         .expect("seed");
-    (Movies::new(store, 1_000, Duration::from_secs(600)), catalog)
+    (movies_over(store, 1_000, Duration::from_secs(600)), catalog)
 }
 
 #[tokio::test]
@@ -44,32 +45,32 @@ async fn bad_input_is_invalid_argument_and_unknown_is_not_found() {
     let (movies, catalog) = movies(10).await;
     assert!(matches!(
         movies.get(0).await,
-        Err(ServiceError::InvalidArgument(_))
+        Err(MetadataError::InvalidArgument(_))
     ));
     assert!(matches!(
         movies.get(-5).await,
-        Err(ServiceError::InvalidArgument(_))
+        Err(MetadataError::InvalidArgument(_))
     ));
     assert!(matches!(
         movies.get(11).await,
-        Err(ServiceError::NotFound(11))
+        Err(MetadataError::NotFound(_, 11))
     ));
     let too_many: Vec<i64> = (1..=1001).collect();
     match movies.get_many(&too_many).await {
-        Err(ServiceError::InvalidArgument(reason)) => assert!(reason.contains("1001"), "{reason}"),
+        Err(MetadataError::InvalidArgument(reason)) => assert!(reason.contains("1001"), "{reason}"),
         other => panic!("expected InvalidArgument, got {other:?}"),
     }
     let mut bad = movie_svc::seed::movie_row(&catalog, 1);
     bad.popularity = f64::NAN;
     assert!(matches!(
         movies.upsert(bad).await,
-        Err(ServiceError::InvalidArgument(_))
+        Err(MetadataError::InvalidArgument(_))
     ));
     let mut bad = movie_svc::seed::movie_row(&catalog, 1);
     bad.genres.clear();
     assert!(matches!(
         movies.upsert(bad).await,
-        Err(ServiceError::InvalidArgument(_))
+        Err(MetadataError::InvalidArgument(_))
     ));
 }
 
@@ -83,7 +84,7 @@ async fn repeat_reads_come_from_the_cache_and_upsert_invalidates() {
     let mut changed = movie_svc::seed::movie_row(&catalog, 4);
     changed.title = "Changed Behind The Cache".to_owned();
     movies
-        .store()
+        .table()
         .upsert(std::slice::from_ref(&changed))
         .await
         .expect("direct write");
@@ -101,7 +102,7 @@ async fn repeat_reads_come_from_the_cache_and_upsert_invalidates() {
     // Absent ids are cached as absent until a write creates them.
     assert!(matches!(
         movies.get(10_000).await,
-        Err(ServiceError::NotFound(_))
+        Err(MetadataError::NotFound(..))
     ));
     let mut new = movie_svc::seed::movie_row(&catalog, 1);
     new.id = 10_000;

@@ -12,6 +12,8 @@
 pub mod admin;
 #[cfg(feature = "postgres")]
 pub mod db;
+#[cfg(feature = "avro-rpc")]
+pub mod metadata;
 pub mod read_through;
 #[cfg(feature = "avro-rpc")]
 pub mod rpc;

@@ -221,3 +221,42 @@ impl RpcListeners {
         })
     }
 }
+
+/// Runs an Avro RPC service the standard way until `shutdown`: binds the RPC
+/// listeners and the admin port, logs one `serving` line with the bound
+/// addresses (tests and operators read it), serves, drains, and stops the
+/// admin port last so probes keep answering while calls drain.
+#[allow(clippy::too_many_arguments)]
+pub async fn run_service<S>(
+    service: &'static str,
+    addrs: RpcAddrs,
+    admin_addr: SocketAddr,
+    responder: Arc<Responder<S>>,
+    metrics: RpcMetricsLayer,
+    readiness: crate::Readiness,
+    shutdown: Shutdown,
+) -> anyhow::Result<()>
+where
+    S: Service<Request, Response = Response> + Clone + Send + Sync + 'static,
+    S::Error: Into<avro_rpc::BoxError>,
+    S::Future: Send,
+{
+    let listeners = RpcListeners::bind(addrs).await?;
+    let admin = crate::AdminServer::bind(admin_addr, readiness).await?;
+    let bound = listeners.local_addrs()?;
+    tracing::info!(
+        service,
+        rpc = %bound.socket,
+        http = %bound.http,
+        admin = %admin.local_addr()?,
+        "serving"
+    );
+    let admin_shutdown = Shutdown::new();
+    let admin = admin.serve(admin_shutdown.clone());
+    let served = listeners.serve(responder, metrics, shutdown).await;
+    admin_shutdown.trigger();
+    admin.await??;
+    served??;
+    tracing::info!(service, "stopped");
+    Ok(())
+}

@@ -5,10 +5,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use cinerec_service_kit::db::{self, DbArgs};
-use cinerec_service_kit::rpc::{RpcAddrs, RpcListeners};
-use cinerec_service_kit::{AdminServer, CommonArgs, Readiness, shutdown, telemetry};
+use cinerec_service_kit::rpc::{RpcAddrs, run_service};
+use cinerec_service_kit::{CommonArgs, Readiness, shutdown, telemetry};
 use clap::{Parser, Subcommand};
-use user_svc::service::{DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL, Users};
+use user_svc::service::{DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL, users};
 use user_svc::store::UserStore;
 
 /// Avro RPC socket transport (Java Netty framing).
@@ -90,36 +90,30 @@ async fn main() -> anyhow::Result<()> {
             cache_ttl_secs,
         } => {
             let shutdown = shutdown::on_signals()?;
-            let users = Users::new(
+            let users = users(
                 store.clone(),
                 cache_capacity,
                 Duration::from_secs(cache_ttl_secs),
             );
             let (responder, metrics) = user_svc::rpc::responder(users)?;
-            let listeners = RpcListeners::bind(RpcAddrs {
-                socket: rpc_addr,
-                http: rpc_http_addr,
-            })
-            .await?;
             let readiness = Readiness::new().with_check("database", move || {
                 let store = store.clone();
                 async move { store.ping().await }
             });
+            db::spawn_pool_gauges(pool, "user-svc", Duration::from_secs(5), shutdown.clone());
             let admin_addr = config.common.admin_addr_or(
                 DEFAULT_ADMIN_ADDR
                     .parse()
                     .expect("a valid constant address"),
             );
-            let admin = AdminServer::bind(admin_addr, readiness).await?;
-            let bound = listeners.local_addrs()?;
-            tracing::info!(rpc = %bound.socket, http = %bound.http, admin = %admin.local_addr()?, "user-svc serving");
-            db::spawn_pool_gauges(pool, "user-svc", Duration::from_secs(5), shutdown.clone());
-            let admin = admin.serve(shutdown.clone());
-            listeners
-                .serve(responder, metrics, shutdown.clone())
-                .await??;
-            admin.await??;
-            tracing::info!("user-svc stopped");
+            let addrs = RpcAddrs {
+                socket: rpc_addr,
+                http: rpc_http_addr,
+            };
+            run_service(
+                "user-svc", addrs, admin_addr, responder, metrics, readiness, shutdown,
+            )
+            .await?;
         }
     }
     Ok(())

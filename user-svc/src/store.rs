@@ -4,10 +4,6 @@
 use sqlx::postgres::{PgPool, PgRow};
 use sqlx::{QueryBuilder, Row};
 
-/// Largest multi-get the store answers in one statement; the RPC layer rejects
-/// larger requests with `InvalidArgument` before they get here.
-pub const MAX_BATCH: usize = 1000;
-
 /// Rows per INSERT when seeding: 8 columns × 1000 rows stays far below
 /// PostgreSQL's 65 535 bind parameters.
 pub const INSERT_BATCH: usize = 1000;

@@ -12,7 +12,7 @@ use cinerec_service_kit::rpc::{RpcAddrs, RpcListeners};
 use cinerec_service_kit::{Shutdown, telemetry};
 use cinerec_tests::{Stack, unique_name};
 use user_svc::rpc::proto::{GetUserError, GetUsersError, Tier, UpsertUserError, UserServiceClient};
-use user_svc::service::Users;
+use user_svc::service;
 use user_svc::store::UserStore;
 
 const SEED: u64 = 31;
@@ -39,7 +39,7 @@ async fn start(
         .await
         .expect("seed");
     let (responder, metrics) =
-        user_svc::rpc::responder(Users::new(store, 1_000, Duration::from_secs(600)))
+        user_svc::rpc::responder(service::users(store, 1_000, Duration::from_secs(600)))
             .expect("responder");
     let listeners = RpcListeners::bind(RpcAddrs {
         socket: "127.0.0.1:0".parse().unwrap(),
