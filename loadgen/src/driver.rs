@@ -5,7 +5,8 @@
 //! slowing down with it), with at most `concurrency` requests outstanding;
 //! when that cap is reached, sending falls behind schedule and the report
 //! says by how much. Every write carries an `Idempotency-Key`, so retries
-//! (connection errors, 5xx, 429) never create a second review, and
+//! (connection errors, 5xx, 429, and 409 while another writer holds the
+//! review) never create a second review, and
 //! `duplicate_share` of creations is deliberately sent twice to exercise that.
 
 use std::collections::HashMap;
@@ -308,7 +309,12 @@ async fn request(
         else {
             continue;
         };
-        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+        // 5xx and 429 are transient by definition; review-svc answers 409 while
+        // another writer holds the review's version (it clears in milliseconds).
+        if status.is_server_error()
+            || status == StatusCode::TOO_MANY_REQUESTS
+            || status == StatusCode::CONFLICT
+        {
             continue;
         }
         let mut r = shared.report.lock().await;
