@@ -5,6 +5,9 @@
 //! plumbing that builds and spawns the Java harness (`interop/run-java.sh`).
 #![allow(dead_code)]
 
+pub mod checks;
+pub mod simple;
+
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::fmt;
@@ -902,6 +905,30 @@ pub fn log_tail(path: &Path, lines: usize) -> String {
 #[derive(Debug)]
 pub struct ProcessGuard {
     child: Child,
+}
+
+impl ProcessGuard {
+    pub fn new(child: Child) -> Self {
+        ProcessGuard { child }
+    }
+
+    /// Waits for the process to exit on its own.
+    pub fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
+        self.child.wait()
+    }
+}
+
+/// `(passed, failed)` from a harness's last `<n> passed, <m> failed` line;
+/// `(0, usize::MAX)` when there is none.
+pub fn parse_tally(stdout: &str) -> (usize, usize) {
+    stdout
+        .lines()
+        .rev()
+        .find_map(|l| {
+            let (p, f) = l.split_once(" passed, ")?;
+            Some((p.parse().ok()?, f.strip_suffix(" failed")?.parse().ok()?))
+        })
+        .unwrap_or((0, usize::MAX))
 }
 
 impl Drop for ProcessGuard {
