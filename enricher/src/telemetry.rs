@@ -1,0 +1,135 @@
+//! Every notable occurrence of the enricher, each in one named function that
+//! logs it *and* counts it — in the process's Prometheus metrics (`/metrics`)
+//! and in the [`Stats`] of the enricher instance (what tests and readiness
+//! read).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use uuid::Uuid;
+
+/// Counter of events by outcome: `outcome` = `processed`, `duplicate`,
+/// `not_found`, `dlq`.
+pub const EVENTS_TOTAL: &str = "cinerec_enricher_events_total";
+/// Claims that went ahead without the cache's full agreement.
+pub const CACHE_DEGRADED_TOTAL: &str = "cinerec_enricher_cache_degraded_total";
+/// Seconds from a batch's first poll to its offsets being stored.
+pub const BATCH_SECONDS: &str = "cinerec_enricher_batch_seconds";
+/// Events per batch.
+pub const BATCH_EVENTS: &str = "cinerec_enricher_batch_events";
+/// RPC or produce attempts that failed and will be retried.
+pub const RETRIES_TOTAL: &str = "cinerec_enricher_retries_total";
+/// Offsets that could not be stored (partition revoked meanwhile).
+pub const OFFSET_STORE_FAILURES_TOTAL: &str = "cinerec_enricher_offset_store_failures_total";
+
+/// Counts of one enricher instance (shared with its handle).
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Events whose EnrichedReview was produced.
+    pub processed: AtomicU64,
+    /// Events skipped because their event_id was already done (or twice in one batch).
+    pub duplicates: AtomicU64,
+    /// Events whose review does not exist.
+    pub not_found: AtomicU64,
+    /// Events sent to the DLQ.
+    pub dlq: AtomicU64,
+    /// Events processed although the cache could not fully record the claim.
+    pub cache_degraded: AtomicU64,
+    /// Batches completed.
+    pub batches: AtomicU64,
+}
+
+/// A point-in-time copy of [`Stats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    /// See [`Stats::processed`].
+    pub processed: u64,
+    /// See [`Stats::duplicates`].
+    pub duplicates: u64,
+    /// See [`Stats::not_found`].
+    pub not_found: u64,
+    /// See [`Stats::dlq`].
+    pub dlq: u64,
+    /// See [`Stats::cache_degraded`].
+    pub cache_degraded: u64,
+    /// See [`Stats::batches`].
+    pub batches: u64,
+}
+
+impl Stats {
+    /// Reads every counter.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let r = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        StatsSnapshot {
+            processed: r(&self.processed),
+            duplicates: r(&self.duplicates),
+            not_found: r(&self.not_found),
+            dlq: r(&self.dlq),
+            cache_degraded: r(&self.cache_degraded),
+            batches: r(&self.batches),
+        }
+    }
+}
+
+fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+/// An EnrichedReview was produced for `event_id`.
+pub fn processed(stats: &Arc<Stats>, event_id: Uuid, review_id: Uuid, version: i64) {
+    tracing::debug!(%event_id, %review_id, version, "enriched");
+    metrics::counter!(EVENTS_TOTAL, "outcome" => "processed").increment(1);
+    bump(&stats.processed);
+}
+
+/// `event_id` was already done (cache) or seen earlier in the same batch.
+pub fn duplicate_skipped(stats: &Arc<Stats>) {
+    tracing::debug!("duplicate event skipped");
+    metrics::counter!(EVENTS_TOTAL, "outcome" => "duplicate").increment(1);
+    bump(&stats.duplicates);
+}
+
+/// review-svc does not know the review of `event_id`.
+pub fn review_not_found(stats: &Arc<Stats>, event_id: Uuid, review_id: Uuid) {
+    tracing::info!(%event_id, %review_id, "review not found, event skipped");
+    metrics::counter!(EVENTS_TOTAL, "outcome" => "not_found").increment(1);
+    bump(&stats.not_found);
+}
+
+/// A record went to the DLQ.
+pub fn sent_to_dlq(stats: &Arc<Stats>, partition: i32, offset: i64, error: &str, attempts: u32) {
+    tracing::warn!(partition, offset, attempts, error, "event sent to the DLQ");
+    metrics::counter!(EVENTS_TOTAL, "outcome" => "dlq").increment(1);
+    bump(&stats.dlq);
+}
+
+/// The cache could not fully record a claim; the event is processed anyway.
+pub fn cache_degraded(stats: &Arc<Stats>, events: usize, why: &str) {
+    tracing::warn!(events, why, "idempotency cache degraded: processing anyway");
+    metrics::counter!(CACHE_DEGRADED_TOTAL).increment(events as u64);
+    stats
+        .cache_degraded
+        .fetch_add(events as u64, Ordering::Relaxed);
+}
+
+/// An attempt failed and will be retried after a backoff.
+pub fn retrying(what: &str, failures: u32, error: &str) {
+    tracing::warn!(what, failures, error, "retrying");
+    metrics::counter!(RETRIES_TOTAL, "what" => what.to_owned()).increment(1);
+}
+
+/// A batch finished: offsets stored.
+pub fn batch_done(stats: &Arc<Stats>, events: usize, took: Duration) {
+    tracing::debug!(events, took_ms = took.as_millis() as u64, "batch done");
+    metrics::histogram!(BATCH_SECONDS).record(took.as_secs_f64());
+    metrics::histogram!(BATCH_EVENTS).record(events as f64);
+    bump(&stats.batches);
+}
+
+/// An offset could not be stored (its partition moved away meanwhile: the
+/// new owner redoes the event, which the cache turns into a skip).
+pub fn offset_store_failed(partition: i32, offset: i64, error: &dyn std::fmt::Display) {
+    tracing::info!(partition, offset, %error, "offset not stored");
+    metrics::counter!(OFFSET_STORE_FAILURES_TOTAL).increment(1);
+}
