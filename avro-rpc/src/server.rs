@@ -243,7 +243,12 @@ where
                 ));
             }
         };
-        if local_msg.is_one_way() != remote_msg.is_one_way() {
+        // A client that declares the message one-way will not wait for a
+        // reply, so a server that would answer it is refused. The reverse is
+        // served as a two-way call (a null response): Python's avro 1.12
+        // drops "one-way" from the protocols it parses and sends, and its
+        // client then waits for that reply.
+        if remote_msg.is_one_way() && !local_msg.is_one_way() {
             return Ok(self.reply_error(prefix, &format!("message {name}: one-way mismatch")));
         }
         let params = match self.codec.decode(
@@ -261,7 +266,7 @@ where
         Ok(Incoming::Call(PendingCall {
             reply: ReplyTo {
                 prefix,
-                no_reply: local_msg.is_one_way() && was_connected,
+                no_reply: remote_msg.is_one_way() && was_connected,
                 message: local_msg.clone(),
             },
             request: Request {

@@ -24,12 +24,10 @@ mod java;
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 use std::process::{ChildStdout, Command, Stdio};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
-use avro_rpc::transport::http::serve_http;
-use avro_rpc::transport::socket::serve_socket;
-use avro_rpc::{Client, Responder};
+use avro_rpc::Client;
 use java::checks::*;
 use java::simple::*;
 use java::*;
@@ -343,29 +341,4 @@ fn simple_http_client(port: u16) -> Client {
     let t = avro_rpc::transport::http::HttpTransport::new(&format!("http://127.0.0.1:{port}/"))
         .expect("HTTP transport");
     Client::new(simple_protocol(), t)
-}
-
-/// Serves `simple.avpr` (`simple_handler`) on loopback: (socket, HTTP, acks).
-fn serve_simple(rt: &tokio::runtime::Runtime) -> (u16, u16, Arc<std::sync::atomic::AtomicUsize>) {
-    let acks = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let socket = Arc::new(Responder::new(
-        simple_protocol(),
-        simple_handler(acks.clone()),
-    ));
-    let http = Arc::new(Responder::new(
-        simple_protocol(),
-        simple_handler(acks.clone()),
-    ));
-    let (a, b) = rt.block_on(async {
-        let ls = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let lh = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let ports = (
-            ls.local_addr().unwrap().port(),
-            lh.local_addr().unwrap().port(),
-        );
-        tokio::spawn(serve_socket(ls, socket));
-        tokio::spawn(serve_http(lh, http));
-        ports
-    });
-    (a, b, acks)
 }

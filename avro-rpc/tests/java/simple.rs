@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use avro_rpc::export::apache_avro::types::Value;
-use avro_rpc::{Call, Client, Protocol, RemoteError, Request, Response, ResponseError};
+use avro_rpc::transport::http::serve_http;
+use avro_rpc::transport::socket::serve_socket;
+use avro_rpc::{Call, Client, Protocol, RemoteError, Request, Responder, Response, ResponseError};
 
 use super::*;
 
@@ -204,4 +206,31 @@ pub async fn simple_checks(client: &Client) -> Result<usize, String> {
     } else {
         Err(failures.join("\n"))
     }
+}
+
+/// Serves `simple.avpr` (`simple_handler`) on loopback: (socket, HTTP, acks).
+pub fn serve_simple(
+    rt: &tokio::runtime::Runtime,
+) -> (u16, u16, Arc<std::sync::atomic::AtomicUsize>) {
+    let acks = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let socket = Arc::new(Responder::new(
+        simple_protocol(),
+        simple_handler(acks.clone()),
+    ));
+    let http = Arc::new(Responder::new(
+        simple_protocol(),
+        simple_handler(acks.clone()),
+    ));
+    let (a, b) = rt.block_on(async {
+        let ls = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let lh = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let ports = (
+            ls.local_addr().unwrap().port(),
+            lh.local_addr().unwrap().port(),
+        );
+        tokio::spawn(serve_socket(ls, socket));
+        tokio::spawn(serve_http(lh, http));
+        ports
+    });
+    (a, b, acks)
 }
