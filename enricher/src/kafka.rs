@@ -114,3 +114,48 @@ pub async fn ensure_topics(config: &Config) -> Result<(), KafkaError> {
     }
     Ok(())
 }
+
+/// A probe of the broker for `/readyz`: the source topic's metadata answers.
+#[derive(Clone)]
+pub struct BrokerProbe {
+    client: std::sync::Arc<rdkafka::consumer::BaseConsumer>,
+    topic: String,
+}
+
+impl std::fmt::Debug for BrokerProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrokerProbe")
+            .field("topic", &self.topic)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BrokerProbe {
+    /// A metadata-only client of `config.brokers` (joins no group).
+    pub fn new(config: &Config) -> Result<BrokerProbe, KafkaError> {
+        Ok(BrokerProbe {
+            client: std::sync::Arc::new(
+                ClientConfig::new()
+                    .set("bootstrap.servers", &config.brokers)
+                    .create()?,
+            ),
+            topic: config.source_topic.clone(),
+        })
+    }
+
+    /// Ok when the broker lists the source topic within a second.
+    pub async fn check(&self) -> Result<(), String> {
+        let (client, topic) = (self.client.clone(), self.topic.clone());
+        tokio::task::spawn_blocking(move || {
+            let md = client
+                .fetch_metadata(Some(&topic), Duration::from_secs(1))
+                .map_err(|e| e.to_string())?;
+            match md.topics().first().and_then(|t| t.error()) {
+                None => Ok(()),
+                Some(e) => Err(format!("topic {topic}: {e:?}")),
+            }
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    }
+}

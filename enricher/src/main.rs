@@ -23,16 +23,13 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     telemetry::init("enricher", &args.common.log, args.common.log_format)?;
     let shutdown = shutdown::on_signals()?;
+    let probe = enricher::kafka::BrokerProbe::new(&args.config)?;
     let enricher = Enricher::new(args.config).await?;
-    let handle = enricher.handle();
-    // Ready once a batch has completed or nothing failed yet: the probe
-    // reports the counters so an operator sees progress at a glance.
-    let readiness = Readiness::new().with_check("consumer", move || {
-        let stats = handle.stats();
-        async move {
-            tracing::trace!(?stats, "readiness");
-            Ok::<(), String>(())
-        }
+    // Ready while the broker answers for the source topic. The cache is no
+    // readiness condition: its outage degrades to "process anyway".
+    let readiness = Readiness::new().with_check("kafka", move || {
+        let probe = probe.clone();
+        async move { probe.check().await }
     });
     let admin_addr: SocketAddr = args.common.admin_addr_or(
         DEFAULT_ADMIN_ADDR
