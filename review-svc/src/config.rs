@@ -24,6 +24,10 @@ pub const DEFAULT_TOPIC_PARTITIONS: i32 = 6;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8083";
 /// Admin port (/healthz, /readyz, /metrics).
 pub const DEFAULT_ADMIN: &str = "127.0.0.1:9083";
+/// `ReviewService` over Avro RPC, socket transport (Java Netty framing).
+pub const DEFAULT_RPC_ADDR: &str = "127.0.0.1:7301";
+/// `ReviewService` over Avro RPC, HTTP transport.
+pub const DEFAULT_RPC_HTTP_ADDR: &str = "127.0.0.1:7302";
 /// How often an idle relay shard looks for new changes (a shard that found
 /// changes looks again at once). Each look is one or two CQL reads per shard.
 pub const DEFAULT_RELAY_POLL_MS: u64 = 50;

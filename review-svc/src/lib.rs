@@ -6,6 +6,8 @@
 //!   review version *and* its change record (the transactional outbox).
 //! * [`relay`] — tails the change log and publishes every change to Kafka
 //!   `reviews.changed` ([`event`]), checkpointing only after Kafka acks.
+//! * [`rpc`] — `ReviewService` over Avro RPC: the latest version of reviews,
+//!   for the enricher's delayed materialization.
 //! * [`auth`], [`directory`] — who may write, and whether users/movies exist.
 //! * [`events`] — the one place each notable occurrence is logged and counted.
 #![forbid(unsafe_code)]
@@ -18,6 +20,7 @@ pub mod event;
 pub mod events;
 pub mod model;
 pub mod relay;
+pub mod rpc;
 pub mod store;
 
 /// Microseconds since the Unix epoch on this host's clock: the unit of every

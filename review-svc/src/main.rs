@@ -1,5 +1,5 @@
-//! The review-svc binary: `serve` (API + relay), `relay` (relay only),
-//! `migrate`, and the dev helper `mint-token`.
+//! The review-svc binary: `serve` (API, ReviewService over Avro RPC, relay),
+//! `relay` (relay only), `migrate`, and the dev helper `mint-token`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -7,15 +7,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use cinerec_service_kit::rpc::{RpcAddrs, RpcListeners};
 use cinerec_service_kit::{AdminServer, CommonArgs, Readiness, Shutdown, shutdown, telemetry};
 use clap::{Parser, Subcommand};
 use review_svc::api::{self, AppState};
 use review_svc::auth::{Authenticator, Minter};
 use review_svc::config::{
-    AuthArgs, CqlArgs, DEFAULT_ADMIN, DEFAULT_LISTEN, DirectoryArgs, KafkaArgs, RelayArgs,
+    AuthArgs, CqlArgs, DEFAULT_ADMIN, DEFAULT_LISTEN, DEFAULT_RPC_ADDR, DEFAULT_RPC_HTTP_ADDR,
+    DirectoryArgs, KafkaArgs, RelayArgs,
 };
 use review_svc::directory;
 use review_svc::relay::{self, Relay};
+use review_svc::rpc;
 use review_svc::store::{self, ReviewStore, WRITE_TIMEOUT};
 
 /// The public review API, its storage and its change relay.
@@ -32,11 +35,18 @@ struct Config {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Serve the HTTP API (and the relay, unless --no-relay).
+    /// Serve the HTTP API, ReviewService over Avro RPC (and the relay,
+    /// unless --no-relay).
     Serve {
         /// Public API address.
         #[arg(long, env = "REVIEW_SVC_LISTEN", default_value = DEFAULT_LISTEN)]
         listen: SocketAddr,
+        /// ReviewService over Avro RPC, socket transport (Java Netty framing).
+        #[arg(long, env = "REVIEW_SVC_RPC_ADDR", default_value = DEFAULT_RPC_ADDR)]
+        rpc_addr: SocketAddr,
+        /// ReviewService over Avro RPC, HTTP transport.
+        #[arg(long, env = "REVIEW_SVC_RPC_HTTP_ADDR", default_value = DEFAULT_RPC_HTTP_ADDR)]
+        rpc_http_addr: SocketAddr,
         /// Run without the relay (when a separate `relay` process publishes).
         #[arg(long, env = "REVIEW_SVC_NO_RELAY")]
         no_relay: bool,
@@ -147,6 +157,8 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Serve {
             listen,
+            rpc_addr,
+            rpc_http_addr,
             no_relay,
             auth,
             directory,
@@ -186,13 +198,42 @@ async fn main() -> anyhow::Result<()> {
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("binding {listen}"))?;
-            tracing::info!(%listen, relay = !no_relay, "serving");
-            serve(listener, state, shutdown.clone()).await?;
+            let rpc_listeners = RpcListeners::bind(RpcAddrs {
+                socket: rpc_addr,
+                http: rpc_http_addr,
+            })
+            .await?;
+            let rpc_bound = rpc_listeners.local_addrs()?;
+            let (responder, rpc_metrics) = rpc::responder(store.clone())?;
+            let rpc_task = {
+                let served = rpc_listeners.serve(responder, rpc_metrics, shutdown.clone());
+                let shutdown = shutdown.clone();
+                // An RPC server that fails takes the process down with it
+                // (the orchestrator restarts it), not just half of it.
+                tokio::spawn(async move {
+                    let result = served.await.map_err(anyhow::Error::from).and_then(|r| r);
+                    shutdown.trigger();
+                    result
+                })
+            };
+            tracing::info!(
+                listen = %listener.local_addr()?,
+                rpc = %rpc_bound.socket,
+                rpc_http = %rpc_bound.http,
+                relay = !no_relay,
+                "serving"
+            );
+            let served = serve(listener, state, shutdown.clone()).await;
             shutdown.trigger();
+            // RPC calls in flight drain (up to the drain timeout) while the
+            // admin port still answers probes.
+            let rpc_result = rpc_task.await;
             if let Some(task) = relay_task {
                 task.await??;
             }
             admin_task.await??;
+            served?;
+            rpc_result??;
             Ok(())
         }
     }

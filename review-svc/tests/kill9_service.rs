@@ -114,6 +114,8 @@ async fn every_answered_write_survives_service_sigkills() -> anyhow::Result<()> 
             ("REVIEW_SVC_CHANGES_TOPIC", h.kafka.changes_topic.clone()),
             ("REVIEW_SVC_LISTEN", addr.clone()),
             ("CINEREC_ADMIN_ADDR", "127.0.0.1:0".into()),
+            ("REVIEW_SVC_RPC_ADDR", "127.0.0.1:0".into()),
+            ("REVIEW_SVC_RPC_HTTP_ADDR", "127.0.0.1:0".into()),
             ("REVIEW_SVC_JWT_HS256_SECRET", h.secret.clone()),
             ("REVIEW_SVC_JWT_ISSUER", ISSUER.into()),
             ("REVIEW_SVC_JWT_AUDIENCE", AUDIENCE.into()),

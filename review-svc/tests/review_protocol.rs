@@ -1,8 +1,8 @@
 //! `protocols/review.avpr` is ready for the Avro RPC code generator: it
 //! parses and validates as a protocol, `getReview`/`getReviews` are
 //! idempotent (retryable) with the declared errors, and the generator turns
-//! it into code. The server itself is generated once review-svc adopts the
-//! generator (see the README).
+//! it into code (review-svc's `build.rs` generates its server from it; the
+//! server's behaviour is tested in `rpc.rs`).
 
 const REVIEW_AVPR: &str = include_str!("../../protocols/review.avpr");
 
