@@ -22,6 +22,7 @@ mod java;
 use std::time::Duration;
 
 use java::checks::*;
+use java::simple::*;
 use java::*;
 
 /// Bounds a whole run so a hang fails the test instead of stalling CI; not a
@@ -129,4 +130,82 @@ fn java_client_to_rust_server_v1() {
 #[test]
 fn java_client_to_rust_server_v2() {
     java_clients_against_rust_server(Version::V2);
+}
+
+// ------------------------------------------------------------- simple.avpr
+
+/// Avro's own `simple.avpr`: Java `SimpleClient` → the Rust simple server,
+/// then a Rust client → Java `InteropServer --proto simple`; both transports
+/// each way.
+#[test]
+fn simple_avpr_both_directions() {
+    let rt = runtime();
+    let (socket_port, http_port, acks) = serve_simple(&rt);
+    let mut failures = Vec::new();
+    for (transport, port) in [("netty", socket_port), ("http", http_port)] {
+        let run = run_java_simple_client(transport, port);
+        println!("== {}\n{}", run.label, run.stdout.trim_end());
+        if !run.success || run.failed != 0 || run.passed != SIMPLE_CHECKS {
+            failures.push(format!(
+                "{} (expected {SIMPLE_CHECKS} passed, 0 failed):\n{}\n-- stderr:\n{}",
+                run.label, run.stdout, run.stderr
+            ));
+        }
+    }
+    // Java's requestor sends a one-way call without waiting: poll briefly.
+    for _ in 0..250 {
+        if acks.load(std::sync::atomic::Ordering::SeqCst) >= 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        acks.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "the Rust server should have seen one one-way ack per Java run"
+    );
+
+    let server = JavaServer::start_simple();
+    for wire in [Wire::Socket, Wire::Http] {
+        let label = format!("Rust simple client -> Java simple server over {wire}");
+        let result = rt.block_on(async {
+            tokio::time::timeout(GUARD, async {
+                let client = match wire {
+                    Wire::Socket => avro_rpc::Client::new(
+                        simple_protocol(),
+                        avro_rpc::transport::socket::SocketTransport::connect((
+                            "127.0.0.1",
+                            server.netty_port,
+                        ))
+                        .await
+                        .map_err(|e| format!("connect: {e}"))?,
+                    ),
+                    Wire::Http => avro_rpc::Client::new(
+                        simple_protocol(),
+                        avro_rpc::transport::http::HttpTransport::new(&format!(
+                            "http://127.0.0.1:{}/",
+                            server.http_port
+                        ))
+                        .map_err(|e| e.to_string())?,
+                    ),
+                };
+                simple_checks(&client).await
+            })
+            .await
+        });
+        match result {
+            Ok(Ok(n)) => println!("== {label}: {n} passed, 0 failed"),
+            Ok(Err(e)) => failures.push(format!("{label}: {e}")),
+            Err(_) => failures.push(format!("{label}: no result within {GUARD:?}")),
+        }
+    }
+    let log = server.log.clone();
+    drop(server);
+    drop(rt);
+    assert!(
+        failures.is_empty(),
+        "{}\n\nJava simple server log (tail):\n{}",
+        failures.join("\n\n"),
+        log_tail(&log, 40)
+    );
 }

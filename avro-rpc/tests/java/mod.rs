@@ -953,21 +953,23 @@ pub struct JavaServer {
 impl JavaServer {
     /// Spawns `InteropServer --proto <version>` and waits for its READY line.
     pub fn start(version: Version) -> JavaServer {
+        Self::spawn(version.arg(), version)
+    }
+
+    /// Spawns `InteropServer --proto simple` (Avro's `simple.avpr`, served
+    /// by `SimpleResponder`); `version` is meaningless for it.
+    pub fn start_simple() -> JavaServer {
+        Self::spawn("simple", Version::V1)
+    }
+
+    fn spawn(proto: &str, version: Version) -> JavaServer {
         let log = log_dir().join(format!(
-            "server-{}-{}-{}.log",
-            version.arg(),
+            "server-{proto}-{}-{}.log",
             std::process::id(),
             next_id()
         ));
         let mut child = java("org.cinerec.interop.InteropServer")
-            .args([
-                "--proto",
-                version.arg(),
-                "--netty-port",
-                "0",
-                "--http-port",
-                "0",
-            ])
+            .args(["--proto", proto, "--netty-port", "0", "--http-port", "0"])
             .args(["--max-seconds", "600", "--log-file"])
             .arg(&log)
             .stdin(Stdio::piped())
@@ -991,7 +993,7 @@ impl JavaServer {
             .and_then(|(n, h)| Some((n.parse::<u16>().ok()?, h.parse::<u16>().ok()?)));
         let Some((netty_port, http_port)) = ports else {
             panic!(
-                "InteropServer {version} did not print `READY netty=<p> http=<q>` (read {n} \
+                "InteropServer {proto} did not print `READY netty=<p> http=<q>` (read {n} \
                  bytes: {line:?}); log {}:\n{}",
                 log.display(),
                 log_tail(&log, 40)
@@ -1025,6 +1027,22 @@ pub struct JavaClientRun {
     pub failed: usize,
 }
 
+/// Runs `SimpleClient` (Avro's `simple.avpr`, 6 checks) against
+/// 127.0.0.1:`port` over `transport` (`netty` or `http`).
+pub fn run_java_simple_client(transport: &str, port: u16) -> JavaClientRun {
+    let label = format!("Java simple client -> Rust simple server over {transport}");
+    let child = java("org.cinerec.interop.SimpleClient")
+        .args(["--transport", transport, "--port", &port.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot spawn java (a JDK 17+ must be on PATH; CI installs one): {e}")
+        });
+    collect_run(label, child)
+}
+
 /// Runs `InteropClient` against 127.0.0.1:`port` and waits for it. The
 /// client bounds itself (`--max-seconds`, per-call deadlines); the guard
 /// kills it if this thread unwinds.
@@ -1035,7 +1053,7 @@ pub fn run_java_client(
     server: Version,
 ) -> JavaClientRun {
     let label = format!("Java client {client} -> Rust server {server} over {transport}");
-    let mut child = java("org.cinerec.interop.InteropClient")
+    let child = java("org.cinerec.interop.InteropClient")
         .args(["--transport", transport, "--port", &port.to_string()])
         .args(["--host", "127.0.0.1", "--proto", client.arg()])
         .args(["--server-proto", server.arg(), "--max-seconds", "120"])
@@ -1046,6 +1064,11 @@ pub fn run_java_client(
         .unwrap_or_else(|e| {
             panic!("cannot spawn java (a JDK 17+ must be on PATH; CI installs one): {e}")
         });
+    collect_run(label, child)
+}
+
+/// Waits for a harness client, collecting its output and tally.
+fn collect_run(label: String, mut child: Child) -> JavaClientRun {
     let mut out = child.stdout.take().expect("piped stdout");
     let mut err = child.stderr.take().expect("piped stderr");
     let mut guard = ProcessGuard { child };
@@ -1056,16 +1079,9 @@ pub fn run_java_client(
     });
     let mut stdout = String::new();
     let _ = out.read_to_string(&mut stdout);
-    let status = guard.child.wait().expect("wait for InteropClient");
+    let status = guard.child.wait().expect("wait for the Java client");
     let stderr = err_reader.join().unwrap_or_default();
-    let (passed, failed) = stdout
-        .lines()
-        .rev()
-        .find_map(|l| {
-            let (p, f) = l.split_once(" passed, ")?;
-            Some((p.parse().ok()?, f.strip_suffix(" failed")?.parse().ok()?))
-        })
-        .unwrap_or((0, usize::MAX));
+    let (passed, failed) = parse_tally(&stdout);
     JavaClientRun {
         label,
         success: status.success(),

@@ -8,7 +8,7 @@ import java.nio.charset.StandardCharsets;
 import org.apache.avro.Protocol;
 import org.apache.avro.Schema;
 
-/** Loads the interop protocols. "v1"/"v2" come from the classpath; anything else is a file path. */
+/** Loads the interop protocols. "v1"/"v2"/"simple" come from the classpath; anything else is a file path. */
 final class Protocols {
   static final String NS = "org.cinerec.interop.";
 
@@ -21,6 +21,8 @@ final class Protocols {
       return resource("interop.avpr");
     case "v2":
       return resource("interop-v2.avpr");
+    case "simple":
+      return resource("simple.avpr");
     default:
       return Protocol.parse(new File(which));
     }
