@@ -29,6 +29,10 @@ pub enum Kind {
     /// The peer answered with a system error (the `string` branch of the
     /// error union), e.g. an unknown message or a handler failure.
     Remote,
+    /// Refused without being sent: the circuit breaker for this peer is open
+    /// after repeated transport failures or timeouts
+    /// ([`CircuitBreaker`](crate::layer::circuit_breaker::CircuitBreaker)).
+    CircuitOpen,
 }
 
 impl fmt::Display for Kind {
@@ -42,6 +46,7 @@ impl fmt::Display for Kind {
             Kind::Transport => "transport error",
             Kind::Timeout => "deadline exceeded",
             Kind::Remote => "remote system error",
+            Kind::CircuitOpen => "circuit open",
         })
     }
 }

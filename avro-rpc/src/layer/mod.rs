@@ -4,6 +4,8 @@
 //!   metadata (client side) and enforced around the handler (server side).
 //! - [`retry`]: a `tower::retry` policy that resends only messages the
 //!   protocol marks `"idempotent": true`, with exponential backoff and jitter.
+//! - [`circuit_breaker`]: stop sending to a peer after repeated transport
+//!   failures or timeouts, fail fast while open, probe after a cool-down.
 //! - [`trace`]: client and server spans after the OpenTelemetry RPC
 //!   conventions, with seams to inject/extract trace context in metadata.
 //!
@@ -15,6 +17,8 @@
 //! `tower::buffer` (to share one stack between tasks). See the crate README
 //! for the recommended order.
 
+#[cfg(feature = "client")]
+pub mod circuit_breaker;
 pub mod deadline;
 #[cfg(feature = "client")]
 pub mod retry;
