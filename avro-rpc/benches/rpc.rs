@@ -8,7 +8,10 @@
 //! tokio runtime (one worker thread) and the clients on another, so calls/s
 //! is what one server core sustains (when the server is the bottleneck) —
 //! the unit of the DESIGN.md §7 target. The same call is also made over
-//! tonic (gRPC, prost) in the same run, as the baseline.
+//! tonic (gRPC, prost) in the same run, as the baseline, and — with the same
+//! Rust client over the socket transport — against Apache Avro's Java
+//! `NettyServer` (`interop/java`, `BenchServer`), when `java` and `mvn` are
+//! available (otherwise that row says why it was skipped).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -205,6 +208,93 @@ fn server_cpu_secs() -> Option<f64> {
     Some(ticks as f64 / 100.0)
 }
 
+/// CPU seconds (user + system) used so far by process `pid` (all threads:
+/// for the JVM that includes the JIT compiler and the GC).
+fn process_cpu_secs(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
+/// Whose CPU time a row divides its calls by.
+#[derive(Clone, Copy)]
+enum ServerCpu {
+    /// The Rust/tonic server runtime's threads in this process.
+    Local,
+    /// Another process (the Java server).
+    Process(u32),
+}
+
+impl ServerCpu {
+    fn secs(self) -> Option<f64> {
+        match self {
+            ServerCpu::Local => server_cpu_secs(),
+            ServerCpu::Process(pid) => process_cpu_secs(pid),
+        }
+    }
+}
+
+/// Apache Avro's Java `NettyServer` (`BenchServer` of the interop harness),
+/// killed when dropped. JVM defaults (no heap cap, default GC, all cores):
+/// as it would run in production.
+struct JavaNetty {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+}
+
+impl Drop for JavaNetty {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_java_netty() -> Result<JavaNetty, String> {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(dir.join("interop/run-java.sh"))
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot run interop/run-java.sh: {e}"))?;
+    match out.status.code() {
+        Some(0) => {}
+        Some(127) => return Err("java or mvn is not on PATH".into()),
+        _ => return Err(format!("interop/run-java.sh failed ({})", out.status)),
+    }
+    let cp = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let mut child = Command::new("java")
+        .args(["-cp", &cp, "org.cinerec.interop.BenchServer", "--proto"])
+        .arg(dir.join("tests/protocols/greeter.avpr"))
+        .args(["--max-seconds", "1800"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot spawn java: {e}"))?;
+    let stdout = child.stdout.take().expect("piped");
+    let mut line = String::new();
+    let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+    let port = line
+        .trim()
+        .strip_prefix("READY netty=")
+        .and_then(|p| p.parse::<u16>().ok());
+    let server = JavaNetty {
+        child,
+        addr: ([127, 0, 0, 1], port.unwrap_or(0)).into(),
+    };
+    if port.is_none() {
+        return Err(format!(
+            "BenchServer printed {line:?}, not READY netty=<port>"
+        ));
+    }
+    Ok(server)
+}
+
 /// Starts both servers on a runtime with one worker thread of its own.
 fn start_servers() -> (
     std::net::SocketAddr,
@@ -288,8 +378,41 @@ fn main() {
             grpc: tonic::client::Grpc::new(channel),
         });
 
+        // The Java Avro NettyServer, called by the same Rust socket client.
+        let java = match start_java_netty() {
+            Ok(server) => match SocketTransport::connect(server.addr).await {
+                Ok(t) => Some((
+                    server.child.id(),
+                    AnyClient::Avro(GreeterClient::new(t).expect("protocol")),
+                    server,
+                )),
+                Err(e) => {
+                    println!("java-netty: skipped, cannot connect: {e}");
+                    None
+                }
+            },
+            Err(e) => {
+                println!("java-netty: skipped, {e}");
+                None
+            }
+        };
+
         println!("transport  in-flight      calls/s    p50(us)    p99(us)  calls/server-CPU-s");
-        for (name, client) in [("socket", &socket), ("http", &http), ("tonic", &grpc)] {
+        let mut rows = vec![
+            ("socket", &socket, ServerCpu::Local),
+            ("http", &http, ServerCpu::Local),
+            ("tonic", &grpc, ServerCpu::Local),
+        ];
+        if let Some((pid, client, _)) = &java {
+            rows.push(("java-netty", client, ServerCpu::Process(*pid)));
+        }
+        for (name, client, cpu) in rows {
+            if let ServerCpu::Process(_) = cpu {
+                // The JIT compiles the hot path only after many calls.
+                for _ in 0..if quick { 10 } else { 100 } {
+                    warm_up(client).await;
+                }
+            }
             for in_flight in [1usize, 16, 256] {
                 let total = match (quick, in_flight) {
                     (true, 1) => 2_000,
@@ -298,11 +421,11 @@ fn main() {
                     (false, _) => 102_400,
                 };
                 warm_up(client).await;
-                let cpu_before = server_cpu_secs();
+                let cpu_before = cpu.secs();
                 let (rate, lat) = run(client, in_flight, total).await;
                 // Calls per second of server CPU: the per-server-core rate,
                 // whether or not the server was the bottleneck.
-                let per_core = match (cpu_before, server_cpu_secs()) {
+                let per_core = match (cpu_before, cpu.secs()) {
                     (Some(a), Some(b)) if b > a => format!("{:.0}", lat.len() as f64 / (b - a)),
                     _ => "n/a".into(),
                 };
@@ -314,7 +437,11 @@ fn main() {
             }
         }
         if let Some(kib) = peak_rss_kib() {
-            println!("peak RSS: {} MiB", kib / 1024);
+            println!(
+                "peak RSS: {} MiB (this process; the JVM not included)",
+                kib / 1024
+            );
         }
+        drop(java);
     });
 }
