@@ -82,3 +82,87 @@ async fn trace_context_travels_in_metadata_between_spans() {
     assert_eq!(seen[0].1.as_deref(), Some(TRACEPARENT));
     assert!(seen[0].2, "server span carries rpc.system");
 }
+
+/// The ready-made W3C propagator end to end over a duplex pipe: the client
+/// injects a child of its current context, the server records the trace id
+/// on its span and runs the handler with a child of the incoming context,
+/// so a call the handler makes continues the same trace.
+#[tokio::test]
+async fn w3c_traceparent_continues_the_trace_across_a_hop() {
+    use avro_rpc::layer::trace::w3c::{self, TraceParent, W3cContextLayer};
+    use avro_rpc::{Request, Response};
+
+    let _subscriber = tracing::subscriber::set_default(tracing_subscriber::registry());
+    // What the handler saw: the incoming traceparent, its current context,
+    // and what an outgoing call of its own would carry.
+    type Hop = (
+        Option<TraceParent>,
+        Option<TraceParent>,
+        Option<TraceParent>,
+    );
+    let hops: Arc<Mutex<Vec<Hop>>> = Arc::default();
+    let h = hops.clone();
+    let recording = tower::service_fn(move |req: Request| {
+        let h = h.clone();
+        // The context is the handler future's: read it while it runs.
+        async move {
+            let incoming = TraceParent::from_metadata(&req.metadata);
+            let current = w3c::current();
+            let mut outgoing = avro_rpc::Metadata::new();
+            w3c::injector()(&mut outgoing);
+            h.lock()
+                .unwrap()
+                .push((incoming, current, TraceParent::from_metadata(&outgoing)));
+            Ok::<_, std::convert::Infallible>(Response::ok(Value::String("hello, w3c".into())))
+        }
+    });
+    let server_stack = ServiceBuilder::new()
+        .layer(
+            TraceHandlerLayer::new("org.example.greeter.Greeter").with_extractor(w3c::extractor()),
+        )
+        .layer(W3cContextLayer::new())
+        .service(recording);
+    let (a, b) = tokio::io::duplex(1 << 16);
+    tokio::spawn(serve_connection(
+        b,
+        Arc::new(Responder::<_>::new(greeter(), server_stack)),
+    ));
+    let client = Client::new(
+        greeter(),
+        SocketTransport::new(a, "duplex", Limits::default()),
+    );
+    let mut stack = ServiceBuilder::new()
+        .layer(TraceLayer::new("org.example.greeter.Greeter").with_injector(w3c::injector()))
+        .service(client.clone());
+
+    let root = TraceParent::parse(TRACEPARENT).unwrap();
+    let c = call(&client, "hello", &[("name", Value::String("w3c".into()))]);
+    let reply: avro_rpc::Reply = w3c::scope(Some(root), async {
+        stack.ready().await.unwrap().call(c).await.unwrap()
+    })
+    .await;
+    assert_eq!(reply.result, Ok(Value::String("hello, w3c".into())));
+
+    let hops = hops.lock().unwrap();
+    assert_eq!(hops.len(), 1);
+    let (incoming, current, outgoing) = hops[0];
+    let incoming = incoming.expect("the client injected traceparent");
+    let current = current.expect("the handler runs with a current context");
+    let outgoing = outgoing.expect("the handler's own calls carry traceparent");
+    // One trace id across both hops, a new span id at each.
+    for tp in [incoming, current, outgoing] {
+        assert_eq!(tp.trace_id, root.trace_id, "{tp}");
+        assert_eq!(tp.flags, root.flags, "{tp}");
+    }
+    let ids = [
+        root.parent_id,
+        incoming.parent_id,
+        current.parent_id,
+        outgoing.parent_id,
+    ];
+    for i in 0..ids.len() {
+        for j in i + 1..ids.len() {
+            assert_ne!(ids[i], ids[j], "span ids must differ per hop: {ids:x?}");
+        }
+    }
+}

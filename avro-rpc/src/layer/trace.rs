@@ -9,6 +9,7 @@
 //! context), and the server layer calls an *extractor* with the metadata and
 //! the new span to set its parent. Whoever sets up OpenTelemetry supplies
 //! the two closures; without them the spans are still emitted, unlinked.
+//! [`w3c`] supplies a ready pair for W3C `traceparent` without OpenTelemetry.
 
 use std::sync::Arc;
 
@@ -24,6 +25,9 @@ pub type Extractor = Arc<dyn Fn(&Metadata, &Span) + Send + Sync>;
 
 /// The `rpc.system` value the OpenTelemetry conventions assign to Avro RPC.
 pub const RPC_SYSTEM: &str = "apache_avro";
+
+#[cfg(any(feature = "client", feature = "server"))]
+pub mod w3c;
 
 #[cfg(feature = "client")]
 pub use self::client::{ResponseFuture, Trace, TraceLayer};
@@ -277,6 +281,7 @@ mod server {
                 rpc.service = %self.service,
                 rpc.method = %request.message.name(),
                 error = tracing::field::Empty,
+                trace_id = tracing::field::Empty,
             );
             if let Some(extract) = &self.extract {
                 extract(&request.metadata, &span);
