@@ -1,7 +1,12 @@
-//! Generates the typed Avro RPC server trait and client of `ReviewService`
-//! (what review-svc serves) from the contract in `protocols/`.
+//! Generates, from the contracts in `protocols/`, the typed Avro RPC server
+//! trait of `ReviewService` (what review-svc serves) and the typed clients of
+//! `UserService` and `MovieService` (what its directory asks).
 fn main() {
-    if let Err(e) = avro_rpc_build::compile_protocols(&["../protocols/review.avpr"]) {
-        panic!("generating ReviewService from protocols/review.avpr: {e}");
+    if let Err(e) = avro_rpc_build::compile_protocols(&[
+        "../protocols/review.avpr",
+        "../protocols/user.avpr",
+        "../protocols/movie.avpr",
+    ]) {
+        panic!("generating code from protocols/: {e}");
     }
 }

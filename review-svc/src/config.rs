@@ -50,6 +50,13 @@ pub const DEFAULT_JWT_AUDIENCE: &str = "review-svc";
 pub const DEFAULT_CATALOG_MOVIES: u64 = 50_000;
 /// Users that exist in the seeded catalogue (user-svc's `seed` default).
 pub const DEFAULT_CATALOG_USERS: u64 = 1_000_000;
+/// user-svc's Avro RPC socket address (its default `--rpc-addr`).
+pub const DEFAULT_USER_SVC_ADDR: &str = "127.0.0.1:7201";
+/// movie-svc's Avro RPC socket address (its default `--rpc-addr`).
+pub const DEFAULT_MOVIE_SVC_ADDR: &str = "127.0.0.1:7101";
+/// Deadline of one existence check over Avro RPC, retries included: a
+/// dependency that has not answered by then makes the request a 503.
+pub const DEFAULT_DIRECTORY_DEADLINE_MS: u64 = 1_000;
 
 /// CQL consistency, as a flag value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -223,8 +230,10 @@ pub struct AuthArgs {
 /// Which user/movie directory answers "does it exist".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum DirectoryKind {
-    /// The seeded synthetic catalogue (ids 1..=N exist). The current state
-    /// until the Avro RPC clients of user-svc/movie-svc can be generated.
+    /// Ask user-svc and movie-svc over Avro RPC (the design; default).
+    Rpc,
+    /// The seeded synthetic catalogue (ids 1..=N exist), without asking
+    /// anyone: local runs without the metadata services, the benchmark.
     Catalog,
 }
 
@@ -232,17 +241,28 @@ pub enum DirectoryKind {
 #[derive(Debug, Clone, clap::Args)]
 pub struct DirectoryArgs {
     /// Directory implementation.
-    #[arg(
-        long,
-        env = "REVIEW_SVC_DIRECTORY",
-        value_enum,
-        default_value = "catalog"
-    )]
+    #[arg(long, env = "REVIEW_SVC_DIRECTORY", value_enum, default_value = "rpc")]
     pub directory: DirectoryKind,
-    /// Movies in the seeded catalogue.
+    /// user-svc's Avro RPC socket address (`--directory rpc`).
+    #[arg(long, env = "REVIEW_SVC_USER_SVC_ADDR", default_value = DEFAULT_USER_SVC_ADDR)]
+    pub user_svc_addr: std::net::SocketAddr,
+    /// movie-svc's Avro RPC socket address (`--directory rpc`).
+    #[arg(long, env = "REVIEW_SVC_MOVIE_SVC_ADDR", default_value = DEFAULT_MOVIE_SVC_ADDR)]
+    pub movie_svc_addr: std::net::SocketAddr,
+    /// Deadline (ms) of one existence check over Avro RPC, retries included.
+    #[arg(long, env = "REVIEW_SVC_DIRECTORY_DEADLINE_MS", default_value_t = DEFAULT_DIRECTORY_DEADLINE_MS)]
+    pub directory_deadline_ms: u64,
+    /// Movies in the seeded catalogue (`--directory catalog`).
     #[arg(long, env = "CINEREC_CATALOG_MOVIES", default_value_t = DEFAULT_CATALOG_MOVIES)]
     pub catalog_movies: u64,
-    /// Users in the seeded catalogue.
+    /// Users in the seeded catalogue (`--directory catalog`).
     #[arg(long, env = "CINEREC_CATALOG_USERS", default_value_t = DEFAULT_CATALOG_USERS)]
     pub catalog_users: u64,
+}
+
+impl DirectoryArgs {
+    /// The deadline of one existence check.
+    pub fn directory_deadline(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.directory_deadline_ms.max(1))
+    }
 }

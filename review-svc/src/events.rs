@@ -21,6 +21,18 @@ pub fn request_failed(code: &'static str, error: &dyn std::fmt::Display) {
     metrics::counter!("review_svc_requests_failed_total", "code" => code).increment(1);
 }
 
+/// user-svc or movie-svc could not answer an existence check (down,
+/// deadline passed, or a system error): the request fails with 503.
+pub fn directory_unavailable(
+    dependency: &'static str,
+    addr: std::net::SocketAddr,
+    error: &dyn std::fmt::Display,
+) {
+    tracing::warn!(dependency, %addr, %error, "directory dependency unavailable");
+    metrics::counter!("review_svc_directory_unavailable_total", "dependency" => dependency)
+        .increment(1);
+}
+
 /// A review version accepted and durably stored with its change record.
 pub fn review_written(op: Op, latency: Duration) {
     metrics::counter!("review_svc_writes_total", "op" => op.as_str()).increment(1);

@@ -33,6 +33,8 @@ struct Config {
     command: Command,
 }
 
+// Parsed once at start-up: the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve the HTTP API, ReviewService over Avro RPC (and the relay,
@@ -170,7 +172,7 @@ async fn main() -> anyhow::Result<()> {
             let state = AppState {
                 store: store.clone(),
                 auth: Arc::new(Authenticator::from_args(&auth)?),
-                directory: directory::from_args(&directory),
+                directory: directory::from_args(&directory)?,
             };
             let shutdown = shutdown::on_signals()?;
             let relay = (!no_relay)

@@ -119,6 +119,8 @@ async fn every_answered_write_survives_service_sigkills() -> anyhow::Result<()> 
             ("REVIEW_SVC_JWT_HS256_SECRET", h.secret.clone()),
             ("REVIEW_SVC_JWT_ISSUER", ISSUER.into()),
             ("REVIEW_SVC_JWT_AUDIENCE", AUDIENCE.into()),
+            // The seeded catalogue, not user-svc/movie-svc (not running here).
+            ("REVIEW_SVC_DIRECTORY", "catalog".into()),
             ("CINEREC_CATALOG_USERS", CATALOG_SIZE.to_string()),
             ("CINEREC_CATALOG_MOVIES", CATALOG_SIZE.to_string()),
             ("REVIEW_SVC_RELAY_POLL_MS", "10".into()),

@@ -3,8 +3,9 @@
 //! a Kafka consumer of the change topic.
 //!
 //! The user/movie directory is the seeded catalogue (users and movies
-//! `1..=CATALOG_SIZE` exist): the service's current directory until the Avro
-//! RPC clients of user-svc/movie-svc exist (see `review_svc::directory`).
+//! `1..=CATALOG_SIZE` exist), so most tests need neither user-svc nor
+//! movie-svc; `directory_rpc.rs` runs the API over the real Avro RPC
+//! directory with [`Harness::with_directory`].
 
 #![allow(dead_code)]
 
@@ -25,7 +26,7 @@ use rdkafka::message::Message;
 use review_svc::api::{self, AppState};
 use review_svc::auth::{Authenticator, Minter};
 use review_svc::config::{AuthArgs, CqlArgs, KafkaArgs, RelayArgs};
-use review_svc::directory::CatalogDirectory;
+use review_svc::directory::{CatalogDirectory, Directory};
 use review_svc::event::ReviewChanged;
 use review_svc::relay::{self, Relay, RelayError};
 use review_svc::store::{self, ReviewStore};
@@ -71,6 +72,24 @@ impl Harness {
         prefix: &str,
         rs256_public_key: Option<std::path::PathBuf>,
     ) -> anyhow::Result<Harness> {
+        let catalog = Arc::new(CatalogDirectory::new(CATALOG_SIZE, CATALOG_SIZE));
+        Harness::build(prefix, rs256_public_key, catalog).await
+    }
+
+    /// Like [`Harness::new`], with `directory` answering which users and
+    /// movies exist.
+    pub async fn with_directory(
+        prefix: &str,
+        directory: Arc<dyn Directory>,
+    ) -> anyhow::Result<Harness> {
+        Harness::build(prefix, None, directory).await
+    }
+
+    async fn build(
+        prefix: &str,
+        rs256_public_key: Option<std::path::PathBuf>,
+        directory: Arc<dyn Directory>,
+    ) -> anyhow::Result<Harness> {
         telemetry::init("review-svc-test", "warn", telemetry::LogFormat::Text)?;
         let stack = Stack::from_env();
         let name = unique_name(prefix);
@@ -95,7 +114,7 @@ impl Harness {
                 &secret,
                 rs256_public_key,
             ))?),
-            directory: Arc::new(CatalogDirectory::new(CATALOG_SIZE, CATALOG_SIZE)),
+            directory,
         };
         Ok(Harness {
             stack,
