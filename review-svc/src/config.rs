@@ -244,11 +244,11 @@ pub struct DirectoryArgs {
     #[arg(long, env = "REVIEW_SVC_DIRECTORY", value_enum, default_value = "rpc")]
     pub directory: DirectoryKind,
     /// user-svc's Avro RPC socket address (`--directory rpc`).
-    #[arg(long, env = "REVIEW_SVC_USER_SVC_ADDR", default_value = DEFAULT_USER_SVC_ADDR)]
-    pub user_svc_addr: std::net::SocketAddr,
+    #[arg(long, env = "REVIEW_SVC_USER_SVC_ADDR", default_value = DEFAULT_USER_SVC_ADDR, value_parser = host_port)]
+    pub user_svc_addr: String,
     /// movie-svc's Avro RPC socket address (`--directory rpc`).
-    #[arg(long, env = "REVIEW_SVC_MOVIE_SVC_ADDR", default_value = DEFAULT_MOVIE_SVC_ADDR)]
-    pub movie_svc_addr: std::net::SocketAddr,
+    #[arg(long, env = "REVIEW_SVC_MOVIE_SVC_ADDR", default_value = DEFAULT_MOVIE_SVC_ADDR, value_parser = host_port)]
+    pub movie_svc_addr: String,
     /// Deadline (ms) of one existence check over Avro RPC, retries included.
     #[arg(long, env = "REVIEW_SVC_DIRECTORY_DEADLINE_MS", default_value_t = DEFAULT_DIRECTORY_DEADLINE_MS)]
     pub directory_deadline_ms: u64,
@@ -264,5 +264,14 @@ impl DirectoryArgs {
     /// The deadline of one existence check.
     pub fn directory_deadline(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.directory_deadline_ms.max(1))
+    }
+}
+
+/// A `host:port` address: an IP or a DNS name (a Kubernetes Service name),
+/// resolved at each connect so a moved Service is followed.
+fn host_port(s: &str) -> Result<String, String> {
+    match s.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(s.to_owned()),
+        _ => Err(format!("{s:?} is not host:port")),
     }
 }

@@ -13,7 +13,6 @@
 //! * [`InMemoryDirectory`]: an explicit set, for unit tests.
 
 use std::collections::HashSet;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -130,7 +129,7 @@ fn rpc_error(e: BoxError) -> avro_rpc::Error {
 /// A reconnecting socket client stack to `addr` speaking `protocol`.
 /// Connects lazily (on the first call), so review-svc starts while a
 /// dependency is still down. Must be called inside a tokio runtime.
-pub fn rpc_stack(protocol: avro_rpc::Protocol, addr: SocketAddr, deadline: Duration) -> RpcStack {
+pub fn rpc_stack(protocol: avro_rpc::Protocol, addr: String, deadline: Duration) -> RpcStack {
     let connection = Reconnect::new(SocketConnector::new(protocol.clone()), addr);
     let shared = Buffer::new(connection, QUEUE);
     BoxCloneSyncService::new(
@@ -147,8 +146,8 @@ pub fn rpc_stack(protocol: avro_rpc::Protocol, addr: SocketAddr, deadline: Durat
 pub struct RpcDirectory {
     users: user_proto::UserServiceClient<RpcStack>,
     movies: movie_proto::MovieServiceClient<RpcStack>,
-    user_addr: SocketAddr,
-    movie_addr: SocketAddr,
+    user_addr: String,
+    movie_addr: String,
 }
 
 impl RpcDirectory {
@@ -156,8 +155,8 @@ impl RpcDirectory {
     /// (socket transport), each call bounded by `deadline`. Connects lazily;
     /// must be called inside a tokio runtime.
     pub fn new(
-        user_addr: SocketAddr,
-        movie_addr: SocketAddr,
+        user_addr: String,
+        movie_addr: String,
         deadline: Duration,
     ) -> anyhow::Result<RpcDirectory> {
         let user_protocol = user_proto::protocol()?;
@@ -165,11 +164,11 @@ impl RpcDirectory {
         Ok(RpcDirectory {
             users: user_proto::UserServiceClient::with_service(
                 user_protocol.clone(),
-                rpc_stack(user_protocol, user_addr, deadline),
+                rpc_stack(user_protocol, user_addr.clone(), deadline),
             ),
             movies: movie_proto::MovieServiceClient::with_service(
                 movie_protocol.clone(),
-                rpc_stack(movie_protocol, movie_addr, deadline),
+                rpc_stack(movie_protocol, movie_addr.clone(), deadline),
             ),
             user_addr,
             movie_addr,
@@ -181,7 +180,7 @@ impl RpcDirectory {
 /// invalid, which cannot exist either), or no answer at all.
 fn existence<T, E: std::fmt::Debug>(
     what: &'static str,
-    addr: SocketAddr,
+    addr: &str,
     result: Result<T, CallError<E>>,
     not_found: impl FnOnce(&E) -> bool,
 ) -> Result<bool, DirectoryError> {
@@ -200,7 +199,7 @@ impl Directory for RpcDirectory {
         use user_proto::GetUserError;
         async move {
             let result = self.users.get_user(id).await;
-            existence("user-svc", self.user_addr, result, |e| {
+            existence("user-svc", &self.user_addr, result, |e| {
                 matches!(
                     e,
                     GetUserError::NotFound(_) | GetUserError::InvalidArgument(_)
@@ -214,7 +213,7 @@ impl Directory for RpcDirectory {
         use movie_proto::GetMovieError;
         async move {
             let result = self.movies.get_movie(id).await;
-            existence("movie-svc", self.movie_addr, result, |e| {
+            existence("movie-svc", &self.movie_addr, result, |e| {
                 matches!(
                     e,
                     GetMovieError::NotFound(_) | GetMovieError::InvalidArgument(_)
@@ -229,8 +228,8 @@ impl Directory for RpcDirectory {
 pub fn from_args(args: &DirectoryArgs) -> anyhow::Result<Arc<dyn Directory>> {
     Ok(match args.directory {
         DirectoryKind::Rpc => Arc::new(RpcDirectory::new(
-            args.user_svc_addr,
-            args.movie_svc_addr,
+            args.user_svc_addr.clone(),
+            args.movie_svc_addr.clone(),
             args.directory_deadline(),
         )?),
         DirectoryKind::Catalog => Arc::new(CatalogDirectory::new(
@@ -275,8 +274,8 @@ mod tests {
             parsed
                 .as_ref()
                 .is_ok_and(|d| d.directory == DirectoryKind::Rpc
-                    && d.user_svc_addr.to_string() == "127.0.0.1:7201"
-                    && d.movie_svc_addr.to_string() == "127.0.0.1:7101"
+                    && d.user_svc_addr == "127.0.0.1:7201"
+                    && d.movie_svc_addr == "127.0.0.1:7101"
                     || std::env::var_os("REVIEW_SVC_DIRECTORY").is_some()),
             "{parsed:?}"
         );

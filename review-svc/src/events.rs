@@ -23,11 +23,7 @@ pub fn request_failed(code: &'static str, error: &dyn std::fmt::Display) {
 
 /// user-svc or movie-svc could not answer an existence check (down,
 /// deadline passed, or a system error): the request fails with 503.
-pub fn directory_unavailable(
-    dependency: &'static str,
-    addr: std::net::SocketAddr,
-    error: &dyn std::fmt::Display,
-) {
+pub fn directory_unavailable(dependency: &'static str, addr: &str, error: &dyn std::fmt::Display) {
     tracing::warn!(dependency, %addr, %error, "directory dependency unavailable");
     metrics::counter!("review_svc_directory_unavailable_total", "dependency" => dependency)
         .increment(1);

@@ -196,7 +196,11 @@ async fn reviews_are_checked_against_user_svc_and_movie_svc() -> anyhow::Result<
     let movie_schema = unique_name("rv_dir_movies");
     let movies = MovieSvc::start(movie_schema.clone(), "127.0.0.1:0".parse()?, true).await?;
     let movie_addr = movies.socket;
-    let directory = RpcDirectory::new(user_addrs.socket, movie_addr, Duration::from_secs(2))?;
+    let directory = RpcDirectory::new(
+        user_addrs.socket.to_string(),
+        movie_addr.to_string(),
+        Duration::from_secs(2),
+    )?;
     let h = Harness::with_directory("rv_dir", Arc::new(directory)).await?;
 
     // Both exist.
