@@ -285,3 +285,82 @@ async fn a_dropped_server_fails_pending_and_later_calls() {
         .unwrap_err();
     assert_eq!(e.kind(), Kind::Transport);
 }
+
+/// Python's avro drops `one-way` from every protocol it sends, so its
+/// client waits for a reply to a message the server declares one-way. The
+/// server answers such a call (null) even on an established connection; a
+/// client that declares a message one-way that the server does not is still
+/// refused (it would never read the reply).
+#[tokio::test]
+async fn a_two_way_client_of_a_one_way_message_gets_a_null_reply() {
+    let two_way =
+        avro_rpc::Protocol::parse(&GREETER.replace(r#""one-way": true"#, r#""one-way": false"#))
+            .expect("greeter without one-way parses");
+    assert!(!two_way.message("notify").unwrap().is_one_way());
+
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let controls = Controls::default();
+    *controls.notified.lock().unwrap() = Some(tx);
+    let (a, b) = tokio::io::duplex(1 << 16);
+    tokio::spawn(serve_connection(b, responder(greeter(), controls)));
+    let client = Client::new(
+        two_way,
+        SocketTransport::new(a, "duplex", Limits::default()),
+    );
+    client.handshake().await.expect("handshake");
+    for event in ["e1", "e2"] {
+        let reply = client
+            .clone()
+            .oneshot(call(
+                &client,
+                "notify",
+                &[("event", Value::String(event.into()))],
+            ))
+            .await
+            .expect("a reply, not a hang or a dropped connection");
+        assert_eq!(reply.result, Ok(Value::Null));
+        assert_eq!(rx.recv().await.as_deref(), Some(event));
+    }
+
+    // The reverse: the client says `wait` is one-way, the server says
+    // two-way. The client does not wait for an answer; the server must not
+    // run the handler (nor break the connection).
+    let one_way_wait = avro_rpc::Protocol::parse(&GREETER.replace(
+        r#""request": [{"name": "key", "type": "string"}],
+      "response": "string""#,
+        r#""request": [{"name": "key", "type": "string"}],
+      "response": "null", "one-way": true"#,
+    ))
+    .expect("greeter with a one-way wait parses");
+    assert!(one_way_wait.message("wait").unwrap().is_one_way());
+    let controls = Controls::default();
+    let started = controls.waits_started.clone();
+    let (a, b) = tokio::io::duplex(1 << 16);
+    tokio::spawn(serve_connection(b, responder(greeter(), controls)));
+    let client = Client::new(
+        one_way_wait,
+        SocketTransport::new(a, "duplex", Limits::default()),
+    );
+    client.handshake().await.expect("handshake");
+    let reply = client
+        .clone()
+        .oneshot(call(&client, "wait", &[("key", Value::String("k".into()))]))
+        .await
+        .expect("a one-way call completes when sent");
+    assert_eq!(reply.result, Ok(Value::Null));
+    let reply = client
+        .clone()
+        .oneshot(call(
+            &client,
+            "add",
+            &[("a", Value::Int(2)), ("b", Value::Long(3))],
+        ))
+        .await
+        .expect("the connection still works");
+    assert_eq!(reply.result, Ok(Value::Long(5)));
+    assert_eq!(
+        started.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the server must refuse a one-way call it declares two-way"
+    );
+}
