@@ -56,6 +56,15 @@ const DLQ_ATTEMPTS: u32 = 20;
 /// of the in-flight TTL (its claim expires by then at the latest).
 const IN_FLIGHT_WAIT_FACTOR: u32 = 2;
 
+/// How claiming a batch ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Claiming {
+    /// Every event is decided: claimed, duplicate or dead.
+    Done,
+    /// Shutdown came while waiting for claims held elsewhere.
+    Abandoned,
+}
+
 /// One event of a batch and where it got to.
 #[derive(Debug)]
 enum Fate {
@@ -174,7 +183,7 @@ impl Enricher {
             let Some(batch) = self.next_batch(shutdown).await else {
                 return Ok(());
             };
-            self.process(batch).await?;
+            self.process(batch, shutdown).await?;
             if shutdown.is_triggered() {
                 return Ok(());
             }
@@ -217,11 +226,17 @@ impl Enricher {
     }
 
     /// One batch, to completion: every record ends produced, skipped or in
-    /// the DLQ, and its offset stored.
-    async fn process(&self, batch: Vec<OwnedMessage>) -> anyhow::Result<()> {
+    /// the DLQ, and its offset stored. The one exception: shutdown while
+    /// waiting for claims other consumers hold abandons the batch explicitly
+    /// (claims released, no offset stored), so a stop never waits for a
+    /// foreign in-flight TTL; the batch is redelivered to the next owner.
+    async fn process(&self, batch: Vec<OwnedMessage>, shutdown: &Shutdown) -> anyhow::Result<()> {
         let started = Instant::now();
         let mut fates = self.decode(&batch);
-        self.claim(&mut fates).await;
+        if self.claim(&mut fates, shutdown).await == Claiming::Abandoned {
+            self.abandon(&fates).await;
+            return Ok(());
+        }
         self.materialize(&mut fates).await;
         self.produce(&batch, &mut fates).await;
         self.bury(&batch, &mut fates).await?;
@@ -256,7 +271,7 @@ impl Enricher {
     /// Claims every fresh event: done before → duplicate; held by another
     /// consumer → wait for it (its claim expires by the in-flight TTL);
     /// cache unreachable → process anyway, counted.
-    async fn claim(&self, fates: &mut [Fate]) {
+    async fn claim(&self, fates: &mut [Fate], shutdown: &Shutdown) -> Claiming {
         let ttl = self.config.in_flight_ttl();
         let give_up = Instant::now() + ttl * IN_FLIGHT_WAIT_FACTOR;
         let mut wait = Duration::from_millis(50);
@@ -265,7 +280,7 @@ impl Enricher {
                 .filter(|&i| matches!(fates[i], Fate::Fresh(_)))
                 .collect();
             if pending.is_empty() {
-                return;
+                return Claiming::Done;
             }
             let keys: Vec<String> = pending
                 .iter()
@@ -308,11 +323,35 @@ impl Enricher {
                 );
             }
             if held == 0 {
-                return;
+                return Claiming::Done;
             }
-            tracing::info!(held, "events in flight elsewhere: waiting for their claims");
-            tokio::time::sleep(wait).await;
+            telemetry::held_elsewhere(&self.stats, held);
+            tokio::select! {
+                _ = shutdown.wait() => return Claiming::Abandoned,
+                _ = tokio::time::sleep(wait) => {}
+            }
             wait = (wait * 2).min(Duration::from_secs(1));
+        }
+    }
+
+    /// Gives back the claims this batch took; stores no offset.
+    async fn abandon(&self, fates: &[Fate]) {
+        let keys: Vec<String> = fates
+            .iter()
+            .filter_map(|f| match f {
+                Fate::Claimed(ev) => Some(ev.event_id.to_string()),
+                _ => None,
+            })
+            .collect();
+        tracing::info!(
+            events = fates.len(),
+            released = keys.len(),
+            "shutdown while waiting for foreign claims: batch abandoned, offsets not stored"
+        );
+        if !keys.is_empty() {
+            if let Err(e) = self.cache.release_many(&keys).await {
+                tracing::warn!(error = %e, "releasing the abandoned claims");
+            }
         }
     }
 

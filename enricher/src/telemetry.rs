@@ -18,6 +18,8 @@ pub const CACHE_DEGRADED_TOTAL: &str = "cinerec_enricher_cache_degraded_total";
 pub const BATCH_SECONDS: &str = "cinerec_enricher_batch_seconds";
 /// Events per batch.
 pub const BATCH_EVENTS: &str = "cinerec_enricher_batch_events";
+/// Claim attempts that found the event in flight at another consumer.
+pub const HELD_ELSEWHERE_TOTAL: &str = "cinerec_enricher_held_elsewhere_total";
 /// RPC or produce attempts that failed and will be retried.
 pub const RETRIES_TOTAL: &str = "cinerec_enricher_retries_total";
 /// Offsets that could not be stored (partition revoked meanwhile).
@@ -36,6 +38,8 @@ pub struct Stats {
     pub dlq: AtomicU64,
     /// Events processed although the cache could not fully record the claim.
     pub cache_degraded: AtomicU64,
+    /// Claim attempts that found an event in flight at another consumer.
+    pub held_elsewhere: AtomicU64,
     /// Batches completed.
     pub batches: AtomicU64,
 }
@@ -53,6 +57,8 @@ pub struct StatsSnapshot {
     pub dlq: u64,
     /// See [`Stats::cache_degraded`].
     pub cache_degraded: u64,
+    /// See [`Stats::held_elsewhere`].
+    pub held_elsewhere: u64,
     /// See [`Stats::batches`].
     pub batches: u64,
 }
@@ -67,6 +73,7 @@ impl Stats {
             not_found: r(&self.not_found),
             dlq: r(&self.dlq),
             cache_degraded: r(&self.cache_degraded),
+            held_elsewhere: r(&self.held_elsewhere),
             batches: r(&self.batches),
         }
     }
@@ -110,6 +117,19 @@ pub fn cache_degraded(stats: &Arc<Stats>, events: usize, why: &str) {
     metrics::counter!(CACHE_DEGRADED_TOTAL).increment(events as u64);
     stats
         .cache_degraded
+        .fetch_add(events as u64, Ordering::Relaxed);
+}
+
+/// Events of the batch are in flight at another consumer: the batch waits
+/// for their claims (done, or expired after the in-flight TTL).
+pub fn held_elsewhere(stats: &Arc<Stats>, events: usize) {
+    tracing::info!(
+        events,
+        "events in flight elsewhere: waiting for their claims"
+    );
+    metrics::counter!(HELD_ELSEWHERE_TOTAL).increment(events as u64);
+    stats
+        .held_elsewhere
         .fetch_add(events as u64, Ordering::Relaxed);
 }
 
