@@ -28,7 +28,7 @@ pub const DEFAULT_IN_FLIGHT_TTL_MS: u64 = 30_000;
 /// (a consumer-group rewind or a relay replay within a day).
 pub const DEFAULT_DONE_TTL_SECS: u64 = 86_400;
 /// review-svc's ReviewService (socket transport).
-pub const DEFAULT_REVIEW_RPC: &str = "127.0.0.1:7083";
+pub const DEFAULT_REVIEW_RPC: &str = "127.0.0.1:7301";
 /// movie-svc's MovieService (socket transport).
 pub const DEFAULT_MOVIE_RPC: &str = "127.0.0.1:7101";
 /// user-svc's UserService (socket transport).

@@ -15,17 +15,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use avro_rpc::codegen::HandlerError;
 use cinerec_catalog::Catalog;
 use cinerec_events::{ChangeOp, EnrichedReview, ReviewChanged};
 use cinerec_service_kit::db::{self, DbArgs};
 use cinerec_service_kit::rpc::{RpcAddrs, RpcListeners};
 use cinerec_service_kit::{Shutdown, telemetry};
 use cinerec_tests::{POLL_DEADLINE, Stack, unique_name, unreachable};
-use enricher::rpc::review::{
-    self, GetReviewError, GetReviewsError, InvalidArgument, NotFound, ReviewService,
-    ReviewServiceServer,
-};
 use enricher::{Config, Enricher, Handle};
 use rdkafka::Message;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -47,84 +42,6 @@ pub const MOVIES: u64 = 100;
 pub const USERS: u64 = 100;
 /// Partitions of the source topic.
 pub const PARTITIONS: i32 = 3;
-
-/// ReviewService over review-svc's real store.
-#[derive(Debug, Clone)]
-pub struct ReviewRpc {
-    store: Arc<ReviewStore>,
-}
-
-fn to_wire(r: Review) -> review::Review {
-    review::Review {
-        review_id: r.review_id.to_string(),
-        version: r.version,
-        user_id: r.user_id,
-        movie_id: r.movie_id,
-        rating: r.rating,
-        text: r.text,
-        deleted: r.deleted,
-        created_at: r.created_at_us,
-        changed_at: r.changed_at_us,
-    }
-}
-
-impl ReviewService for ReviewRpc {
-    async fn get_review(
-        &self,
-        review_id: String,
-    ) -> Result<review::Review, HandlerError<GetReviewError>> {
-        let id = Uuid::parse_str(&review_id).map_err(|e| {
-            HandlerError::Declared(GetReviewError::InvalidArgument(InvalidArgument {
-                reason: e.to_string(),
-            }))
-        })?;
-        match self.store.get(id).await {
-            Ok(Some(r)) => Ok(to_wire(r)),
-            Ok(None) => Err(HandlerError::Declared(GetReviewError::NotFound(NotFound {
-                review_id,
-            }))),
-            Err(e) => Err(HandlerError::system(e)),
-        }
-    }
-
-    async fn get_reviews(
-        &self,
-        review_ids: Vec<String>,
-    ) -> Result<review::ReviewBatch, HandlerError<GetReviewsError>> {
-        if review_ids.len() > 1_000 {
-            return Err(HandlerError::Declared(GetReviewsError::InvalidArgument(
-                InvalidArgument {
-                    reason: "at most 1000 ids".into(),
-                },
-            )));
-        }
-        let mut ids = Vec::with_capacity(review_ids.len());
-        for s in &review_ids {
-            let id = Uuid::parse_str(s).map_err(|e| {
-                HandlerError::Declared(GetReviewsError::InvalidArgument(InvalidArgument {
-                    reason: format!("{s}: {e}"),
-                }))
-            })?;
-            if !ids.contains(&id) {
-                ids.push(id);
-            }
-        }
-        let found = futures::future::try_join_all(ids.iter().map(|id| self.store.get(*id)))
-            .await
-            .map_err(HandlerError::system)?;
-        let mut batch = review::ReviewBatch {
-            reviews: Vec::new(),
-            missing: Vec::new(),
-        };
-        for (id, r) in ids.into_iter().zip(found) {
-            match r {
-                Some(r) => batch.reviews.push(to_wire(r)),
-                None => batch.missing.push(id.to_string()),
-            }
-        }
-        Ok(batch)
-    }
-}
 
 /// One test's world.
 pub struct World {
@@ -266,12 +183,8 @@ impl World {
         let store = Arc::new(ReviewStore::new(session, &cql).await?);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let review_addr = listener.local_addr()?;
-        let responder = Arc::new(
-            ReviewServiceServer::new(ReviewRpc {
-                store: store.clone(),
-            })
-            .responder()?,
-        );
+        // review-svc's own ReviewService over the real store.
+        let (responder, _metrics) = review_svc::rpc::responder(store.clone())?;
         let review_server = tokio::spawn(async move {
             if let Err(e) = avro_rpc::transport::socket::serve_socket(listener, responder).await {
                 tracing::error!(error = %e, "ReviewService stopped");
