@@ -81,34 +81,3 @@ async fn changes_relayed_by_review_svc_are_enriched() -> anyhow::Result<()> {
     relay_task.await??;
     Ok(())
 }
-
-/// review-svc's codec and cinerec-events' agree byte for byte, both ways.
-#[test]
-fn review_svc_and_cinerec_events_codecs_agree() -> anyhow::Result<()> {
-    let ours = cinerec_events::ReviewChanged {
-        event_id: Uuid::new_v4(),
-        review_id: Uuid::new_v4(),
-        user_id: 77,
-        version: 4,
-        op: cinerec_events::ChangeOp::Delete,
-        changed_at_us: 1_763_000_000_000_001,
-    };
-    let theirs = review_svc::event::ReviewChanged {
-        event_id: ours.event_id,
-        review_id: ours.review_id,
-        user_id: ours.user_id,
-        version: ours.version,
-        op: review_svc::model::Op::Delete,
-        changed_at_us: ours.changed_at_us,
-    };
-    assert_eq!(ours.encode()?, theirs.encode()?);
-    assert_eq!(
-        cinerec_events::ReviewChanged::decode(&theirs.encode()?)?,
-        ours
-    );
-    assert_eq!(
-        review_svc::event::ReviewChanged::decode(&ours.encode()?)?,
-        theirs
-    );
-    Ok(())
-}

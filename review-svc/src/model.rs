@@ -165,15 +165,6 @@ impl Op {
             _ => None,
         }
     }
-
-    /// Index in the Avro enum's symbol list.
-    pub fn avro_index(self) -> u32 {
-        match self {
-            Op::Create => 0,
-            Op::Update => 1,
-            Op::Delete => 2,
-        }
-    }
 }
 
 /// One version of a review, as stored and as returned by the API.

@@ -41,8 +41,7 @@ use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use uuid::Uuid;
 
 use crate::config::{KafkaArgs, RelayArgs};
-use crate::event::ReviewChanged;
-use crate::model::Op;
+use crate::event::{ChangeOp, ReviewChanged};
 use crate::store::{ChangeRow, ReviewStore, StoreError, shard_of};
 use crate::{events, now_micros};
 
@@ -128,7 +127,7 @@ pub const DLQ_ERROR_HEADER: &str = "error";
 
 /// The event of a change row, or why there is none.
 fn encode(row: &ChangeRow) -> Result<Vec<u8>, String> {
-    let op = Op::parse(&row.op).ok_or_else(|| format!("unknown op {:?}", row.op))?;
+    let op = ChangeOp::parse(&row.op).ok_or_else(|| format!("unknown op {:?}", row.op))?;
     ReviewChanged {
         event_id: row.event_id,
         review_id: row.review_id,

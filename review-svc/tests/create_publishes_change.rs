@@ -4,7 +4,7 @@
 mod common;
 
 use common::{Harness, fast_relay, receive_until};
-use review_svc::model::Op;
+use review_svc::event::ChangeOp;
 
 #[tokio::test]
 async fn create_appears_on_reviews_changed_with_ids_only() -> anyhow::Result<()> {
@@ -22,7 +22,7 @@ async fn create_appears_on_reviews_changed_with_ids_only() -> anyhow::Result<()>
     assert_eq!(change.event.review_id.to_string(), review_id);
     assert_eq!(change.event.user_id, 31);
     assert_eq!(change.event.version, 1);
-    assert_eq!(change.event.op, Op::Create);
+    assert_eq!(change.event.op, ChangeOp::Create);
     assert_eq!(
         Some(change.event.changed_at_us),
         review["changed_at_us"].as_i64()

@@ -6,7 +6,7 @@ mod common;
 
 use axum::http::{Method, StatusCode};
 use common::{Harness, fast_relay, receive_until};
-use review_svc::model::Op;
+use review_svc::event::ChangeOp;
 use serde_json::json;
 
 #[tokio::test]
@@ -34,11 +34,18 @@ async fn two_edits_two_events_in_order_and_latest_wins() -> anyhow::Result<()> {
     assert_eq!(latest["text"], "loved it on rewatch");
 
     let received = receive_until(&consumer, |r| r.len() >= 3).await?;
-    let seen: Vec<(i64, Op)> = received
+    let seen: Vec<(i64, ChangeOp)> = received
         .iter()
         .map(|r| (r.event.version, r.event.op))
         .collect();
-    assert_eq!(seen, [(1, Op::Create), (2, Op::Update), (3, Op::Update)]);
+    assert_eq!(
+        seen,
+        [
+            (1, ChangeOp::Create),
+            (2, ChangeOp::Update),
+            (3, ChangeOp::Update)
+        ]
+    );
     assert!(received.iter().all(|r| r.key == id));
 
     let (status, _, tombstone) = h
@@ -56,7 +63,7 @@ async fn two_edits_two_events_in_order_and_latest_wins() -> anyhow::Result<()> {
     let received = receive_until(&consumer, |r| !r.is_empty()).await?;
     assert_eq!(
         (received[0].event.version, received[0].event.op),
-        (4, Op::Delete)
+        (4, ChangeOp::Delete)
     );
     let (status, _, _) = h
         .call(
