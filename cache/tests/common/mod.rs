@@ -254,8 +254,23 @@ impl OwnServer {
     }
 
     /// SIGSTOP: the port still accepts connections but nothing answers.
+    ///
+    /// kill(2) returns before the stop has happened: the kernel wakes one
+    /// thread to start the group stop, and a worker woken by socket data in
+    /// the meantime may still answer. So wait until every thread of the
+    /// process shows state `T` in /proc before the caller relies on it.
     pub fn freeze(&self) {
         self.signal("-STOP");
+        let pid = self.child.as_ref().expect("server running").id();
+        let start = Instant::now();
+        while !all_threads_stopped(pid) {
+            assert!(
+                start.elapsed() < POLL_LIMIT,
+                "own {} (pid {pid}) did not stop after SIGSTOP",
+                self.backend
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
     }
 
     /// SIGCONT after [`freeze`](Self::freeze).
@@ -268,4 +283,26 @@ impl Drop for OwnServer {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Whether every thread of `pid` is stopped (state `T` in its stat line).
+fn all_threads_stopped(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    let mut any = false;
+    for task in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            return false;
+        };
+        // "tid (comm) S ...": the state follows the last ')'.
+        let state = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next());
+        if state != Some("T") {
+            return false;
+        }
+        any = true;
+    }
+    any
 }
