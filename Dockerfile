@@ -7,9 +7,12 @@
 #   docker build --target movie-svc  -t cinerec/movie-svc:0.1.0 .
 #   docker build --target user-svc   -t cinerec/user-svc:0.1.0 .
 #   docker build --target review-svc -t cinerec/review-svc:0.1.0 .
+#   docker build --target enricher    -t cinerec/enricher:0.1.0 .
+#   docker build --target recommender -t cinerec/recommender:0.1.0 .
 #
-# (k8s/README.md: importing them into K3S.) The enricher and recommender get
-# a stage each once their binaries exist.
+# (k8s/README.md: importing them into K3S.) BuildKit builds only the stages a
+# target needs, and the build stage is shared, so the five images cost one
+# compilation.
 
 ARG RUST_VERSION=1.95
 ARG DEBIAN_RELEASE=trixie
@@ -26,9 +29,11 @@ COPY . .
 # the binaries are copied out of the cached target directory.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked --bin movie-svc --bin user-svc --bin review-svc \
+    cargo build --release --locked \
+      --bin movie-svc --bin user-svc --bin review-svc --bin enricher --bin recommender \
  && mkdir -p /out \
- && cp target/release/movie-svc target/release/user-svc target/release/review-svc /out/
+ && cp target/release/movie-svc target/release/user-svc target/release/review-svc \
+       target/release/enricher target/release/recommender /out/
 
 # Shared runtime: glibc, libz and libgcc_s (all in the slim image), CA
 # certificates for TLS endpoints, and an unprivileged user whose numeric id
@@ -69,3 +74,20 @@ ENV CINEREC_ADMIN_ADDR=0.0.0.0:9083 \
 EXPOSE 8083 9083
 ENTRYPOINT ["/usr/local/bin/review-svc"]
 CMD ["serve"]
+
+# Consumer 1: reviews.changed -> reviews.enriched. Only an admin port; Kafka,
+# its cache and the RPC addresses come from the environment (k8s ConfigMap).
+FROM runtime AS enricher
+COPY --from=build /out/enricher /usr/local/bin/enricher
+ENV CINEREC_ADMIN_ADDR=0.0.0.0:9084
+EXPOSE 9084
+ENTRYPOINT ["/usr/local/bin/enricher"]
+
+# Consumer 2: reviews.enriched -> the model -> recommendations in Cassandra/
+# Scylla. `migrate` creates its tables; `run` consumes (one replica only).
+FROM runtime AS recommender
+COPY --from=build /out/recommender /usr/local/bin/recommender
+ENV CINEREC_ADMIN_ADDR=0.0.0.0:9085
+EXPOSE 9085
+ENTRYPOINT ["/usr/local/bin/recommender"]
+CMD ["run"]
