@@ -1,6 +1,7 @@
 //! Plumbing every cinerec service shares, so five binaries don't each grow
 //! their own: typed configuration from env vars and flags ([`CommonArgs`]),
-//! telemetry set-up ([`telemetry`]), the admin HTTP port with `/healthz`,
+//! telemetry set-up ([`telemetry`]) and trace-context propagation
+//! ([`trace_context`]), the admin HTTP port with `/healthz`,
 //! `/readyz` and `/metrics` ([`admin`]), and graceful shutdown on SIGTERM or
 //! Ctrl-C ([`shutdown`]).
 //!
@@ -19,6 +20,7 @@ pub mod read_through;
 pub mod rpc;
 pub mod shutdown;
 pub mod telemetry;
+pub mod trace_context;
 
 use std::net::SocketAddr;
 
