@@ -9,6 +9,8 @@ when the server answered a real request:
   cql HOST:PORT        STARTUP, then SELECT release_version FROM system.local
   redis HOST:PORT      PING -> +PONG
   memcached HOST:PORT  version -> VERSION x.y.z
+  jaeger HOST:PORT     Jaeger query API: GET /api/services -> 200 with a JSON "data" field
+  otlp HOST:PORT       OTLP/HTTP: POST an empty ExportTraceServiceRequest to /v1/traces -> 200
 
 Prints one line describing what answered (or why not) and never waits longer
 than --timeout seconds for a single attempt; dev/stack does the retrying.
@@ -125,7 +127,49 @@ def probe_memcached(sock):
     return "memcached: " + line
 
 
-PROBES = {"kafka": probe_kafka, "cql": probe_cql, "redis": probe_redis, "memcached": probe_memcached}
+def http_request(sock, method, path, body=b"", content_type=None):
+    """One HTTP/1.1 request with Connection: close; returns (status, body)."""
+    head = "%s %s HTTP/1.1\r\nHost: probe\r\nConnection: close\r\nContent-Length: %d\r\n" % (method, path, len(body))
+    if content_type:
+        head += "Content-Type: %s\r\n" % content_type
+    sock.sendall(head.encode() + b"\r\n" + body)
+    raw = b""
+    while len(raw) < 1024 * 1024:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        raw += chunk
+    status_line, _, rest = raw.partition(b"\r\n")
+    parts = status_line.split(b" ")
+    if len(parts) < 2 or not parts[0].startswith(b"HTTP/"):
+        raise ProbeError("not an HTTP answer: %r" % status_line[:80])
+    _, _, payload = rest.partition(b"\r\n\r\n")
+    return int(parts[1]), payload
+
+
+def probe_jaeger(sock):
+    status, payload = http_request(sock, "GET", "/api/services")
+    if status != 200 or b'"data"' not in payload:
+        raise ProbeError("GET /api/services answered %d %r" % (status, payload[:80]))
+    return "jaeger query: /api/services answered"
+
+
+def probe_otlp(sock):
+    # An empty protobuf message is a valid ExportTraceServiceRequest with no spans.
+    status, payload = http_request(sock, "POST", "/v1/traces", b"", "application/x-protobuf")
+    if status != 200:
+        raise ProbeError("POST /v1/traces answered %d %r" % (status, payload[:80]))
+    return "otlp: /v1/traces accepted an empty export"
+
+
+PROBES = {
+    "kafka": probe_kafka,
+    "cql": probe_cql,
+    "redis": probe_redis,
+    "memcached": probe_memcached,
+    "jaeger": probe_jaeger,
+    "otlp": probe_otlp,
+}
 
 
 def main():
