@@ -69,6 +69,47 @@ pub struct Report {
     pub elapsed: Duration,
     /// Review ids of successful creations, in creation order (None: failed).
     pub created: Vec<Option<String>>,
+    /// The latest version review-svc acknowledged (2xx) for each review the
+    /// run wrote, by review id: what the pipeline must end up reflecting.
+    pub acked: HashMap<String, Acked>,
+}
+
+/// One acknowledged write, as review-svc answered it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Acked {
+    /// The version the answer carried.
+    pub version: i64,
+    /// Whether that version is a tombstone.
+    pub deleted: bool,
+    /// Its stars (`None` on a tombstone).
+    pub rating: Option<f32>,
+    /// Its author.
+    pub user_id: i64,
+    /// Its movie.
+    pub movie_id: i64,
+}
+
+impl Report {
+    /// Records an acknowledged answer, keeping the highest version per review.
+    fn ack(&mut self, body: &[u8]) {
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
+            return;
+        };
+        let (Some(id), Some(version)) = (v["review_id"].as_str(), v["version"].as_i64()) else {
+            return;
+        };
+        let acked = Acked {
+            version,
+            deleted: v["deleted"].as_bool().unwrap_or(false),
+            rating: v["rating"].as_f64().map(|r| r as f32),
+            user_id: v["user_id"].as_i64().unwrap_or_default(),
+            movie_id: v["movie_id"].as_i64().unwrap_or_default(),
+        };
+        let slot = self.acked.entry(id.to_owned()).or_insert(acked);
+        if acked.version > slot.version {
+            *slot = acked;
+        }
+    }
 }
 
 impl Report {
@@ -317,10 +358,14 @@ async fn request(
         {
             continue;
         }
+        let body = collected.to_bytes();
         let mut r = shared.report.lock().await;
         *r.answers.entry((kind, status.as_u16())).or_insert(0) += 1;
         r.latencies.entry(kind).or_default().push(started.elapsed());
-        return Some((status, collected.to_bytes()));
+        if status.is_success() {
+            r.ack(&body);
+        }
+        return Some((status, body));
     }
     shared.report.lock().await.failed += 1;
     None

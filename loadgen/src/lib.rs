@@ -7,5 +7,6 @@
 #![forbid(unsafe_code)]
 
 pub mod driver;
+pub mod replay;
 pub mod token;
 pub mod workload;

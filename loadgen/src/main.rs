@@ -6,6 +6,7 @@ use std::time::Duration;
 use cinerec_service_kit::{CommonArgs, shutdown, telemetry};
 use clap::Parser;
 use loadgen::driver::{self, DriverConfig};
+use loadgen::replay::{self, ReplayConfig, ReplayStart};
 use loadgen::workload::{Workload, WorkloadConfig};
 
 /// Writes reviews through review-svc with documented distributions (README.md).
@@ -17,9 +18,10 @@ struct Args {
     /// review-svc's API base URL.
     #[arg(long, env = "LOADGEN_API", default_value = "http://127.0.0.1:8083")]
     api: String,
-    /// HS256 secret review-svc accepts (its REVIEW_SVC_JWT_HS256_SECRET).
+    /// HS256 secret review-svc accepts (its REVIEW_SVC_JWT_HS256_SECRET);
+    /// needed unless nothing is sent (`--max-ops 0`, a replay alone).
     #[arg(long, env = "REVIEW_SVC_JWT_HS256_SECRET", hide_env_values = true)]
-    hs256_secret: String,
+    hs256_secret: Option<String>,
     /// Token issuer review-svc expects.
     #[arg(long, env = "REVIEW_SVC_JWT_ISSUER", default_value = "cinerec-dev")]
     jwt_issuer: String,
@@ -65,6 +67,27 @@ struct Args {
     /// Share of creations sent twice with the same Idempotency-Key.
     #[arg(long, default_value_t = 0.0)]
     duplicate_share: f64,
+    /// Kafka fault injection: after the load (or alone, with `--max-ops 0`),
+    /// read a range of this topic and produce every record of it again
+    /// unchanged (same key, value, headers, partition): a redelivery the
+    /// consumers must absorb.
+    #[arg(long, env = "LOADGEN_REPLAY_TOPIC")]
+    replay_topic: Option<String>,
+    /// Kafka bootstrap servers of the replay.
+    #[arg(long, env = "CINEREC_KAFKA_BROKERS", default_value = "127.0.0.1:19092")]
+    replay_brokers: String,
+    /// First offset replayed in each partition (default: the oldest retained).
+    #[arg(long, conflicts_with = "replay_last")]
+    replay_from_offset: Option<i64>,
+    /// Replay each partition's most recent N records instead.
+    #[arg(long)]
+    replay_last: Option<u64>,
+    /// Records replayed per partition at most.
+    #[arg(long, default_value_t = u64::MAX)]
+    replay_count: u64,
+    /// Partitions replayed (comma-separated; default: all).
+    #[arg(long, value_delimiter = ',')]
+    replay_partitions: Option<Vec<i32>>,
 }
 
 #[tokio::main]
@@ -85,8 +108,16 @@ async fn main() -> anyhow::Result<()> {
     })
     .map_err(|e| anyhow::anyhow!("bad workload: {e}"))?;
     let duration = Duration::from_secs(args.duration_secs);
+    let sends = args.max_ops > 0 && args.duration_secs > 0;
+    let secret = match (&args.hs256_secret, sends) {
+        (Some(s), _) => s.clone(),
+        (None, false) => String::new(),
+        (None, true) => {
+            anyhow::bail!("--hs256-secret (REVIEW_SVC_JWT_HS256_SECRET) is needed to send reviews")
+        }
+    };
     let token = loadgen::token::admin_token(
-        &args.hs256_secret,
+        &secret,
         &args.jwt_issuer,
         &args.jwt_audience,
         duration + Duration::from_secs(600),
@@ -98,25 +129,49 @@ async fn main() -> anyhow::Result<()> {
             .duration_since(std::time::UNIX_EPOCH)?
             .as_millis()
     );
-    eprintln!(
-        "loadgen: {} ops/s for {}s against {}",
-        args.rate, args.duration_secs, args.api
-    );
-    let report = driver::run(
-        workload,
-        DriverConfig {
-            api: args.api.trim_end_matches('/').to_owned(),
-            token,
-            concurrency: args.concurrency,
-            duration,
-            max_ops: args.max_ops,
-            duplicate_share: args.duplicate_share,
-            run_id,
-        },
-        async move { stop.wait().await },
-    )
-    .await;
-    print!("{}", report.summary());
+    let report = if sends {
+        eprintln!(
+            "loadgen: {} ops/s for {}s against {}",
+            args.rate, args.duration_secs, args.api
+        );
+        let report = driver::run(
+            workload,
+            DriverConfig {
+                api: args.api.trim_end_matches('/').to_owned(),
+                token,
+                concurrency: args.concurrency,
+                duration,
+                max_ops: args.max_ops,
+                duplicate_share: args.duplicate_share,
+                run_id,
+            },
+            async move { stop.wait().await },
+        )
+        .await;
+        print!("{}", report.summary());
+        report
+    } else {
+        driver::Report::default()
+    };
+    if let Some(topic) = args.replay_topic {
+        let start = match (args.replay_last, args.replay_from_offset) {
+            (Some(n), _) => ReplayStart::Last(n),
+            (None, Some(o)) => ReplayStart::Offset(o),
+            (None, None) => ReplayStart::Offset(0),
+        };
+        let replayed = replay::replay(&ReplayConfig {
+            brokers: args.replay_brokers,
+            topic: topic.clone(),
+            partitions: args.replay_partitions,
+            start,
+            count: args.replay_count,
+        })
+        .await?;
+        println!(
+            "replayed {} records of {topic}: {:?}",
+            replayed.replayed, replayed.ranges
+        );
+    }
     anyhow::ensure!(
         report.failed == 0,
         "{} operations got no answer",

@@ -12,6 +12,8 @@
 
 use std::time::Duration;
 
+pub mod pipeline;
+
 /// Default addresses: keep in step with `dev/ports.env`.
 pub const DEFAULT_KAFKA_BROKERS: &str = "127.0.0.1:19092";
 /// Cassandra's native (CQL) port on loopback.

@@ -1,0 +1,841 @@
+//! The whole pipeline as real child processes, for the end-to-end tests:
+//! movie-svc, user-svc, review-svc, the enricher and the recommender, started
+//! from the workspace's built binaries against the shared local stack.
+//!
+//! Every run is apart from every other (tests in parallel, a developer's
+//! `dev/run`): its own Kafka topics, consumer groups, Cassandra keyspaces,
+//! PostgreSQL schemas and cache namespaces ([`RunNames`]), and free loopback
+//! ports for every listener ([`ServiceAddrs`]). A service can be SIGKILLed
+//! and started again with the same configuration, and the shared Kafka broker
+//! can be SIGKILLed and restarted through `dev/stack`. Dropping the
+//! [`Pipeline`] SIGKILLs every child it started, also when a test panics.
+//!
+//! Each child's stderr (its log) goes to a file under
+//! `<target>/pipeline-logs/<run>/`; [`Pipeline::log_tails`] prints the ends of
+//! them, and `Drop` does so when the test is panicking.
+
+pub mod http;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::fs::File;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+pub use http::{Metrics, Sample};
+
+use crate::{POLL_DEADLINE, Stack, unique_name};
+
+/// Token issuer the run's review-svc accepts.
+pub const JWT_ISSUER: &str = "cinerec-pipeline";
+/// Token audience the run's review-svc accepts.
+pub const JWT_AUDIENCE: &str = "review-svc";
+/// Partitions of the run's topics.
+pub const PARTITIONS: i32 = 6;
+/// How long a (re)started service or the broker may take to become ready.
+/// Generous: two cores shared by two JVMs and a build.
+pub const READY_DEADLINE: Duration = Duration::from_secs(120);
+/// Lines of each log printed by [`Pipeline::log_tails`].
+const TAIL_LINES: usize = 25;
+
+/// The five services of the pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Service {
+    /// movie-svc: MovieService over Avro RPC.
+    MovieSvc,
+    /// user-svc: UserService over Avro RPC.
+    UserSvc,
+    /// review-svc: the HTTP API, ReviewService over Avro RPC, the CDC relay.
+    ReviewSvc,
+    /// The enricher: reviews.changed → reviews.enriched.
+    Enricher,
+    /// The recommender: reviews.enriched → Cassandra.
+    Recommender,
+}
+
+impl Service {
+    /// All five, in start order.
+    pub const ALL: [Service; 5] = [
+        Service::MovieSvc,
+        Service::UserSvc,
+        Service::ReviewSvc,
+        Service::Enricher,
+        Service::Recommender,
+    ];
+
+    /// The binary's (and the service's `OTEL_SERVICE_NAME`) name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Service::MovieSvc => "movie-svc",
+            Service::UserSvc => "user-svc",
+            Service::ReviewSvc => "review-svc",
+            Service::Enricher => "enricher",
+            Service::Recommender => "recommender",
+        }
+    }
+}
+
+impl fmt::Display for Service {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What a run is made of.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    /// Prefix of the run's names (topics, keyspaces, …): the test's name.
+    pub prefix: String,
+    /// Movies seeded into movie-svc (ids `1..=movies`).
+    pub movies: u64,
+    /// Users seeded into user-svc (ids `1..=users`).
+    pub users: u64,
+    /// Seed of the synthetic world (give loadgen the same).
+    pub world_seed: u64,
+    /// Cache zones of the enricher and the recommender (local first), as
+    /// `memcached://h:p` / `redis://h:p`; `None`: the stack's two memcached.
+    pub cache_urls: Option<Vec<String>>,
+    /// Whether to start the recommender (the last stage).
+    pub recommender: bool,
+    /// Log filter of every child (`CINEREC_LOG`).
+    pub log: String,
+    /// Extra environment of every child (e.g. `OTEL_EXPORTER_OTLP_ENDPOINT`).
+    pub env: Vec<(String, String)>,
+    /// Extra arguments per service, appended to its `serve`/`run` arguments.
+    pub extra_args: HashMap<Service, Vec<String>>,
+}
+
+impl PipelineConfig {
+    /// A small world: 1 000 movies, 5 000 users, the stack's memcached, all
+    /// five services, `info` logs.
+    pub fn new(prefix: &str) -> PipelineConfig {
+        PipelineConfig {
+            prefix: prefix.to_owned(),
+            movies: 1_000,
+            users: 5_000,
+            world_seed: 1,
+            cache_urls: None,
+            recommender: true,
+            log: "info".to_owned(),
+            env: Vec::new(),
+            extra_args: HashMap::new(),
+        }
+    }
+}
+
+/// The names a run owns; no other run uses any of them.
+#[derive(Debug, Clone)]
+pub struct RunNames {
+    /// The run's id (`<prefix>_<12 hex>`), the stem of every other name.
+    pub run: String,
+    /// review-svc's change topic (the run's `reviews.changed`).
+    pub changes_topic: String,
+    /// The enricher's sink (the run's `reviews.enriched`).
+    pub enriched_topic: String,
+    /// The enricher's dead letters (`<changes>.dlq`).
+    pub changes_dlq: String,
+    /// The recommender's dead letters (`<enriched>.dlq`).
+    pub enriched_dlq: String,
+    /// The enricher's consumer group.
+    pub enricher_group: String,
+    /// The recommender's consumer group.
+    pub recommender_group: String,
+    /// review-svc's Cassandra keyspace.
+    pub review_keyspace: String,
+    /// The recommender's Cassandra keyspace.
+    pub recommender_keyspace: String,
+    /// movie-svc's PostgreSQL schema.
+    pub movie_schema: String,
+    /// user-svc's PostgreSQL schema.
+    pub user_schema: String,
+    /// The enricher's cache namespace.
+    pub enricher_cache_namespace: String,
+    /// The recommender's cache namespace.
+    pub recommender_cache_namespace: String,
+    /// The HS256 secret review-svc accepts (sign tokens with it).
+    pub jwt_secret: String,
+}
+
+impl RunNames {
+    fn new(prefix: &str) -> RunNames {
+        let run = unique_name(prefix);
+        let changes_topic = format!("{run}.reviews.changed");
+        let enriched_topic = format!("{run}.reviews.enriched");
+        RunNames {
+            changes_dlq: format!("{changes_topic}.dlq"),
+            enriched_dlq: format!("{enriched_topic}.dlq"),
+            changes_topic,
+            enriched_topic,
+            enricher_group: format!("{run}_enricher"),
+            recommender_group: format!("{run}_recommender"),
+            review_keyspace: format!("{run}_reviews"),
+            recommender_keyspace: format!("{run}_rec"),
+            movie_schema: format!("{run}_movies"),
+            user_schema: format!("{run}_users"),
+            enricher_cache_namespace: format!("{run}_enr"),
+            recommender_cache_namespace: format!("{run}_rec"),
+            jwt_secret: unique_name("secret"),
+            run,
+        }
+    }
+}
+
+/// The listeners of one service (fixed for the run, so a restart binds the
+/// same ones and its clients find it again).
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceAddrs {
+    /// /healthz, /readyz, /metrics.
+    pub admin: SocketAddr,
+    /// review-svc's public HTTP API.
+    pub api: Option<SocketAddr>,
+    /// Avro RPC, socket transport (movie-svc, user-svc, review-svc).
+    pub rpc: Option<SocketAddr>,
+    /// Avro RPC, HTTP transport (movie-svc, user-svc, review-svc).
+    pub rpc_http: Option<SocketAddr>,
+}
+
+/// One running child and what it left behind.
+#[derive(Debug)]
+struct Running {
+    child: Child,
+    log: PathBuf,
+}
+
+/// The five services of one run, as child processes.
+#[derive(Debug)]
+pub struct Pipeline {
+    stack: Stack,
+    config: PipelineConfig,
+    names: RunNames,
+    bin_dir: PathBuf,
+    log_dir: PathBuf,
+    addrs: HashMap<Service, ServiceAddrs>,
+    running: HashMap<Service, Running>,
+    /// Every log file of the run, in start order (earlier lives included).
+    logs: Vec<(String, PathBuf)>,
+    /// How often each service was started.
+    starts: HashMap<Service, u32>,
+    /// The last `/metrics` page of each earlier life of a service (scraped
+    /// just before it was SIGKILLed), so counters can be summed over lives.
+    earlier_lives: HashMap<Service, Vec<Metrics>>,
+}
+
+/// The directory holding the workspace's binaries: the test executable lives
+/// in `<target>/<profile>/deps/`, the binaries one level up.
+pub fn bin_dir() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("locating the test executable")?;
+    let deps = exe.parent().context("test executable has no directory")?;
+    let dir = if deps.ends_with("deps") {
+        deps.parent().context("deps has no parent")?
+    } else {
+        deps
+    };
+    Ok(dir.to_owned())
+}
+
+/// Free loopback addresses, all distinct (held together, then released).
+pub fn free_addrs(n: usize) -> anyhow::Result<Vec<SocketAddr>> {
+    let listeners = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<Vec<_>, _>>()
+        .context("binding ephemeral loopback ports")?;
+    listeners
+        .iter()
+        .map(|l| l.local_addr().context("local addr"))
+        .collect()
+}
+
+impl Pipeline {
+    /// Seeds the catalogues, creates the run's keyspaces and topics and starts
+    /// every configured service, waiting for each one's `/readyz`.
+    pub async fn start(config: PipelineConfig) -> anyhow::Result<Pipeline> {
+        let bin_dir = bin_dir()?;
+        let services: Vec<Service> = Service::ALL
+            .into_iter()
+            .filter(|s| config.recommender || *s != Service::Recommender)
+            .collect();
+        for s in &services {
+            let path = bin_dir.join(s.name());
+            anyhow::ensure!(
+                path.is_file(),
+                "{} is not built; run `cargo build --workspace --bins` (or `cargo test --workspace`, \
+                 which builds them) first",
+                path.display()
+            );
+        }
+        let names = RunNames::new(&config.prefix);
+        let log_dir = bin_dir.join("pipeline-logs").join(&names.run);
+        std::fs::create_dir_all(&log_dir)
+            .with_context(|| format!("creating {}", log_dir.display()))?;
+        let mut ports = free_addrs(11)?.into_iter();
+        let mut next = || ports.next().context("not enough free ports");
+        let mut addrs = HashMap::new();
+        for s in Service::ALL {
+            let (api, rpc, rpc_http) = match s {
+                Service::ReviewSvc => (Some(next()?), Some(next()?), Some(next()?)),
+                Service::MovieSvc | Service::UserSvc => (None, Some(next()?), Some(next()?)),
+                Service::Enricher | Service::Recommender => (None, None, None),
+            };
+            addrs.insert(
+                s,
+                ServiceAddrs {
+                    admin: next()?,
+                    api,
+                    rpc,
+                    rpc_http,
+                },
+            );
+        }
+        let mut pipeline = Pipeline {
+            stack: Stack::from_env(),
+            config,
+            names,
+            bin_dir,
+            log_dir,
+            addrs,
+            running: HashMap::new(),
+            logs: Vec::new(),
+            starts: HashMap::new(),
+            earlier_lives: HashMap::new(),
+        };
+        eprintln!(
+            "pipeline {}: logs in {}",
+            pipeline.names.run,
+            pipeline.log_dir.display()
+        );
+        if let Err(e) = pipeline.prepare_and_start(&services).await {
+            eprint!("{}", pipeline.log_tails());
+            return Err(e);
+        }
+        Ok(pipeline)
+    }
+
+    async fn prepare_and_start(&mut self, services: &[Service]) -> anyhow::Result<()> {
+        // The catalogues and review-svc's keyspace and topic, side by side.
+        let seeds = [
+            self.one_shot(Service::MovieSvc, self.seed_args(Service::MovieSvc))?,
+            self.one_shot(Service::UserSvc, self.seed_args(Service::UserSvc))?,
+            self.one_shot(Service::ReviewSvc, self.migrate_args())?,
+        ];
+        for (what, child, log) in seeds {
+            wait_exit_ok(&what, child, &log).await?;
+        }
+        for s in services {
+            self.start_service(*s).await?;
+        }
+        Ok(())
+    }
+
+    /// The run's names.
+    pub fn names(&self) -> &RunNames {
+        &self.names
+    }
+
+    /// The stack the run uses.
+    pub fn stack(&self) -> &Stack {
+        &self.stack
+    }
+
+    /// The configuration the run was started with.
+    pub fn config(&self) -> &PipelineConfig {
+        &self.config
+    }
+
+    /// A service's listeners.
+    pub fn addrs(&self, service: Service) -> ServiceAddrs {
+        self.addrs[&service]
+    }
+
+    /// review-svc's API base URL (`http://127.0.0.1:port`).
+    pub fn review_api(&self) -> String {
+        match self.addrs[&Service::ReviewSvc].api {
+            Some(a) => format!("http://{a}"),
+            None => unreachable!("review-svc always has an API address"),
+        }
+    }
+
+    /// The directory of the run's logs.
+    pub fn log_dir(&self) -> &Path {
+        &self.log_dir
+    }
+
+    /// Whether `service` is running (started and not killed).
+    pub fn is_running(&self, service: Service) -> bool {
+        self.running.contains_key(&service)
+    }
+
+    /// The process id of a running service.
+    pub fn pid(&self, service: Service) -> Option<u32> {
+        self.running.get(&service).map(|r| r.child.id())
+    }
+
+    /// The arguments of `binary` of this workspace, with the run's
+    /// environment (extra env and `OTEL_SERVICE_NAME`), stderr into a new log
+    /// file. Returns the command and the log path.
+    fn command(
+        &mut self,
+        binary: &str,
+        label: &str,
+        args: &[String],
+    ) -> anyhow::Result<(Command, PathBuf)> {
+        let n = self.logs.iter().filter(|(l, _)| l == label).count();
+        let log = self.log_dir.join(format!("{label}.{n}.log"));
+        let file = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+        let mut cmd = Command::new(self.bin_dir.join(binary));
+        cmd.args(args)
+            .env("CINEREC_LOG", &self.config.log)
+            .env("CINEREC_LOG_FORMAT", "text")
+            .env("OTEL_SERVICE_NAME", binary)
+            .envs(self.config.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(file.try_clone()?)
+            .stderr(file);
+        self.logs.push((label.to_owned(), log.clone()));
+        Ok((cmd, log))
+    }
+
+    /// Starts a set-up command (`seed`, `migrate`) of `service`'s binary.
+    fn one_shot(
+        &mut self,
+        service: Service,
+        args: Vec<String>,
+    ) -> anyhow::Result<(String, Child, PathBuf)> {
+        let label = format!("{}-setup", service.name());
+        let (mut cmd, log) = self.command(service.name(), &label, &args)?;
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("starting {} {args:?}", service.name()))?;
+        Ok((format!("{} {}", service.name(), args.join(" ")), child, log))
+    }
+
+    fn seed_args(&self, service: Service) -> Vec<String> {
+        let (schema, count_flag, count) = match service {
+            Service::MovieSvc => (&self.names.movie_schema, "--movies", self.config.movies),
+            _ => (&self.names.user_schema, "--users", self.config.users),
+        };
+        strings([
+            "--database-url",
+            &self.stack.database_url,
+            "--db-schema",
+            schema,
+            "seed",
+            count_flag,
+            &count.to_string(),
+            "--seed",
+            &self.config.world_seed.to_string(),
+        ])
+    }
+
+    fn review_common_args(&self) -> Vec<String> {
+        strings([
+            "--cql-nodes",
+            &self.stack.cql_nodes.join(","),
+            "--keyspace",
+            &self.names.review_keyspace,
+        ])
+    }
+
+    fn kafka_args(&self) -> Vec<String> {
+        strings([
+            "--kafka-brokers",
+            &self.stack.kafka_brokers,
+            "--changes-topic",
+            &self.names.changes_topic,
+            "--topic-partitions",
+            &PARTITIONS.to_string(),
+        ])
+    }
+
+    fn migrate_args(&self) -> Vec<String> {
+        let mut a = self.review_common_args();
+        a.push("migrate".into());
+        a.extend(self.kafka_args());
+        a
+    }
+
+    fn cache_urls(&self) -> String {
+        match &self.config.cache_urls {
+            Some(urls) => urls.join(","),
+            None => self.stack.memcached_urls.join(","),
+        }
+    }
+
+    /// The arguments that start `service` (the same every time).
+    fn serve_args(&self, service: Service) -> Vec<String> {
+        let a = self.addrs[&service];
+        let addr = |x: Option<SocketAddr>| x.map(|x| x.to_string()).unwrap_or_default();
+        let admin = a.admin.to_string();
+        let mut args = match service {
+            Service::MovieSvc | Service::UserSvc => {
+                let schema = if service == Service::MovieSvc {
+                    &self.names.movie_schema
+                } else {
+                    &self.names.user_schema
+                };
+                strings([
+                    "--admin-addr",
+                    &admin,
+                    "--database-url",
+                    &self.stack.database_url,
+                    "--db-schema",
+                    schema,
+                    "serve",
+                    "--rpc-addr",
+                    &addr(a.rpc),
+                    "--rpc-http-addr",
+                    &addr(a.rpc_http),
+                ])
+            }
+            Service::ReviewSvc => {
+                let mut v = strings(["--admin-addr", &admin]);
+                v.extend(self.review_common_args());
+                v.extend(strings([
+                    "serve",
+                    "--listen",
+                    &addr(a.api),
+                    "--rpc-addr",
+                    &addr(a.rpc),
+                    "--rpc-http-addr",
+                    &addr(a.rpc_http),
+                    "--jwt-issuer",
+                    JWT_ISSUER,
+                    "--jwt-audience",
+                    JWT_AUDIENCE,
+                    "--jwt-hs256-secret",
+                    &self.names.jwt_secret,
+                    "--directory",
+                    "rpc",
+                    "--user-svc-addr",
+                    &addr(self.addrs[&Service::UserSvc].rpc),
+                    "--movie-svc-addr",
+                    &addr(self.addrs[&Service::MovieSvc].rpc),
+                ]));
+                v.extend(self.kafka_args());
+                v
+            }
+            Service::Enricher => strings([
+                "--admin-addr",
+                &admin,
+                "--brokers",
+                &self.stack.kafka_brokers,
+                "--group",
+                &self.names.enricher_group,
+                "--source-topic",
+                &self.names.changes_topic,
+                "--sink-topic",
+                &self.names.enriched_topic,
+                "--topic-partitions",
+                &PARTITIONS.to_string(),
+                "--cache-urls",
+                &self.cache_urls(),
+                "--cache-namespace",
+                &self.names.enricher_cache_namespace,
+                "--review-rpc",
+                &addr(self.addrs[&Service::ReviewSvc].rpc),
+                "--movie-rpc",
+                &addr(self.addrs[&Service::MovieSvc].rpc),
+                "--user-rpc",
+                &addr(self.addrs[&Service::UserSvc].rpc),
+            ]),
+            Service::Recommender => recommender_args(self, &admin),
+        };
+        if let Some(extra) = self.config.extra_args.get(&service) {
+            args.extend(extra.iter().cloned());
+        }
+        args
+    }
+
+    /// Starts `service` (again) with its fixed configuration and waits until
+    /// its `/readyz` answers 200.
+    pub async fn start_service(&mut self, service: Service) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            !self.running.contains_key(&service),
+            "{service} is already running"
+        );
+        let args = self.serve_args(service);
+        let (mut cmd, log) = self.command(service.name(), service.name(), &args)?;
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("starting {service} {args:?}"))?;
+        *self.starts.entry(service).or_insert(0) += 1;
+        self.running.insert(service, Running { child, log });
+        self.wait_ready(service).await
+    }
+
+    /// Polls `service`'s `/readyz` until it answers 200; fails early if the
+    /// process exits.
+    pub async fn wait_ready(&mut self, service: Service) -> anyhow::Result<()> {
+        let admin = self.addrs[&service].admin;
+        let deadline = Instant::now() + READY_DEADLINE;
+        let mut last;
+        loop {
+            if let Some(r) = self.running.get_mut(&service) {
+                if let Some(status) = r.child.try_wait()? {
+                    let log = r.log.clone();
+                    self.running.remove(&service);
+                    bail!(
+                        "{service} exited ({status}) before it was ready; its log ({}):\n{}",
+                        log.display(),
+                        tail(&log, TAIL_LINES)
+                    );
+                }
+            } else {
+                bail!("{service} is not running");
+            }
+            match http::get(admin, "/readyz").await {
+                Ok((200, _)) => return Ok(()),
+                Ok((status, body)) => last = format!("{status} {}", body.trim()),
+                Err(e) => last = format!("{e:#}"),
+            }
+            if Instant::now() > deadline {
+                bail!("{service} not ready within {READY_DEADLINE:?}: {last}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// SIGKILLs `service` (a crash: no drain, no offsets committed, claims
+    /// left in flight) and reaps it. Its `/metrics` is scraped just before,
+    /// so [`metric_total`](Self::metric_total) still counts that life.
+    pub async fn kill9(&mut self, service: Service) -> anyhow::Result<()> {
+        if let Ok(m) = self.scrape(service).await {
+            self.earlier_lives.entry(service).or_default().push(m);
+        }
+        let mut r = self
+            .running
+            .remove(&service)
+            .with_context(|| format!("{service} is not running"))?;
+        r.child
+            .kill()
+            .with_context(|| format!("SIGKILL {service}"))?;
+        r.child.wait()?;
+        Ok(())
+    }
+
+    /// [`kill9`](Self::kill9), then [`start_service`](Self::start_service).
+    pub async fn kill9_and_restart(&mut self, service: Service) -> anyhow::Result<()> {
+        self.kill9(service).await?;
+        self.start_service(service).await
+    }
+
+    /// Sends SIGTERM and waits for the exit status (a graceful stop).
+    pub async fn stop(&mut self, service: Service) -> anyhow::Result<std::process::ExitStatus> {
+        let mut r = self
+            .running
+            .remove(&service)
+            .with_context(|| format!("{service} is not running"))?;
+        let status = Command::new("kill")
+            .args(["-TERM", &r.child.id().to_string()])
+            .status()?;
+        anyhow::ensure!(status.success(), "kill -TERM {service} failed");
+        let deadline = Instant::now() + POLL_DEADLINE;
+        loop {
+            if let Some(status) = r.child.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                let _ = r.child.kill();
+                let _ = r.child.wait();
+                bail!("{service} did not exit within {POLL_DEADLINE:?} of SIGTERM");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Scrapes `service`'s `/metrics` now.
+    pub async fn scrape(&self, service: Service) -> anyhow::Result<Metrics> {
+        let admin = self.addrs[&service].admin;
+        let (status, body) = http::get(admin, "/metrics").await?;
+        anyhow::ensure!(status == 200, "{service} /metrics answered {status}");
+        Metrics::parse(&body)
+    }
+
+    /// The sum of a counter over every life of `service`: the pages scraped
+    /// before each SIGKILL plus the running process's now. (Counts between
+    /// the last scrape and a kill are lost, so this is a lower bound.)
+    pub async fn metric_total(
+        &self,
+        service: Service,
+        name: &str,
+        labels: &[(&str, &str)],
+    ) -> anyhow::Result<f64> {
+        let mut total: f64 = self
+            .earlier_lives
+            .get(&service)
+            .map(|lives| lives.iter().map(|m| m.sum(name, labels)).sum())
+            .unwrap_or(0.0);
+        if self.is_running(service) {
+            total += self.scrape(service).await?.sum(name, labels);
+        }
+        Ok(total)
+    }
+
+    /// How often `service` was started.
+    pub fn starts(&self, service: Service) -> u32 {
+        self.starts.get(&service).copied().unwrap_or(0)
+    }
+
+    /// SIGKILLs the shared stack's Kafka broker (the pid `dev/stack` recorded
+    /// under `$CINEREC_STACK_DIR/run/kafka.pid`) and starts it again with
+    /// `dev/stack up kafka`, which returns once the broker answers a metadata
+    /// request. Returns how long the broker was away.
+    ///
+    /// Every test on this machine shares the broker: put a test that calls
+    /// this alone in its own test binary.
+    pub async fn restart_kafka(&self) -> anyhow::Result<Duration> {
+        let root = repo_root()?;
+        let stack_dir = std::env::var_os("CINEREC_STACK_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join(".stack"));
+        let pid_file = stack_dir.join("run").join("kafka.pid");
+        let recorded = std::fs::read_to_string(&pid_file)
+            .with_context(|| format!("reading {} (is the stack up?)", pid_file.display()))?;
+        let mut fields = recorded.split_whitespace();
+        let pid: u32 = fields
+            .next()
+            .and_then(|p| p.parse().ok())
+            .with_context(|| format!("no pid in {}", pid_file.display()))?;
+        let started = fields.next().unwrap_or_default().to_owned();
+        // The same check as dev/stack's: a recycled pid is never ours.
+        anyhow::ensure!(
+            process_start_time(pid).as_deref() == Some(started.as_str()),
+            "kafka pid {pid} recorded in {} is not running",
+            pid_file.display()
+        );
+        let went = Instant::now();
+        let status = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()?;
+        anyhow::ensure!(status.success(), "kill -KILL {pid} (kafka) failed");
+        // Wait until it is gone (the port is free) before starting again.
+        let deadline = Instant::now() + POLL_DEADLINE;
+        while process_start_time(pid).as_deref() == Some(started.as_str()) && !is_zombie(pid) {
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "kafka pid {pid} survived SIGKILL"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let up = tokio::process::Command::new(root.join("dev/stack"))
+            .args(["up", "kafka"])
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .context("running dev/stack up kafka")?;
+        anyhow::ensure!(
+            up.status.success(),
+            "dev/stack up kafka failed ({}): {}",
+            up.status,
+            String::from_utf8_lossy(&up.stderr)
+        );
+        Ok(went.elapsed())
+    }
+
+    /// The last lines of every log of the run, for a failure message.
+    pub fn log_tails(&self) -> String {
+        let mut out = String::new();
+        for (label, path) in &self.logs {
+            out.push_str(&format!("----- {label}: {} -----\n", path.display()));
+            out.push_str(&tail(path, TAIL_LINES));
+        }
+        out
+    }
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        for (_, mut r) in self.running.drain() {
+            let _ = r.child.kill();
+            let _ = r.child.wait();
+        }
+        if std::thread::panicking() {
+            eprint!("{}", self.log_tails());
+        }
+    }
+}
+
+/// The recommender's `run` arguments (its flags, by the contract in the
+/// pipeline task: keyspace, consumer group, source topic, cache).
+fn recommender_args(p: &Pipeline, admin: &str) -> Vec<String> {
+    strings([
+        "--admin-addr",
+        admin,
+        "--cql-nodes",
+        &p.stack.cql_nodes.join(","),
+        "--keyspace",
+        &p.names.recommender_keyspace,
+        "run",
+        "--brokers",
+        &p.stack.kafka_brokers,
+        "--group",
+        &p.names.recommender_group,
+        "--source-topic",
+        &p.names.enriched_topic,
+        "--cache-urls",
+        &p.cache_urls(),
+        "--cache-namespace",
+        &p.names.recommender_cache_namespace,
+    ])
+}
+
+/// The repository root (this crate's parent directory).
+pub fn repo_root() -> anyhow::Result<PathBuf> {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_owned)
+        .context("tests/ has no parent")
+}
+
+fn strings<const N: usize>(a: [&str; N]) -> Vec<String> {
+    a.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// Field 22 of /proc/PID/stat (the kernel's start time), as dev/stack reads it.
+fn process_start_time(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(") ")?;
+    rest.split_whitespace().nth(19).map(str::to_owned)
+}
+
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(") ").map(|(_, r)| r.starts_with('Z')))
+        .unwrap_or(true)
+}
+
+async fn wait_exit_ok(what: &str, mut child: Child, log: &Path) -> anyhow::Result<()> {
+    let deadline = Instant::now() + READY_DEADLINE;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            anyhow::ensure!(
+                status.success(),
+                "`{what}` failed ({status}); its log ({}):\n{}",
+                log.display(),
+                tail(log, TAIL_LINES)
+            );
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("`{what}` did not finish within {READY_DEADLINE:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The last `n` lines of a file ("" when unreadable).
+fn tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = lines[lines.len().saturating_sub(n)..].join("\n");
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    out
+}
