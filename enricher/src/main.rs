@@ -43,5 +43,7 @@ async fn main() -> anyhow::Result<()> {
     // However the consumer ended, take the admin port down with it.
     shutdown.trigger();
     let _ = admin.await;
+    // Spans still buffered go out before the process does.
+    telemetry::shutdown();
     outcome
 }

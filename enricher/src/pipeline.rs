@@ -23,13 +23,14 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use cinerec_cache::{Cache, CacheConfig, Claim};
 use cinerec_events::{EnrichedReview, ReviewChanged, Tier};
-use cinerec_service_kit::Shutdown;
+use cinerec_service_kit::{Shutdown, trace_context};
 use futures::future::join_all;
 use rdkafka::Message as _;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use tracing::Instrument as _;
 
 use crate::config::Config;
 use crate::kafka::{self, EnricherConsumer};
@@ -230,21 +231,34 @@ impl Enricher {
     /// waiting for claims other consumers hold abandons the batch explicitly
     /// (claims released, no offset stored), so a stop never waits for a
     /// foreign in-flight TTL; the batch is redelivered to the next owner.
+    ///
+    /// Traces: each record gets a consumer span (`reviews.changed process`)
+    /// parented to the producer context in its headers; the batch's work
+    /// (claims, the multi-get RPCs, produce) runs in one `enrich batch` span,
+    /// a child of the first record's span and linked to the others', since
+    /// one RPC serves many events.
     async fn process(&self, batch: Vec<OwnedMessage>, shutdown: &Shutdown) -> anyhow::Result<()> {
         let started = Instant::now();
-        let mut fates = self.decode(&batch);
-        if self.claim(&mut fates, shutdown).await == Claiming::Abandoned {
-            self.abandon(&fates).await;
-            return Ok(());
-        }
-        self.materialize(&mut fates).await;
-        self.produce(&batch, &mut fates).await;
-        self.bury(&batch, &mut fates).await?;
-        self.mark_done(&fates).await;
-        self.count(&fates);
-        self.store_offsets(&batch);
-        telemetry::batch_done(&self.stats, batch.len(), started.elapsed());
-        Ok(())
+        let spans: Vec<tracing::Span> = batch
+            .iter()
+            .map(|m| consumer_span(m, &self.config.group))
+            .collect();
+        let work = async {
+            let mut fates = self.decode(&batch);
+            if self.claim(&mut fates, shutdown).await == Claiming::Abandoned {
+                self.abandon(&fates).await;
+                return Ok(());
+            }
+            self.materialize(&mut fates).await;
+            self.produce(&batch, &spans, &mut fates).await;
+            self.bury(&batch, &mut fates).await?;
+            self.mark_done(&fates).await;
+            self.count(&fates);
+            self.store_offsets(&batch);
+            telemetry::batch_done(&self.stats, batch.len(), started.elapsed());
+            Ok(())
+        };
+        work.instrument(batch_span(&spans)).await
     }
 
     fn decode(&self, batch: &[OwnedMessage]) -> Vec<Fate> {
@@ -444,7 +458,7 @@ impl Enricher {
 
     /// Produces every enriched event, enqueued in batch order; failed
     /// deliveries are retried with backoff, then go to the DLQ.
-    async fn produce(&self, batch: &[OwnedMessage], fates: &mut [Fate]) {
+    async fn produce(&self, batch: &[OwnedMessage], spans: &[tracing::Span], fates: &mut [Fate]) {
         let retry = self.config.retry();
         let mut failures = 0u32;
         loop {
@@ -472,21 +486,23 @@ impl Enricher {
                         continue;
                     }
                 };
+                let publish = publish_span(&spans[i], &self.config.sink_topic, &key);
                 let record = FutureRecord::to(&self.config.sink_topic)
                     .key(&key)
                     .payload(&payload)
-                    .headers(trace_headers(&batch[i]));
+                    .headers(output_trace_headers(&batch[i], &publish));
                 match self.producer.send_result(record) {
-                    Ok(delivery) => deliveries.push((i, delivery)),
+                    Ok(delivery) => deliveries.push((i, delivery, publish)),
                     Err((e, _)) => {
                         errors.insert(i, e.to_string());
                     }
                 }
             }
+            // Each producer span stays open until its record is acknowledged.
             let results = join_all(
                 deliveries
                     .into_iter()
-                    .map(|(i, d)| async move { (i, d.await) }),
+                    .map(|(i, d, publish)| async move { (i, d.instrument(publish).await) }),
             )
             .await;
             for (i, result) in results {
@@ -682,6 +698,72 @@ fn kill_claimed(fates: &mut [Fate], failure: &Failure) {
                 attempts: failure.attempts,
             };
         }
+    }
+}
+
+/// The consumer span of one `reviews.changed` record (OTel messaging
+/// conventions), parented to the producer's context from its headers.
+fn consumer_span(m: &OwnedMessage, group: &str) -> tracing::Span {
+    let span = tracing::info_span!(
+        "enricher.consume",
+        otel.name = %format_args!("{} process", m.topic()),
+        otel.kind = "consumer",
+        messaging.system = "kafka",
+        messaging.operation.type = "process",
+        messaging.operation.name = "process",
+        messaging.destination.name = %m.topic(),
+        messaging.destination.partition.id = %m.partition(),
+        messaging.kafka.offset = m.offset(),
+        messaging.consumer.group.name = %group,
+        messaging.kafka.message.key = m.key().and_then(|k| std::str::from_utf8(k).ok()),
+    );
+    trace_context::set_parent(&span, trace_context::extract_kafka(m.headers()));
+    span
+}
+
+/// The span of a batch's shared work: a child of its first record's span
+/// (so a lone event is one unbroken trace), linked to every other record's.
+fn batch_span(spans: &[tracing::Span]) -> tracing::Span {
+    let Some(first) = spans.first() else {
+        return tracing::Span::none();
+    };
+    let span = tracing::info_span!(
+        parent: first,
+        "enricher.batch",
+        otel.name = "enrich batch",
+        cinerec.batch.size = spans.len(),
+    );
+    for other in &spans[1..] {
+        trace_context::add_link(&span, &trace_context::context_of(other));
+    }
+    span
+}
+
+/// The producer span of one `reviews.enriched` record, a child of its
+/// source record's consumer span.
+fn publish_span(source: &tracing::Span, topic: &str, key: &str) -> tracing::Span {
+    tracing::info_span!(
+        parent: source,
+        "enricher.publish",
+        otel.name = %format_args!("{topic} publish"),
+        otel.kind = "producer",
+        messaging.system = "kafka",
+        messaging.operation.type = "send",
+        messaging.operation.name = "send",
+        messaging.destination.name = %topic,
+        messaging.kafka.message.key = %key,
+    )
+}
+
+/// The output record's trace headers: the producer span's context, or,
+/// when this process exports no spans, the source record's `traceparent`
+/// passed through unchanged (the trace still connects downstream).
+fn output_trace_headers(m: &OwnedMessage, publish: &tracing::Span) -> OwnedHeaders {
+    let cx = trace_context::context_of(publish);
+    if trace_context::W3cContext::of(&cx).is_some() {
+        trace_context::inject_kafka(&cx, OwnedHeaders::new())
+    } else {
+        trace_headers(m)
     }
 }
 

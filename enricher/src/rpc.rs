@@ -18,6 +18,7 @@ use avro_rpc::codegen::CallError;
 use avro_rpc::export::BoxFuture;
 use avro_rpc::layer::deadline::Deadline;
 use avro_rpc::layer::deadline::DeadlineLayer;
+use avro_rpc::layer::trace::Trace;
 use avro_rpc::transport::socket::SocketConnector;
 use avro_rpc::{Call, Reply};
 use tower::{ServiceBuilder, ServiceExt};
@@ -42,9 +43,10 @@ pub mod user {
 /// Largest id list one multi-get may carry (the contracts' limit).
 pub const MAX_IDS_PER_CALL: usize = 1_000;
 
-/// The service under every typed client: a deadline per call over one
-/// shared, reconnecting socket connection.
-pub type RpcService = Deadline<Reconnecting>;
+/// The service under every typed client: a client span per call (trace
+/// context in the call metadata), a deadline per call, over one shared,
+/// reconnecting socket connection.
+pub type RpcService = Trace<Deadline<Reconnecting>>;
 
 /// One multiplexed socket connection shared by every clone, replaced on the
 /// next call after a transport failure. (Stock `Buffer<Reconnect>` would do
@@ -217,7 +219,12 @@ pub struct Failure {
 fn stack(protocol: avro_rpc::Protocol, addr: SocketAddr, deadline: Duration) -> RpcService {
     // The deadline wraps each call on the shared connection and travels to
     // the server, which abandons work nobody waits for.
+    // The client span is outermost, so its context (sent in the call
+    // metadata) is the server span's parent.
     ServiceBuilder::new()
+        .layer(cinerec_service_kit::trace_context::rpc_client_layer(
+            &protocol,
+        ))
         .layer(DeadlineLayer::new(deadline))
         .service(Reconnecting::new(protocol, addr))
 }

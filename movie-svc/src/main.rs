@@ -122,5 +122,7 @@ async fn main() -> anyhow::Result<()> {
             .await?;
         }
     }
+    // Spans still buffered go out before the process does.
+    telemetry::shutdown();
     Ok(())
 }

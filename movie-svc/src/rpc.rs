@@ -38,17 +38,23 @@ impl MovieRpc {
 
 /// The handler stack movie-svc serves (see `cinerec_service_kit::rpc` for why
 /// the layers sit in this order).
-pub type Handler =
-    RpcMetrics<<HonourDeadlineLayer as tower::Layer<proto::MovieServiceServer<MovieRpc>>>::Service>;
+pub type Handler = avro_rpc::layer::trace::TraceHandler<
+    RpcMetrics<<HonourDeadlineLayer as tower::Layer<proto::MovieServiceServer<MovieRpc>>>::Service>,
+>;
 
 /// The responder for `movies`, with its metrics layer (the drain needs it).
 pub fn responder(movies: Movies) -> anyhow::Result<(Arc<Responder<Handler>>, RpcMetricsLayer)> {
     let metrics = RpcMetricsLayer::new("movie-svc");
+    let protocol = proto::protocol()?;
+    // Outermost: the server span (a child of the caller's, from the call
+    // metadata) covers the metrics, the deadline check and the handler.
     let handler = ServiceBuilder::new()
+        .layer(cinerec_service_kit::trace_context::rpc_server_layer(
+            &protocol,
+        ))
         .layer(metrics.clone())
         .layer(HonourDeadlineLayer::new())
         .service(proto::MovieServiceServer::new(MovieRpc::new(movies)));
-    let protocol = proto::protocol()?;
     Ok((Arc::new(Responder::new(protocol, handler)), metrics))
 }
 

@@ -134,6 +134,11 @@ pub fn rpc_stack(protocol: avro_rpc::Protocol, addr: String, deadline: Duration)
     let shared = Buffer::new(connection, QUEUE);
     BoxCloneSyncService::new(
         ServiceBuilder::new()
+            // Outermost: one client span per call, retries included; its
+            // context travels in the call metadata.
+            .layer(cinerec_service_kit::trace_context::rpc_client_layer(
+                &protocol,
+            ))
             .layer(DeadlineLayer::new(deadline))
             .layer(RetryLayer::new(IdempotentRetry::new(protocol)))
             .map_err(rpc_error)

@@ -131,7 +131,7 @@ async fn main() -> anyhow::Result<()> {
     telemetry::init("review-svc", &config.common.log, config.common.log_format)?;
     let admin_addr = config.common.admin_addr_or(DEFAULT_ADMIN.parse()?);
     let session = store::connect(&config.cql).await?;
-    match config.command {
+    let result = match config.command {
         Command::MintToken { .. } => Ok(()),
         Command::Migrate { kafka } => {
             store::migrate(&session, &config.cql).await?;
@@ -238,7 +238,10 @@ async fn main() -> anyhow::Result<()> {
             rpc_result??;
             Ok(())
         }
-    }
+    };
+    // Spans still buffered go out before the process does.
+    telemetry::shutdown();
+    result
 }
 
 async fn serve(
@@ -246,7 +249,12 @@ async fn serve(
     state: AppState,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
-    axum::serve(listener, api::router(state))
+    // One server span per request, a child of the caller's `traceparent`;
+    // outside the router so every route (and the 404/405 fallbacks) is traced.
+    let app = api::router(state).layer(axum::middleware::from_fn(
+        cinerec_service_kit::trace_context::http_server_span,
+    ));
+    axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.wait().await })
         .await?;
     Ok(())

@@ -31,7 +31,7 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cinerec_service_kit::Shutdown;
+use cinerec_service_kit::{Shutdown, trace_context};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -468,7 +468,8 @@ impl ShardRelay {
     }
 
     async fn send_in_order(&mut self, queue: Vec<ChangeRow>) -> Result<usize, RelayError> {
-        let mut in_flight: VecDeque<(DeliveryFuture, (Uuid, i64))> = VecDeque::new();
+        // Each send keeps its producer span open until Kafka acknowledges it.
+        let mut in_flight: VecDeque<(DeliveryFuture, (Uuid, i64), tracing::Span)> = VecDeque::new();
         let mut acked = Vec::with_capacity(queue.len());
         let topic = self.relay.topic.clone();
         let dlq = dlq_topic(&topic);
@@ -484,24 +485,33 @@ impl ShardRelay {
                     (dlq.as_str(), dlq_payload(row), Some(reason))
                 }
             };
+            let span = publish_span(topic, &record_key, row);
             loop {
-                let mut record = FutureRecord::to(topic).key(&record_key).payload(&payload);
+                let mut headers = OwnedHeaders::new();
                 if let Some(reason) = &error {
-                    record = record.headers(OwnedHeaders::new().insert(Header {
+                    headers = headers.insert(Header {
                         key: DLQ_ERROR_HEADER,
                         value: Some(reason.as_str()),
-                    }));
+                    });
                 }
+                let headers =
+                    trace_context::inject_kafka(&trace_context::context_of(&span), headers);
+                let record = FutureRecord::to(topic)
+                    .key(&record_key)
+                    .payload(&payload)
+                    .headers(headers);
                 match self.relay.producer.send_result(record) {
                     Ok(delivery) => {
-                        in_flight.push_back((delivery, key));
+                        in_flight.push_back((delivery, key, span));
                         break;
                     }
                     Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
                         // Wait for the oldest send instead of skipping ahead:
                         // enqueue order is publish order.
                         match in_flight.pop_front() {
-                            Some(oldest) => acked.push(self.await_ack(oldest).await?),
+                            Some((delivery, key, _span)) => {
+                                acked.push(self.await_ack((delivery, key)).await?)
+                            }
                             None => tokio::time::sleep(Duration::from_millis(5)).await,
                         }
                     }
@@ -509,8 +519,8 @@ impl ShardRelay {
                 }
             }
         }
-        while let Some(next) = in_flight.pop_front() {
-            acked.push(self.await_ack(next).await?);
+        while let Some((delivery, key, _span)) = in_flight.pop_front() {
+            acked.push(self.await_ack((delivery, key)).await?);
         }
         let now = now_micros();
         events::changes_published(
@@ -536,4 +546,31 @@ impl ShardRelay {
             Err(_cancelled) => Err(KafkaError::Canceled.into()),
         }
     }
+}
+
+/// The producer span of one change event (OTel messaging conventions), a
+/// child of the trace context the change row carries from the request that
+/// wrote it; its own context goes into the record's headers.
+fn publish_span(topic: &str, key: &str, row: &ChangeRow) -> tracing::Span {
+    let span = tracing::info_span!(
+        "relay.publish",
+        otel.name = %format_args!("{topic} publish"),
+        otel.kind = "producer",
+        messaging.system = "kafka",
+        messaging.operation.type = "send",
+        messaging.operation.name = "send",
+        messaging.destination.name = %topic,
+        messaging.kafka.message.key = %key,
+        messaging.message.id = %row.event_id,
+        cinerec.review_id = %row.review_id,
+        cinerec.version = row.version,
+    );
+    if let Some(traceparent) = &row.traceparent {
+        let written = trace_context::W3cContext {
+            traceparent: traceparent.clone(),
+            tracestate: row.tracestate.clone(),
+        };
+        trace_context::set_parent(&span, written.context());
+    }
+    span
 }

@@ -50,8 +50,10 @@ impl ReviewRpc {
 
 /// The handler stack review-svc serves (see `cinerec_service_kit::rpc` for
 /// why the layers sit in this order).
-pub type Handler = RpcMetrics<
-    <HonourDeadlineLayer as tower::Layer<proto::ReviewServiceServer<ReviewRpc>>>::Service,
+pub type Handler = avro_rpc::layer::trace::TraceHandler<
+    RpcMetrics<
+        <HonourDeadlineLayer as tower::Layer<proto::ReviewServiceServer<ReviewRpc>>>::Service,
+    >,
 >;
 
 /// The responder for `store`, with its metrics layer (the drain needs it).
@@ -59,11 +61,16 @@ pub fn responder(
     store: Arc<ReviewStore>,
 ) -> anyhow::Result<(Arc<Responder<Handler>>, RpcMetricsLayer)> {
     let metrics = RpcMetricsLayer::new("review-svc");
+    let protocol = proto::protocol()?;
+    // Outermost: the server span (a child of the caller's, from the call
+    // metadata) covers the metrics, the deadline check and the handler.
     let handler = ServiceBuilder::new()
+        .layer(cinerec_service_kit::trace_context::rpc_server_layer(
+            &protocol,
+        ))
         .layer(metrics.clone())
         .layer(HonourDeadlineLayer::new())
         .service(proto::ReviewServiceServer::new(ReviewRpc::new(store)));
-    let protocol = proto::protocol()?;
     Ok((Arc::new(Responder::new(protocol, handler)), metrics))
 }
 

@@ -11,7 +11,8 @@
 //! * `reviews` — every version, partition `review_id`, clustering `version DESC`
 //!   (latest version = first row).
 //! * `reviews_by_user` — `user_id → review_id`, for listing a user's reviews.
-//! * `review_changes` — the **transactional outbox**: one row per version,
+//! * `review_changes` — the **transactional outbox**: one row per version
+//!   (with the writing request's W3C trace context, `traceparent`/`tracestate`),
 //!   partition `(shard, bucket)` (shard = hash of `review_id`, bucket = 10 s
 //!   of `changed_at`), clustering `changed_at, review_id, version`.
 //! * `idempotency_keys` — `(user_id, key) → review_id, request hash` (24 h).
@@ -194,6 +195,7 @@ pub async fn migrate(session: &Session, args: &CqlArgs) -> Result<(), StoreError
             .await
             .map_err(|e| StoreError::Database(format!("{cql}: {e}")))?;
     }
+    add_trace_columns(session, ks).await?;
     session
         .await_schema_agreement()
         .await
@@ -214,6 +216,43 @@ pub async fn migrate(session: &Session, args: &CqlArgs) -> Result<(), StoreError
             .await
             .map_err(StoreError::db)?;
     }
+    Ok(())
+}
+
+/// Adds the change log's trace-context columns to a keyspace migrated before
+/// they existed. CQL has no `ADD IF NOT EXISTS`, so the schema is asked first.
+async fn add_trace_columns(session: &Session, ks: &str) -> Result<(), StoreError> {
+    let present: Vec<String> = session
+        .query_unpaged(
+            "SELECT column_name FROM system_schema.columns \
+             WHERE keyspace_name = ? AND table_name = 'review_changes'",
+            (ks,),
+        )
+        .await
+        .map_err(StoreError::db)?
+        .into_rows_result()
+        .map_err(StoreError::corrupt)?
+        .rows::<(String,)>()
+        .map_err(StoreError::corrupt)?
+        .map(|r| r.map(|(c,)| c))
+        .collect::<Result<_, _>>()
+        .map_err(StoreError::corrupt)?;
+    for column in ["traceparent", "tracestate"] {
+        if present.iter().any(|c| c == column) {
+            continue;
+        }
+        let cql = format!("ALTER TABLE {ks}.review_changes ADD {column} text");
+        if let Err(e) = session.query_unpaged(cql.as_str(), &[]).await {
+            // Another migrator may have added it meanwhile.
+            if !e.to_string().contains("already exist") {
+                return Err(StoreError::Database(format!("{cql}: {e}")));
+            }
+        }
+    }
+    session
+        .await_schema_agreement()
+        .await
+        .map_err(StoreError::db)?;
     Ok(())
 }
 
@@ -273,9 +312,24 @@ pub struct ChangeRow {
     /// `changed_at` of the version before it, if any: the relay publishes
     /// that one first if it has not yet.
     pub prev_changed_at: Option<i64>,
+    /// W3C `traceparent` of the request that wrote the version (absent when
+    /// nothing was traced): the relay's producer span continues that trace.
+    pub traceparent: Option<String>,
+    /// W3C `tracestate` beside it.
+    pub tracestate: Option<String>,
 }
 
-type ChangeTuple = (i64, Uuid, i64, Uuid, i64, String, Option<i64>);
+type ChangeTuple = (
+    i64,
+    Uuid,
+    i64,
+    Uuid,
+    i64,
+    String,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+);
 
 impl From<ChangeTuple> for ChangeRow {
     fn from(t: ChangeTuple) -> ChangeRow {
@@ -287,6 +341,8 @@ impl From<ChangeTuple> for ChangeRow {
             user_id: t.4,
             op: t.5,
             prev_changed_at: t.6,
+            traceparent: t.7,
+            tracestate: t.8,
         }
     }
 }
@@ -328,8 +384,8 @@ pub struct ReviewStore {
 
 const REVIEW_COLUMNS: &str =
     "review_id, version, user_id, movie_id, rating, text, deleted, created_at, changed_at";
-const CHANGE_COLUMNS: &str =
-    "changed_at, review_id, version, event_id, user_id, op, prev_changed_at";
+const CHANGE_COLUMNS: &str = "changed_at, review_id, version, event_id, user_id, op, \
+     prev_changed_at, traceparent, tracestate";
 
 type ReviewTuple = (
     Uuid,
@@ -440,7 +496,7 @@ impl ReviewStore {
             change_insert: prepare(
                 format!(
                     "INSERT INTO {ks}.review_changes (shard, bucket, {CHANGE_COLUMNS}) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 ),
                 consistency,
                 true,
@@ -830,6 +886,9 @@ impl ReviewStore {
             res.created_at,
             res.changed_at,
         );
+        // The request's trace context rides in the change row, so the relay's
+        // publish (and everything downstream) joins the request's trace.
+        let trace = cinerec_service_kit::trace_context::W3cContext::current();
         let change_values = (
             shard_of(res.review_id),
             bucket_of(res.changed_at),
@@ -840,6 +899,8 @@ impl ReviewStore {
             res.user_id,
             res.op.as_str(),
             res.prev_changed_at,
+            trace.as_ref().map(|t| t.traceparent.as_str()),
+            trace.as_ref().and_then(|t| t.tracestate.as_deref()),
         );
         let commit_values = (res.version, deleted, res.review_id);
         let by_user_values = (res.user_id, res.review_id, res.created_at);

@@ -21,7 +21,7 @@
 
 use std::collections::HashMap;
 
-use opentelemetry::Context;
+pub use opentelemetry::Context;
 use opentelemetry::propagation::{Extractor, Injector};
 use opentelemetry::trace::TraceContextExt as _;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
@@ -80,6 +80,13 @@ pub fn inject(cx: &Context, carrier: &mut dyn Injector) {
 /// Reads a remote context through the global propagator.
 pub fn extract(carrier: &dyn Extractor) -> Context {
     opentelemetry::global::get_text_map_propagator(|p| p.extract(carrier))
+}
+
+/// The OpenTelemetry context of `span` (an empty one when nothing is
+/// exported), e.g. to inject into an outgoing record. Starts the span if it
+/// had not started yet, so set its parent first.
+pub fn context_of(span: &tracing::Span) -> Context {
+    span.context()
 }
 
 /// Makes `parent` the parent of `span` when it names a valid remote span.
@@ -220,7 +227,7 @@ mod kafka {
 }
 
 #[cfg(feature = "avro-rpc")]
-pub use self::rpc::{rpc_client_layer, rpc_extractor, rpc_injector, rpc_server_layer};
+pub use self::rpc::{full_name, rpc_client_layer, rpc_extractor, rpc_injector, rpc_server_layer};
 
 #[cfg(feature = "avro-rpc")]
 mod rpc {
@@ -273,16 +280,27 @@ mod rpc {
         })
     }
 
-    /// avro-rpc's client trace layer for `protocol` (its full name, e.g.
-    /// `cinerec.review.ReviewService`), propagating the OTel context.
-    pub fn rpc_client_layer(protocol: &str) -> TraceLayer {
-        TraceLayer::new(protocol).with_injector(rpc_injector())
+    /// A protocol's full name (`org.cinerec.review.ReviewService`): the
+    /// spans' `rpc.service`.
+    pub fn full_name(protocol: &avro_rpc::Protocol) -> String {
+        match protocol.namespace() {
+            Some(ns) if !ns.is_empty() => format!("{ns}.{}", protocol.name()),
+            _ => protocol.name().to_owned(),
+        }
     }
 
-    /// avro-rpc's server trace layer for `protocol`, continuing the caller's
-    /// trace.
-    pub fn rpc_server_layer(protocol: &str) -> TraceHandlerLayer {
-        TraceHandlerLayer::new(protocol).with_extractor(rpc_extractor())
+    /// avro-rpc's client trace layer for calls of `protocol`: one client
+    /// span per call (`otel.name = Service/message`), its context injected
+    /// into the call metadata. Put it outside retries so one logical call
+    /// is one span.
+    pub fn rpc_client_layer(protocol: &avro_rpc::Protocol) -> TraceLayer {
+        TraceLayer::new(full_name(protocol)).with_injector(rpc_injector())
+    }
+
+    /// avro-rpc's server trace layer for a responder of `protocol`: one
+    /// server span per call, a child of the caller's span.
+    pub fn rpc_server_layer(protocol: &avro_rpc::Protocol) -> TraceHandlerLayer {
+        TraceHandlerLayer::new(full_name(protocol)).with_extractor(rpc_extractor())
     }
 }
 
