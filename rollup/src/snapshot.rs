@@ -70,7 +70,7 @@ pub async fn connect(nodes: &[String]) -> anyhow::Result<Session> {
 }
 
 /// Checks a keyspace name before it is spliced into CQL.
-fn check_keyspace(keyspace: &str) -> anyhow::Result<()> {
+pub fn check_keyspace(keyspace: &str) -> anyhow::Result<()> {
     anyhow::ensure!(
         !keyspace.is_empty()
             && keyspace.len() <= 48

@@ -29,7 +29,7 @@ struct Args {
     #[arg(long, env = "ROLLUP_KAFKA_BROKERS", default_value = rollup::config::DEFAULT_BROKERS)]
     brokers: String,
     /// Topic to produce EnrichedReview events to (created if missing).
-    #[arg(long)]
+    #[arg(long, required_unless_present = "drop", default_value = "")]
     topic: String,
     /// Cassandra contact points.
     #[arg(long, env = "ROLLUP_CQL_NODES", default_value = rollup::config::DEFAULT_CQL_NODES, value_delimiter = ',')]
@@ -55,6 +55,9 @@ struct Args {
     /// Random seed.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Only drop `--keyspace` (clean-up after a demo or test run).
+    #[arg(long)]
+    drop: bool,
 }
 
 const LIKE: f32 = 4.0;
@@ -63,6 +66,14 @@ const LIST: usize = 20;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if args.drop {
+        let session = rollup::snapshot::connect(&args.cql_nodes).await?;
+        rollup::snapshot::check_keyspace(&args.keyspace)?;
+        session
+            .query_unpaged(format!("DROP KEYSPACE IF EXISTS {}", args.keyspace), ())
+            .await?;
+        return Ok(());
+    }
     anyhow::ensure!(
         args.users > 0 && args.movies > 0,
         "--users and --movies must be > 0"
