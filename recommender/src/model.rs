@@ -72,6 +72,18 @@ pub enum Applied {
     },
 }
 
+/// One (user, movie) like that appeared (`liked`) or went, as
+/// [`Model::apply_tracked`] reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LikeChange {
+    /// Who.
+    pub user: UserId,
+    /// Which movie.
+    pub movie: MovieId,
+    /// Whether the user likes it now.
+    pub liked: bool,
+}
+
 /// The model's comparable content: what reconciliation diffs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ModelState {
@@ -99,6 +111,10 @@ pub struct Model {
     /// Invariant: symmetric, `c[i][j] = |{u : i, j ∈ likes[u]}|` for `i ≠ j`,
     /// no zero entries and no empty inner maps.
     c: HashMap<MovieId, HashMap<MovieId, u32>>,
+    /// Invariant: `u ∈ likers[i]` iff `i ∈ likes[u]`; no empty sets. The
+    /// reverse index the consumer needs to find whose recommendations a
+    /// similarity change touches.
+    likers: HashMap<MovieId, HashSet<UserId>>,
 }
 
 impl Model {
@@ -109,6 +125,12 @@ impl Model {
 
     /// Applies one review state; see [`Applied`].
     pub fn apply(&mut self, state: ReviewState) -> Applied {
+        self.apply_tracked(state, &mut Vec::new())
+    }
+
+    /// [`apply`](Self::apply), also appending every like that flipped to
+    /// `changes` (what the consumer turns into writes and dirty sets).
+    pub fn apply_tracked(&mut self, state: ReviewState, changes: &mut Vec<LikeChange>) -> Applied {
         let previous = self.reviews.get(&state.review_id).copied();
         if previous.is_some_and(|p| p.version >= state.version) {
             return Applied::Stale;
@@ -152,6 +174,11 @@ impl Model {
                 (true, false) => self.unlike(user, movie),
                 _ => continue,
             }
+            changes.push(LikeChange {
+                user,
+                movie,
+                liked: liked_after,
+            });
             likes_changed = true;
         }
         Applied::Advanced { likes_changed }
@@ -181,6 +208,7 @@ impl Model {
         }
         liked.insert(movie);
         *self.n.entry(movie).or_insert(0) += 1;
+        self.likers.entry(movie).or_default().insert(user);
     }
 
     fn unlike(&mut self, user: UserId, movie: MovieId) {
@@ -199,6 +227,12 @@ impl Model {
             *n -= 1;
             if *n == 0 {
                 self.n.remove(&movie);
+            }
+        }
+        if let Some(users) = self.likers.get_mut(&movie) {
+            users.remove(&user);
+            if users.is_empty() {
+                self.likers.remove(&movie);
             }
         }
     }
@@ -286,6 +320,46 @@ impl Model {
     /// Number of reviews (tombstones included) the model tracks.
     pub fn reviews(&self) -> usize {
         self.reviews.len()
+    }
+
+    /// Whether `user` likes `movie`.
+    pub fn likes(&self, user: UserId, movie: MovieId) -> bool {
+        self.likes.get(&user).is_some_and(|m| m.contains(&movie))
+    }
+
+    /// The movies `user` likes (any order).
+    pub fn liked_by(&self, user: UserId) -> impl Iterator<Item = MovieId> + '_ {
+        self.likes.get(&user).into_iter().flatten().copied()
+    }
+
+    /// The users who like `movie` (any order).
+    pub fn likers(&self, movie: MovieId) -> impl Iterator<Item = UserId> + '_ {
+        self.likers.get(&movie).into_iter().flatten().copied()
+    }
+
+    /// The movies `j` with `C(movie, j) > 0` (any order).
+    pub fn co_liked(&self, movie: MovieId) -> impl Iterator<Item = MovieId> + '_ {
+        self.c.get(&movie).into_iter().flatten().map(|(j, _)| *j)
+    }
+
+    /// Users with at least one like.
+    pub fn users_with_likes(&self) -> impl Iterator<Item = UserId> + '_ {
+        self.likes.keys().copied()
+    }
+
+    /// Movies with `N > 0`.
+    pub fn liked_movies(&self) -> impl Iterator<Item = MovieId> + '_ {
+        self.n.keys().copied()
+    }
+
+    /// Number of (user, movie) likes.
+    pub fn like_count(&self) -> usize {
+        self.likes.values().map(HashSet::len).sum()
+    }
+
+    /// Number of movie pairs `i < j` with `C(i, j) > 0`.
+    pub fn pair_count(&self) -> usize {
+        self.c.values().map(HashMap::len).sum::<usize>() / 2
     }
 }
 

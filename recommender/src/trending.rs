@@ -158,6 +158,17 @@ impl Trending {
         top.into_iter().take(k).map(|(m, _)| m).collect()
     }
 
+    /// The current window `[start, end)` in event time (µs): the buckets
+    /// [`top`](Self::top) sums. `None` before any event.
+    pub fn window(&self) -> Option<(i64, i64)> {
+        let newest = self.max_event_us?;
+        let last_bucket = newest.div_euclid(self.slide_us) * self.slide_us;
+        Some((
+            last_bucket - self.window_us + self.slide_us,
+            last_bucket + self.slide_us,
+        ))
+    }
+
     /// Buckets held (memory bound check).
     pub fn buckets(&self) -> usize {
         self.buckets.len()
