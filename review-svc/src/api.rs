@@ -23,6 +23,7 @@ use crate::auth::{Authenticator, Principal};
 use crate::directory::Directory;
 use crate::events;
 use crate::model::{CreateReview, EditReview, MAX_BODY_BYTES, Review};
+use crate::recommendations;
 use crate::store::{MAX_LIST, ReviewStore, StoreError};
 
 /// The OpenAPI 3.1 document of this API.
@@ -54,6 +55,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/reviews", axum::routing::post(create))
         .route("/v1/reviews/{id}", get(get_review).put(edit).delete(delete))
         .route("/v1/users/{id}/reviews", get(list_by_user))
+        .route("/v1/users/{id}/recommendations", get(recommendations::get))
         // Even a wrong path or method answers in the API's JSON error shape.
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
@@ -72,7 +74,11 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, reason: impl Into<String>) -> ApiError {
+    pub(crate) fn new(
+        status: StatusCode,
+        code: &'static str,
+        reason: impl Into<String>,
+    ) -> ApiError {
         ApiError {
             status,
             code,

@@ -9,6 +9,8 @@
 //! * [`rpc`] — `ReviewService` over Avro RPC: the latest version of reviews,
 //!   for the enricher's delayed materialization.
 //! * [`auth`], [`directory`] — who may write, and whether users/movies exist.
+//! * [`recommendations`] — `GET /v1/users/{id}/recommendations`, read from the
+//!   recommender's `recommendations_by_user`.
 //! * [`events`] — the one place each notable occurrence is logged and counted.
 #![forbid(unsafe_code)]
 
@@ -19,6 +21,7 @@ pub mod directory;
 pub mod event;
 pub mod events;
 pub mod model;
+pub mod recommendations;
 pub mod relay;
 pub mod rpc;
 pub mod store;

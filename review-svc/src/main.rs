@@ -17,6 +17,7 @@ use review_svc::config::{
     DirectoryArgs, KafkaArgs, RelayArgs,
 };
 use review_svc::directory;
+use review_svc::recommendations::{Recommendations, RecommendationsArgs};
 use review_svc::relay::{self, Relay};
 use review_svc::rpc;
 use review_svc::store::{self, ReviewStore, WRITE_TIMEOUT};
@@ -60,6 +61,8 @@ enum Command {
         kafka: KafkaArgs,
         #[command(flatten)]
         relay: RelayArgs,
+        #[command(flatten)]
+        recommendations: RecommendationsArgs,
     },
     /// Only tail the change log into Kafka (run exactly one per keyspace).
     Relay {
@@ -166,9 +169,18 @@ async fn main() -> anyhow::Result<()> {
             directory,
             kafka,
             relay,
+            recommendations,
         } => {
             check_settle(&relay)?;
             let store = Arc::new(ReviewStore::new(session, &config.cql).await?);
+            let recommendations = Arc::new(
+                Recommendations::new(
+                    store.session().clone(),
+                    &recommendations,
+                    config.cql.consistency.into(),
+                )
+                .map_err(anyhow::Error::msg)?,
+            );
             let state = AppState {
                 store: store.clone(),
                 auth: Arc::new(Authenticator::from_args(&auth)?),
@@ -225,7 +237,7 @@ async fn main() -> anyhow::Result<()> {
                 relay = !no_relay,
                 "serving"
             );
-            let served = serve(listener, state, shutdown.clone()).await;
+            let served = serve(listener, state, recommendations, shutdown.clone()).await;
             shutdown.trigger();
             // RPC calls in flight drain (up to the drain timeout) while the
             // admin port still answers probes.
@@ -247,13 +259,16 @@ async fn main() -> anyhow::Result<()> {
 async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
+    recommendations: Arc<Recommendations>,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     // One server span per request, a child of the caller's `traceparent`;
     // outside the router so every route (and the 404/405 fallbacks) is traced.
-    let app = api::router(state).layer(axum::middleware::from_fn(
-        cinerec_service_kit::trace_context::http_server_span,
-    ));
+    let app = api::router(state)
+        .layer(axum::Extension(recommendations))
+        .layer(axum::middleware::from_fn(
+            cinerec_service_kit::trace_context::http_server_span,
+        ));
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.wait().await })
         .await?;
