@@ -615,7 +615,10 @@ impl Recommender {
         let mut outcomes = Outcomes::default();
         let mut changes: Vec<LikeChange> = Vec::new();
         let mut users: HashSet<UserId> = HashSet::new();
-        let mut checkpoint: Vec<Write> = Vec::new();
+        // One checkpoint row per review/movie/user: all of a batch's writes
+        // share one timestamp, and Cassandra settles equal timestamps by
+        // comparing values, not by order — so never write a key twice.
+        let mut checkpoint = Checkpoint::default();
         // Coalesced: each key the batch touched gets one absolute value,
         // read from the model after the whole batch is applied.
         let mut likes: HashSet<(UserId, MovieId)> = HashSet::new();
@@ -681,7 +684,7 @@ impl Recommender {
             st.dirty_users.remove(&user);
         }
         let ts = self.clock.next();
-        (effects, checkpoint, ts, outcomes)
+        (effects, checkpoint.into_writes(), ts, outcomes)
     }
 
     /// Writes every dead record to the DLQ: the original key and payload,
@@ -795,6 +798,29 @@ impl Recommender {
     }
 }
 
+/// A batch's checkpoint rows, one per key (the latest wins).
+#[derive(Debug, Default)]
+struct Checkpoint {
+    states: HashMap<model::ReviewId, ReviewState>,
+    movie_genres: HashMap<MovieId, Vec<String>>,
+    user_genres: HashMap<UserId, Vec<String>>,
+}
+
+impl Checkpoint {
+    fn into_writes(self) -> Vec<Write> {
+        let states = self.states.into_values().map(Write::State);
+        let movies = self
+            .movie_genres
+            .into_iter()
+            .map(|(movie, genres)| Write::MovieGenres { movie, genres });
+        let users = self
+            .user_genres
+            .into_iter()
+            .map(|(user, genres)| Write::UserGenres { user, genres });
+        states.chain(movies).chain(users).collect()
+    }
+}
+
 /// Decodes and validates every record; repeats of an event_id within the
 /// batch are duplicates.
 fn decode_batch(batch: &[OwnedMessage]) -> Vec<Fate> {
@@ -852,24 +878,22 @@ fn apply_one(
     st: &mut State,
     ev: &EnrichedReview,
     changes: &mut Vec<LikeChange>,
-    checkpoint: &mut Vec<Write>,
+    checkpoint: &mut Checkpoint,
     outcomes: &mut Outcomes,
 ) -> bool {
     let state = review_state(ev);
     if st.movie_genres.get(&ev.movie_id) != Some(&ev.movie_genres) {
         st.movie_genres.insert(ev.movie_id, ev.movie_genres.clone());
-        checkpoint.push(Write::MovieGenres {
-            movie: ev.movie_id,
-            genres: ev.movie_genres.clone(),
-        });
+        checkpoint
+            .movie_genres
+            .insert(ev.movie_id, ev.movie_genres.clone());
     }
     if st.user_genres.get(&ev.user_id) != Some(&ev.user_preferred_genres) {
         st.user_genres
             .insert(ev.user_id, ev.user_preferred_genres.clone());
-        checkpoint.push(Write::UserGenres {
-            user: ev.user_id,
-            genres: ev.user_preferred_genres.clone(),
-        });
+        checkpoint
+            .user_genres
+            .insert(ev.user_id, ev.user_preferred_genres.clone());
     }
     match st.model.apply_tracked(state, changes) {
         Applied::Stale => {
@@ -878,7 +902,8 @@ fn apply_one(
         }
         Applied::Advanced { .. } => {
             outcomes.applied += 1;
-            checkpoint.push(Write::State(state));
+            // Later states of the same review in the batch replace it.
+            checkpoint.states.insert(state.review_id, state);
             // Only advanced, live states count: a redelivery never counts twice.
             if !state.deleted {
                 match st
@@ -1007,4 +1032,64 @@ fn refresh_writes(
 fn assert_send(r: Recommender, s: Shutdown) {
     fn send<T: Send>(_: T) {}
     send(r.run(s));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(version: i64, rating: f32) -> ReviewState {
+        ReviewState {
+            review_id: 7,
+            user_id: 1,
+            movie_id: 2,
+            rating,
+            version,
+            changed_at_us: version,
+            deleted: false,
+        }
+    }
+
+    #[test]
+    fn a_batch_checkpoints_each_review_once_with_its_latest_state() {
+        let mut c = Checkpoint::default();
+        for s in [state(1, 5.0), state(2, 1.0)] {
+            c.states.insert(s.review_id, s);
+        }
+        c.movie_genres.insert(2, vec!["Drama".into()]);
+        c.movie_genres.insert(2, vec!["War".into()]);
+        let writes = c.into_writes();
+        assert_eq!(writes.len(), 2, "{writes:?}");
+        assert!(writes.contains(&Write::State(state(2, 1.0))));
+        assert!(writes.contains(&Write::MovieGenres {
+            movie: 2,
+            genres: vec!["War".into()]
+        }));
+    }
+
+    #[test]
+    fn a_null_rating_is_a_tombstone() {
+        let ev = EnrichedReview {
+            event_id: Uuid::nil(),
+            review_id: Uuid::from_u128(9),
+            version: 3,
+            deleted: false,
+            rating: None,
+            user_id: 1,
+            movie_id: 2,
+            changed_at_us: 10,
+            movie_title: String::new(),
+            movie_year: 2000,
+            movie_genres: vec![],
+            movie_popularity: 0.0,
+            user_country: String::new(),
+            user_zone: String::new(),
+            user_preferred_genres: vec![],
+            user_tier: cinerec_events::Tier::Free,
+            enriched_at_us: 0,
+        };
+        let s = review_state(&ev);
+        assert!(s.deleted);
+        assert_eq!((s.review_id, s.version), (9, 3));
+    }
 }

@@ -19,7 +19,9 @@
 //! **Every write carries a client-side timestamp** (`USING TIMESTAMP`) taken
 //! from [`Clock`] while the model is locked, so a value computed from a later
 //! model state always wins over an earlier one, whatever order concurrent
-//! writes (and their retries, which keep their timestamp) land in.
+//! writes (and their retries, which keep their timestamp) land in. Writes
+//! sharing a timestamp must not share a key: Cassandra breaks timestamp ties
+//! by comparing *values*, so the callers coalesce to one write per key.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};

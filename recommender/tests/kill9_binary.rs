@@ -1,0 +1,80 @@
+//! The recommender *binary* is SIGKILLed mid-stream, restarted on the same
+//! keyspace, group and cache namespace: the tables end equal to the batch
+//! recomputation; a SIGTERM then stops it with exit status 0.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use cinerec_tests::POLL_DEADLINE;
+use common::World;
+use tokio::process::{Child, Command};
+
+fn spawn(config: &recommender::Config) -> anyhow::Result<Child> {
+    Ok(Command::new(env!("CARGO_BIN_EXE_recommender"))
+        .arg("run")
+        .args(["--brokers", &config.brokers])
+        .args(["--group", &config.group])
+        .args(["--source-topic", &config.source_topic])
+        .args(["--cache-urls", &config.cache_urls])
+        .args(["--cache-namespace", &config.cache_namespace])
+        .args(["--in-flight-ttl-ms", &config.in_flight_ttl_ms.to_string()])
+        .args(["--cql-nodes", &config.cql.cql_nodes.join(",")])
+        .args(["--keyspace", &config.cql.keyspace])
+        .args(["--batch-size", "5", "--batch-linger-ms", "1"])
+        .args(["--refresh-interval-ms", "200"])
+        .args(["--admin-addr", "127.0.0.1:0", "--log", "warn"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?)
+}
+
+#[tokio::test]
+async fn sigkill_mid_stream_then_restart_ends_equal_to_batch() -> anyhow::Result<()> {
+    let world = World::start("rec_kill9", 3).await?;
+    let events = common::history(9, 200, 25, 30);
+    for ev in &events {
+        world.publish(ev).await?;
+    }
+    let config = world.config();
+    let mut first = spawn(&config)?;
+    let deadline = Instant::now() + POLL_DEADLINE;
+    // Kill once part of the stream is checkpointed.
+    loop {
+        if let Ok(n) = world.checkpointed().await {
+            if n >= 20 {
+                break;
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("the first recommender checkpointed nothing within {POLL_DEADLINE:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    first.start_kill()?; // SIGKILL
+    first.wait().await?;
+
+    let mut second = spawn(&config)?;
+    world.wait_matches(&events).await?;
+
+    let pid = second.id().ok_or_else(|| anyhow::anyhow!("no pid"))?;
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()?;
+    assert!(status.success());
+    let deadline = Instant::now() + POLL_DEADLINE;
+    loop {
+        if let Some(status) = second.try_wait()? {
+            assert!(status.success(), "graceful stop: {status}");
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("no exit within {POLL_DEADLINE:?} of SIGTERM");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
