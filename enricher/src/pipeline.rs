@@ -241,7 +241,7 @@ impl Enricher {
         let started = Instant::now();
         let spans: Vec<tracing::Span> = batch
             .iter()
-            .map(|m| consumer_span(m, &self.config.group))
+            .map(|m| trace_context::consumer_span(m, &self.config.group))
             .collect();
         let work = async {
             let mut fates = self.decode(&batch);
@@ -258,7 +258,8 @@ impl Enricher {
             telemetry::batch_done(&self.stats, batch.len(), started.elapsed());
             Ok(())
         };
-        work.instrument(batch_span(&spans)).await
+        work.instrument(trace_context::batch_span("enrich batch", &spans))
+            .await
     }
 
     fn decode(&self, batch: &[OwnedMessage]) -> Vec<Fate> {
@@ -486,7 +487,8 @@ impl Enricher {
                         continue;
                     }
                 };
-                let publish = publish_span(&spans[i], &self.config.sink_topic, &key);
+                let publish =
+                    trace_context::producer_span(Some(&spans[i]), &self.config.sink_topic, &key);
                 let record = FutureRecord::to(&self.config.sink_topic)
                     .key(&key)
                     .payload(&payload)
@@ -699,60 +701,6 @@ fn kill_claimed(fates: &mut [Fate], failure: &Failure) {
             };
         }
     }
-}
-
-/// The consumer span of one `reviews.changed` record (OTel messaging
-/// conventions), parented to the producer's context from its headers.
-fn consumer_span(m: &OwnedMessage, group: &str) -> tracing::Span {
-    let span = tracing::info_span!(
-        "enricher.consume",
-        otel.name = %format_args!("{} process", m.topic()),
-        otel.kind = "consumer",
-        messaging.system = "kafka",
-        messaging.operation.type = "process",
-        messaging.operation.name = "process",
-        messaging.destination.name = %m.topic(),
-        messaging.destination.partition.id = %m.partition(),
-        messaging.kafka.offset = m.offset(),
-        messaging.consumer.group.name = %group,
-        messaging.kafka.message.key = m.key().and_then(|k| std::str::from_utf8(k).ok()),
-    );
-    trace_context::set_parent(&span, trace_context::extract_kafka(m.headers()));
-    span
-}
-
-/// The span of a batch's shared work: a child of its first record's span
-/// (so a lone event is one unbroken trace), linked to every other record's.
-fn batch_span(spans: &[tracing::Span]) -> tracing::Span {
-    let Some(first) = spans.first() else {
-        return tracing::Span::none();
-    };
-    let span = tracing::info_span!(
-        parent: first,
-        "enricher.batch",
-        otel.name = "enrich batch",
-        cinerec.batch.size = spans.len(),
-    );
-    for other in &spans[1..] {
-        trace_context::add_link(&span, &trace_context::context_of(other));
-    }
-    span
-}
-
-/// The producer span of one `reviews.enriched` record, a child of its
-/// source record's consumer span.
-fn publish_span(source: &tracing::Span, topic: &str, key: &str) -> tracing::Span {
-    tracing::info_span!(
-        parent: source,
-        "enricher.publish",
-        otel.name = %format_args!("{topic} publish"),
-        otel.kind = "producer",
-        messaging.system = "kafka",
-        messaging.operation.type = "send",
-        messaging.operation.name = "send",
-        messaging.destination.name = %topic,
-        messaging.kafka.message.key = %key,
-    )
 }
 
 /// The output record's trace headers: the producer span's context, or,

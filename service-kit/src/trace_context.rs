@@ -175,13 +175,34 @@ pub async fn http_server_span(
     response
 }
 
+/// The span of a batch's shared work (`otel.name = name`): a child of the
+/// first record's span, so a lone event stays one unbroken trace, and linked
+/// to every other record's span, since one RPC or one write serves them all.
+/// Set each record span's parent before calling this.
+pub fn batch_span(name: &str, records: &[tracing::Span]) -> tracing::Span {
+    let Some(first) = records.first() else {
+        return tracing::Span::none();
+    };
+    let span = tracing::info_span!(
+        parent: first,
+        "batch",
+        otel.name = %name,
+        cinerec.batch.size = records.len(),
+    );
+    for other in &records[1..] {
+        add_link(&span, &context_of(other));
+    }
+    span
+}
+
 #[cfg(feature = "kafka")]
-pub use self::kafka::{extract_kafka, inject_kafka};
+pub use self::kafka::{consumer_span, extract_kafka, inject_kafka, producer_span};
 
 #[cfg(feature = "kafka")]
 mod kafka {
     use opentelemetry::Context;
     use opentelemetry::propagation::Extractor;
+    use rdkafka::Message;
     use rdkafka::message::{Header, Headers, OwnedHeaders};
 
     struct KafkaExtractor<'a, H>(&'a H);
@@ -207,6 +228,45 @@ mod kafka {
             Some(h) => super::extract(&KafkaExtractor(h)),
             None => Context::new(),
         }
+    }
+
+    /// The consumer span of one record (`<topic> process`, OTel messaging
+    /// conventions), parented to the producer's context in its headers.
+    pub fn consumer_span<M: Message>(m: &M, group: &str) -> tracing::Span {
+        let span = tracing::info_span!(
+            "kafka.consume",
+            otel.name = %format_args!("{} process", m.topic()),
+            otel.kind = "consumer",
+            messaging.system = "kafka",
+            messaging.operation.type = "process",
+            messaging.operation.name = "process",
+            messaging.destination.name = %m.topic(),
+            messaging.destination.partition.id = %m.partition(),
+            messaging.kafka.offset = m.offset(),
+            messaging.consumer.group.name = %group,
+            messaging.kafka.message.key = m.key().and_then(|k| std::str::from_utf8(k).ok()),
+        );
+        super::set_parent(&span, extract_kafka(m.headers()));
+        span
+    }
+
+    /// The producer span of one record (`<topic> publish`), a child of
+    /// `parent` (or of the current span). Inject its context into the
+    /// record's headers with [`inject_kafka`] and keep it until the broker
+    /// acknowledges the record.
+    pub fn producer_span(parent: Option<&tracing::Span>, topic: &str, key: &str) -> tracing::Span {
+        let parent = parent.cloned().unwrap_or_else(tracing::Span::current);
+        tracing::info_span!(
+            parent: &parent,
+            "kafka.produce",
+            otel.name = %format_args!("{topic} publish"),
+            otel.kind = "producer",
+            messaging.system = "kafka",
+            messaging.operation.type = "send",
+            messaging.operation.name = "send",
+            messaging.destination.name = %topic,
+            messaging.kafka.message.key = %key,
+        )
     }
 
     /// `headers` with `cx` added as `traceparent` (and `tracestate`).
