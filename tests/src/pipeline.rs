@@ -15,6 +15,7 @@
 //! them, and `Drop` does so when the test is panicking.
 
 pub mod http;
+pub mod proof;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -198,6 +199,15 @@ pub struct ServiceAddrs {
     pub rpc_http: Option<SocketAddr>,
 }
 
+/// What `recommender reconcile` said.
+#[derive(Debug, Clone)]
+pub struct Reconciled {
+    /// Zero differences (exit 0).
+    pub agrees: bool,
+    /// Its report (counts and the first differences).
+    pub report: String,
+}
+
 /// One running child and what it left behind.
 #[derive(Debug)]
 struct Running {
@@ -271,7 +281,7 @@ impl Pipeline {
         let log_dir = bin_dir.join("pipeline-logs").join(&names.run);
         std::fs::create_dir_all(&log_dir)
             .with_context(|| format!("creating {}", log_dir.display()))?;
-        let mut ports = free_addrs(11)?.into_iter();
+        let mut ports = free_addrs(12)?.into_iter();
         let mut next = || ports.next().context("not enough free ports");
         let mut addrs = HashMap::new();
         for s in Service::ALL {
@@ -389,6 +399,8 @@ impl Pipeline {
         cmd.args(args)
             .env("CINEREC_LOG", &self.config.log)
             .env("CINEREC_LOG_FORMAT", "text")
+            // Logs go to files: no terminal colours in them.
+            .env("NO_COLOR", "1")
             .env("OTEL_SERVICE_NAME", binary)
             .envs(self.config.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
@@ -735,6 +747,43 @@ impl Pipeline {
         Ok(went.elapsed())
     }
 
+    /// Runs `recommender reconcile` over the run's keyspaces: the batch
+    /// recomputation from review-svc's reviews against the recommender's
+    /// tables.
+    pub async fn reconcile(&self) -> anyhow::Result<Reconciled> {
+        let out = tokio::process::Command::new(self.bin_dir.join(Service::Recommender.name()))
+            .args(strings([
+                "reconcile",
+                "--cql-nodes",
+                &self.stack.cql_nodes.join(","),
+                "--review-keyspace",
+                &self.names.review_keyspace,
+                "--keyspace",
+                &self.names.recommender_keyspace,
+            ]))
+            .env("CINEREC_LOG", "warn")
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .context("running recommender reconcile")?;
+        let report = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        match out.status.code() {
+            Some(0) => Ok(Reconciled {
+                agrees: true,
+                report,
+            }),
+            Some(1) => Ok(Reconciled {
+                agrees: false,
+                report,
+            }),
+            _ => bail!(
+                "recommender reconcile failed ({}): {report}{stderr}",
+                out.status
+            ),
+        }
+    }
+
     /// The last lines of every log of the run, for a failure message.
     pub fn log_tails(&self) -> String {
         let mut out = String::new();
@@ -758,17 +807,16 @@ impl Drop for Pipeline {
     }
 }
 
-/// The recommender's `run` arguments (its flags, by the contract in the
-/// pipeline task: keyspace, consumer group, source topic, cache).
+/// The recommender's `run` arguments (every flag belongs to `run`).
 fn recommender_args(p: &Pipeline, admin: &str) -> Vec<String> {
     strings([
+        "run",
         "--admin-addr",
         admin,
         "--cql-nodes",
         &p.stack.cql_nodes.join(","),
         "--keyspace",
         &p.names.recommender_keyspace,
-        "run",
         "--brokers",
         &p.stack.kafka_brokers,
         "--group",
@@ -838,4 +886,102 @@ fn tail(path: &Path, n: usize) -> String {
         out.push('\n');
     }
     out
+}
+
+/// A memcached of the test's own on a free loopback port (never the shared
+/// stack's, which other tests use): it can be SIGKILLed and started again on
+/// the same port. Killed when dropped.
+#[derive(Debug)]
+pub struct OwnMemcached {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl OwnMemcached {
+    /// Starts one and waits until it accepts connections.
+    pub async fn start() -> anyhow::Result<OwnMemcached> {
+        let port = free_addrs(1)?
+            .first()
+            .map(SocketAddr::port)
+            .context("no free port")?;
+        let mut m = OwnMemcached { port, child: None };
+        m.restart().await?;
+        Ok(m)
+    }
+
+    /// `memcached://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("memcached://127.0.0.1:{}", self.port)
+    }
+
+    /// Whether it runs.
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// (Re)starts it on its port, empty, and waits until it accepts.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.child.is_none(), "memcached on {} runs", self.port);
+        let mut cmd = Command::new("memcached");
+        cmd.args([
+            "-l",
+            "127.0.0.1",
+            "-p",
+            &self.port.to_string(),
+            "-U",
+            "0",
+            "-m",
+            "64",
+        ]);
+        // memcached refuses to run as root unless told which user to be.
+        if is_root() {
+            cmd.args(["-u", "root"]);
+        }
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting memcached (dev/stack up installs it)")?;
+        self.child = Some(child);
+        let deadline = Instant::now() + POLL_DEADLINE;
+        while tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .is_err()
+        {
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "own memcached on port {} did not start",
+                self.port
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
+    }
+
+    /// SIGKILLs it (an outage: connections reset, port closed, data gone).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for OwnMemcached {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Whether this process runs as root (real uid 0 in /proc/self/status).
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
 }

@@ -1,0 +1,160 @@
+//! The proof (issue 7 point 5): 20k operations through the whole pipeline
+//! with 10% of creations sent twice, 5% edits and 1% deletes, every change
+//! event and a range of enriched events redelivered at the Kafka level, the
+//! enricher and the recommender SIGKILLed once each and the Kafka broker
+//! restarted once, all during the load. Afterwards reconciliation finds zero
+//! differences, every acknowledged review is in the recommender's
+//! `review_states` at its latest acknowledged version, and both consumers
+//! counted duplicates they skipped.
+//!
+//! This restarts the shared Kafka broker: it is alone in its test binary.
+
+mod pipeline_common;
+
+use std::time::{Duration, Instant};
+
+use cinerec_tests::pipeline::proof::settle;
+use cinerec_tests::pipeline::{Pipeline, PipelineConfig, Service};
+use loadgen::replay::{self, ReplayConfig, ReplayStart};
+use pipeline_common::{Load, acked, duplicates, start_load, total, wait_writes, with_logs};
+
+const OPS: u64 = 20_000;
+/// How long the pipeline may take to settle after the load.
+const SETTLE_DEADLINE: Duration = Duration::from_secs(300);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill9_broker_restart_and_duplicates_reconcile_to_zero() -> anyhow::Result<()> {
+    let mut p = Pipeline::start(PipelineConfig::new("proof")).await?;
+    let result = run(&mut p).await;
+    with_logs(&p, result)
+}
+
+async fn run(p: &mut Pipeline) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let load = start_load(
+        p,
+        Load {
+            ops: OPS,
+            rate: 500.0,
+            duplicate_share: 0.10,
+            edit_share: 0.05,
+            delete_share: 0.01,
+            seed: 7,
+        },
+    )?;
+
+    // Faults while the load runs, placed by its progress.
+    wait_writes(p, OPS / 4).await?;
+    p.kill9_and_restart(Service::Enricher).await?;
+    eprintln!("{:?}: enricher SIGKILLed and restarted", started.elapsed());
+    wait_writes(p, OPS / 2).await?;
+    p.kill9_and_restart(Service::Recommender).await?;
+    eprintln!(
+        "{:?}: recommender SIGKILLed and restarted",
+        started.elapsed()
+    );
+    wait_writes(p, OPS * 7 / 10).await?;
+    let away = p.restart_kafka().await?;
+    eprintln!(
+        "{:?}: Kafka broker restarted (away {away:?})",
+        started.elapsed()
+    );
+
+    let report = load.await?;
+    let load_took = started.elapsed();
+    eprint!("{}", report.summary());
+    anyhow::ensure!(
+        report.failed == 0,
+        "{} operations got no answer",
+        report.failed
+    );
+    anyhow::ensure!(
+        report.sent.get("duplicate").copied().unwrap_or(0) > 0
+            && report.sent.get("edit").copied().unwrap_or(0) > 0,
+        "the load sent duplicates and edits: {:?}",
+        report.sent
+    );
+
+    // Redelivery at the Kafka level: every change event of the run again,
+    // and the most recent enriched events of every partition again.
+    let names = p.names().clone();
+    let brokers = p.stack().kafka_brokers.clone();
+    let changes = replay::replay(&ReplayConfig {
+        brokers: brokers.clone(),
+        topic: names.changes_topic.clone(),
+        partitions: None,
+        start: ReplayStart::Offset(0),
+        count: u64::MAX,
+    })
+    .await?;
+    let enriched = replay::replay(&ReplayConfig {
+        brokers,
+        topic: names.enriched_topic.clone(),
+        partitions: None,
+        start: ReplayStart::Last(500),
+        count: 500,
+    })
+    .await?;
+    eprintln!(
+        "replayed {} change events and {} enriched events",
+        changes.replayed, enriched.replayed
+    );
+    anyhow::ensure!(
+        changes.replayed > 0 && enriched.replayed > 0,
+        "something was replayed"
+    );
+
+    let acked = acked(&report)?;
+    let settled = settle(p, &acked, SETTLE_DEADLINE).await?;
+    if let Some(r) = &settled.reconciled {
+        eprint!("{}", r.report);
+    }
+    let settle_took = settled.took;
+
+    let dups = duplicates(p).await;
+    let dlq_enricher = total(
+        p,
+        Service::Enricher,
+        "cinerec_enricher_events_total",
+        &[("outcome", "dlq")],
+    )
+    .await;
+    let dlq_recommender = total(
+        p,
+        Service::Recommender,
+        "recommender_events_total",
+        &[("outcome", "dlq")],
+    )
+    .await;
+    eprintln!(
+        "proof: {} operations sent, {} acknowledged ({} reviews), {} duplicate sends, \
+         {} change events and {} enriched events replayed; duplicates skipped: enricher {} \
+         (cache already_done {}), recommender {} (cache already_done {}); DLQ: enricher {}, \
+         recommender {}; load {:.1}s, settled {:.1}s after it, total {:.1}s",
+        report.sent.values().sum::<u64>(),
+        report.accepted(),
+        acked.len(),
+        report.sent.get("duplicate").copied().unwrap_or(0),
+        changes.replayed,
+        enriched.replayed,
+        dups.enricher,
+        dups.enricher_cache,
+        dups.recommender,
+        dups.recommender_cache,
+        dlq_enricher,
+        dlq_recommender,
+        load_took.as_secs_f64(),
+        settle_took.as_secs_f64(),
+        started.elapsed().as_secs_f64(),
+    );
+    anyhow::ensure!(settled.ok(), "{}", settled.problems());
+    anyhow::ensure!(
+        dups.enricher > 0.0,
+        "the enricher skipped duplicates: {dups:?}"
+    );
+    anyhow::ensure!(
+        dups.recommender > 0.0,
+        "the recommender skipped duplicates: {dups:?}"
+    );
+    Ok(())
+}
