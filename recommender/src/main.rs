@@ -104,5 +104,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     // However the consumer ended, take the admin port down with it.
     shutdown.trigger();
     let _ = admin.await;
+    // Spans still buffered go out before the process does.
+    telemetry::shutdown();
     outcome
 }

@@ -65,12 +65,13 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use cinerec_cache::{Cache, CacheConfig, Claim};
 use cinerec_events::EnrichedReview;
-use cinerec_service_kit::Shutdown;
+use cinerec_service_kit::{Shutdown, trace_context};
 use rdkafka::Message as _;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 use crate::config::Config;
@@ -469,10 +470,29 @@ impl Recommender {
         Some(batch)
     }
 
+    /// [`process_batch`](Self::process_batch) traced: one consumer span per
+    /// record, parented to the enricher's producer span (from its headers);
+    /// the batch's work, ending with its Cassandra writes, in one span under
+    /// the first record's span and linked to the others'.
+    async fn process(
+        &self,
+        consumer: &RecommenderConsumer,
+        batch: &[OwnedMessage],
+        shutdown: &Shutdown,
+    ) -> anyhow::Result<Finished> {
+        let spans: Vec<tracing::Span> = batch
+            .iter()
+            .map(|m| trace_context::consumer_span(m, &self.config.group))
+            .collect();
+        self.process_batch(consumer, batch, shutdown)
+            .instrument(trace_context::batch_span("recommend batch", &spans))
+            .await
+    }
+
     /// One batch, to completion: every record applied, skipped or in the
     /// DLQ, its effects written, its offset stored — or, at shutdown,
     /// abandoned explicitly (claims released, no offset stored).
-    async fn process(
+    async fn process_batch(
         &self,
         consumer: &RecommenderConsumer,
         batch: &[OwnedMessage],
@@ -525,6 +545,14 @@ impl Recommender {
             shutdown.wait().await;
             tokio::time::sleep(SHUTDOWN_GRACE).await;
         };
+        let span = tracing::info_span!(
+            "cassandra.write",
+            otel.name = "cassandra write",
+            otel.kind = "client",
+            db.system.name = "cassandra",
+            db.namespace = %self.config.cql.keyspace,
+            cinerec.writes = writes.len(),
+        );
         self.store
             .write_all(
                 writes,
@@ -533,6 +561,7 @@ impl Recommender {
                 self.config.backoff(),
                 stop,
             )
+            .instrument(span)
             .await
     }
 
