@@ -33,6 +33,26 @@ async fn duplicates_are_skipped_and_stale_versions_have_no_effect() -> anyhow::R
     let again = world.wait_idle(&handle, 2 * events.len() as u64).await?;
     assert_eq!(again.duplicates, events.len() as u64, "{again:?}");
     assert_eq!(again.applied, first.applied);
+    // The cache counted them too, under the recommender's own namespace.
+    let metrics = cinerec_service_kit::telemetry::metrics_handle().render();
+    let namespace = world.config().cache_namespace;
+    let line = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("cinerec_cache_claims_total")
+                && l.contains(&format!("namespace=\"{namespace}\""))
+                && l.contains("outcome=\"already_done\"")
+        })
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        line.ends_with(&format!(" {}", events.len())),
+        "cache claims: {line:?}"
+    );
+    assert!(
+        metrics.contains("recommender_events_total{outcome=\"duplicate\"}"),
+        "{metrics}"
+    );
 
     // An older version of r1 under a fresh event id: stale, no effect.
     let stale = event(r1, 1, 10, Some(1.0), 1);

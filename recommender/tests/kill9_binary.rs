@@ -12,7 +12,7 @@ use cinerec_tests::POLL_DEADLINE;
 use common::World;
 use tokio::process::{Child, Command};
 
-fn spawn(config: &recommender::Config) -> anyhow::Result<Child> {
+fn spawn(config: &recommender::Config, admin: &str) -> anyhow::Result<Child> {
     Ok(Command::new(env!("CARGO_BIN_EXE_recommender"))
         .arg("run")
         .args(["--brokers", &config.brokers])
@@ -25,11 +25,30 @@ fn spawn(config: &recommender::Config) -> anyhow::Result<Child> {
         .args(["--keyspace", &config.cql.keyspace])
         .args(["--batch-size", "5", "--batch-linger-ms", "1"])
         .args(["--refresh-interval-ms", "200"])
-        .args(["--admin-addr", "127.0.0.1:0", "--log", "warn"])
+        .args(["--admin-addr", admin, "--log", "warn"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true)
         .spawn()?)
+}
+
+/// A loopback address with a port free a moment ago.
+fn free_port() -> anyhow::Result<String> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.to_string())
+}
+
+/// (status line, body) of an HTTP/1.0 GET.
+async fn get(addr: &str, path: &str) -> anyhow::Result<(String, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .await?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).await?;
+    let status = out.lines().next().unwrap_or_default().to_owned();
+    let body = out.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
+    Ok((status, body))
 }
 
 #[tokio::test]
@@ -40,7 +59,7 @@ async fn sigkill_mid_stream_then_restart_ends_equal_to_batch() -> anyhow::Result
         world.publish(ev).await?;
     }
     let config = world.config();
-    let mut first = spawn(&config)?;
+    let mut first = spawn(&config, "127.0.0.1:0")?;
     let deadline = Instant::now() + POLL_DEADLINE;
     // Kill once part of the stream is checkpointed.
     loop {
@@ -57,8 +76,18 @@ async fn sigkill_mid_stream_then_restart_ends_equal_to_batch() -> anyhow::Result
     first.start_kill()?; // SIGKILL
     first.wait().await?;
 
-    let mut second = spawn(&config)?;
+    let admin = free_port()?;
+    let mut second = spawn(&config, &admin)?;
     world.wait_matches(&events).await?;
+    // Ready (model rebuilt, Kafka and Cassandra reachable), and the
+    // end-to-end latency histogram is exported.
+    let (status, _) = get(&admin, "/readyz").await?;
+    assert!(status.contains(" 200"), "{status}");
+    let (_, metrics) = get(&admin, "/metrics").await?;
+    assert!(
+        metrics.contains("recommender_event_latency_seconds_bucket"),
+        "{metrics}"
+    );
 
     let pid = second.id().ok_or_else(|| anyhow::anyhow!("no pid"))?;
     let status = std::process::Command::new("kill")
