@@ -5,6 +5,8 @@
 #   dashboard/test.sh               install (cached), import the bundle, real rollups, every chart's data
 #   dashboard/test.sh --screenshot  the same, then docs/superset.png with Debian's headless Chromium
 #   dashboard/test.sh --serve       the same, then leave Superset running for a person (Ctrl-C stops it)
+#   dashboard/test.sh --live        no test: Superset over the pipeline's own schema `dashboard`
+#                                   (the rollup sink running on its defaults), until Ctrl-C
 #
 # 1. Apache Superset from PyPI into a cached virtualenv ($CINEREC_SUPERSET_VENV,
 #    default ~/.cache/cinerec/superset-venv), with the pins its declared
@@ -27,8 +29,9 @@ case "${1:-}" in
   "") ;;
   --screenshot) MODE=screenshot ;;
   --serve) MODE=serve ;;
-  -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
-  *) echo "usage: $0 [--screenshot|--serve]" >&2; exit 2 ;;
+  --live) MODE=live ;;
+  -h|--help) sed -n '2,/^set /{/^#/p}' "$0"; exit 0 ;;
+  *) echo "usage: $0 [--screenshot|--serve|--live]" >&2; exit 2 ;;
 esac
 
 # Pins: Superset 6.1.0's wheel does not declare psycopg2 (PostgreSQL), rich and
@@ -46,6 +49,9 @@ eval "$(dev/stack env)"
 DB_URL=${CINEREC_DATABASE_URL:-postgresql://cinerec@127.0.0.1:15432/cinerec}
 DB_URL=${DB_URL/#postgres:\/\//postgresql://}
 NAME=dash_$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')
+# The schema the datasets read: this run's own, or the pipeline's in --live.
+SCHEMA=$NAME
+[[ $MODE == live ]] && SCHEMA=dashboard
 WORK=$(mktemp -d)
 T0=$(date +%s)
 TIMINGS=()
@@ -62,8 +68,9 @@ cleanup() {
   set +e
   [[ -n "$SUPERSET_PID" ]] && kill "$SUPERSET_PID" 2>/dev/null && wait "$SUPERSET_PID" 2>/dev/null
   [[ -n "$ROLLUP_PID" ]] && kill "$ROLLUP_PID" 2>/dev/null && wait "$ROLLUP_PID" 2>/dev/null
-  psql "$DB_URL" -qc "DROP SCHEMA IF EXISTS $NAME CASCADE" >/dev/null 2>&1 || true
+  [[ $SCHEMA == "$NAME" ]] && psql "$DB_URL" -qc "DROP SCHEMA IF EXISTS $NAME CASCADE" >/dev/null 2>&1
   "$CARGO_TARGET_DIR/debug/rollup-demo" --drop --keyspace "$NAME" >/dev/null 2>&1 || true
+  rm -f "$SUPERSET_HOME/$NAME.db" "$SUPERSET_HOME/$NAME.py"
   rm -rf "$WORK"
   step done
   printf '%s\n' "${TIMINGS[@]}"
@@ -86,12 +93,16 @@ fi
 SUPERSET=$VENV/bin/superset
 
 step "superset metadata db"
+# A fresh metadata DB per run (a re-import never overwrites existing charts or
+# datasets, so a reused one would keep an earlier run's schema): copied from a
+# template made once per virtualenv (db upgrade + admin, ~30 s).
+TEMPLATE=$VENV/.cinerec-metadata
 mkdir -p "$SUPERSET_HOME"
-[[ -f $SUPERSET_HOME/secret ]] || od -An -N32 -tx1 /dev/urandom | tr -d ' \n' >"$SUPERSET_HOME/secret"
-cat >"$SUPERSET_HOME/superset_config.py" <<EOF
+write_config() { # $1 = the metadata DB file
+  cat >"$SUPERSET_HOME/$NAME.py" <<EOF
 # Written by dashboard/test.sh: a local, loopback-only Superset.
-SECRET_KEY = open("$SUPERSET_HOME/secret").read().strip()
-SQLALCHEMY_DATABASE_URI = "sqlite:///$SUPERSET_HOME/superset.db"
+SECRET_KEY = open("$TEMPLATE.secret").read().strip()
+SQLALCHEMY_DATABASE_URI = "sqlite:///$1"
 # No Redis results backend or celery here: queries run in the web process.
 CACHE_CONFIG = {"CACHE_TYPE": "SimpleCache"}
 DATA_CACHE_CONFIG = {"CACHE_TYPE": "NullCache"}
@@ -99,12 +110,23 @@ DATA_CACHE_CONFIG = {"CACHE_TYPE": "NullCache"}
 # the admin's view (bound to 127.0.0.1, stopped after the screenshot).
 PUBLIC_ROLE_LIKE = "Admin" if "$MODE" == "screenshot" else None
 EOF
-export SUPERSET_CONFIG_PATH=$SUPERSET_HOME/superset_config.py FLASK_APP=superset
-"$SUPERSET" db upgrade >"$WORK/upgrade.log" 2>&1 || { tail -30 "$WORK/upgrade.log"; exit 1; }
-"$SUPERSET" fab create-admin --username admin --firstname cinerec --lastname admin \
-  --email admin@localhost --password admin >"$WORK/admin.log" 2>&1 || { tail -20 "$WORK/admin.log"; exit 1; }
+}
+export SUPERSET_CONFIG_PATH=$SUPERSET_HOME/$NAME.py FLASK_APP=superset
+if [[ ! -f $TEMPLATE.db ]]; then
+  od -An -N32 -tx1 /dev/urandom | tr -d ' \n' >"$TEMPLATE.secret"
+  rm -f "$TEMPLATE.tmp.db"
+  write_config "$TEMPLATE.tmp.db"
+  "$SUPERSET" db upgrade >"$WORK/upgrade.log" 2>&1 || { tail -30 "$WORK/upgrade.log"; exit 1; }
+  "$SUPERSET" fab create-admin --username admin --firstname cinerec --lastname admin \
+    --email admin@localhost --password admin >"$WORK/admin.log" 2>&1 || { tail -20 "$WORK/admin.log"; exit 1; }
+  mv "$TEMPLATE.tmp.db" "$TEMPLATE.db"
+fi
+cp "$TEMPLATE.db" "$SUPERSET_HOME/$NAME.db"
+write_config "$SUPERSET_HOME/$NAME.db"
+# Roles and permissions (and PUBLIC_ROLE_LIKE) are synced per run.
 "$SUPERSET" init >"$WORK/init.log" 2>&1 || { tail -20 "$WORK/init.log"; exit 1; }
 
+if [[ $MODE != live ]]; then
 step "build rollup"
 nice cargo build -q -p rollup --bins
 
@@ -114,23 +136,24 @@ ROLLUP_TOPIC=$NAME ROLLUP_GROUP=$NAME ROLLUP_SCHEMA=$NAME RECOMMENDER_KEYSPACE=$
   ROLLUP_SNAPSHOT_INTERVAL_MS=1000 CINEREC_ADMIN_ADDR=127.0.0.1:0 CINEREC_LOG=warn \
   "$CARGO_TARGET_DIR/debug/rollup" >"$WORK/rollup.log" 2>&1 &
 ROLLUP_PID=$!
-# Every event rolled up (3000, the duplicates skipped) and two snapshots in.
+# Every event rolled up (3000, the duplicates skipped) and three snapshots in.
 for i in $(seq 1 120); do
   state=$(psql "$DB_URL" -qtAc "SELECT (SELECT COALESCE(SUM(events),0) FROM $NAME.review_throughput_minute)
     || ' ' || (SELECT COUNT(DISTINCT snapshot_at) FROM $NAME.trending_snapshots)
     || ' ' || (SELECT COUNT(*) FROM $NAME.most_recommended_movies)" 2>/dev/null || true)
-  [[ "$state" =~ ^3000\ ([2-9]|[0-9]{2,})\ [1-9] ]] && break
+  [[ "$state" =~ ^3000\ ([3-9]|[0-9]{2,})\ [1-9] ]] && break
   kill -0 "$ROLLUP_PID" 2>/dev/null || { tail -20 "$WORK/rollup.log"; exit 1; }
   [[ $i == 120 ]] && { echo "rollups incomplete after 60 s: events snapshots movies = $state" >&2; exit 1; }
   sleep 0.5
 done
 echo "events, trending snapshots, recommended movies: $state"
 kill "$ROLLUP_PID"; wait "$ROLLUP_PID" || true; ROLLUP_PID=
+fi
 
 step "import the bundle"
 mkdir -p "$WORK/cinerec_dashboard"
 cp -r dashboard/bundle/. "$WORK/cinerec_dashboard/"
-sed -i "s|^schema: dashboard$|schema: $NAME|" "$WORK"/cinerec_dashboard/datasets/*/*.yaml
+sed -i "s|^schema: dashboard$|schema: $SCHEMA|" "$WORK"/cinerec_dashboard/datasets/*/*.yaml
 sed -i "s|^sqlalchemy_uri: .*|sqlalchemy_uri: $DB_URL|" "$WORK"/cinerec_dashboard/databases/*.yaml
 (cd "$WORK" && zip -qr bundle.zip cinerec_dashboard)
 "$SUPERSET" import-dashboards -p "$WORK/bundle.zip" -u admin >"$WORK/import.log" 2>&1 \
@@ -146,8 +169,10 @@ for i in $(seq 1 120); do
   sleep 0.5
 done
 
-step "every chart's data via the API"
-"$VENV/bin/python" dashboard/check_charts.py "http://127.0.0.1:$PORT" "$WORK/cinerec_dashboard"
+if [[ $MODE != live ]]; then
+  step "every chart's data via the API"
+  "$VENV/bin/python" dashboard/check_charts.py "http://127.0.0.1:$PORT" "$WORK/cinerec_dashboard"
+fi
 
 if [[ $MODE == screenshot ]]; then
   step "screenshot"
@@ -162,8 +187,8 @@ if [[ $MODE == screenshot ]]; then
   echo "wrote docs/superset.png"
 fi
 
-if [[ $MODE == serve ]]; then
+if [[ $MODE == serve || $MODE == live ]]; then
   step "serving"
-  echo "Superset on http://127.0.0.1:$PORT/superset/dashboard/cinerec/ (admin/admin), schema $NAME; Ctrl-C stops it"
+  echo "Superset on http://127.0.0.1:$PORT/superset/dashboard/cinerec/ (admin/admin), schema $SCHEMA; Ctrl-C stops it"
   wait "$SUPERSET_PID" || true
 fi
