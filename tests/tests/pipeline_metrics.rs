@@ -122,7 +122,7 @@ const EXPECTED: &[Expect] = &[
         ReviewSvc,
         "writes by op",
         "review_svc_writes_total",
-        &[("op", "create")],
+        &[("op", "CREATE")],
         true,
     ),
     e(

@@ -97,7 +97,8 @@ impl Metrics {
                     .all(|(k, v)| s.labels.get(*k).is_some_and(|x| x == v))
             })
             .map(|s| s.value)
-            .sum()
+            // An empty f64 sum is -0.0; callers print it.
+            .fold(0.0, |a, v| a + v)
     }
 }
 
