@@ -552,6 +552,10 @@ impl ShardRelay {
 /// child of the trace context the change row carries from the request that
 /// wrote it; its own context goes into the record's headers.
 fn publish_span(topic: &str, key: &str, row: &ChangeRow) -> tracing::Span {
+    // Not exporting: no per-row span on the relay's hot path.
+    if !cinerec_service_kit::telemetry::exporting() {
+        return tracing::Span::none();
+    }
     let span = tracing::info_span!(
         "relay.publish",
         otel.name = %format_args!("{topic} publish"),

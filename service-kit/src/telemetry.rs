@@ -29,6 +29,7 @@
 //! batch processor also exports on its own every `OTEL_BSP_SCHEDULE_DELAY`
 //! (5 s by default).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -123,6 +124,9 @@ impl TraceExport {
 
 /// The provider [`init`] installed, kept for [`shutdown`].
 static PROVIDER: Mutex<Option<SdkTracerProvider>> = Mutex::new(None);
+/// Whether spans are exported: read on hot paths (per Kafka record), so an
+/// atomic rather than the provider's lock.
+static EXPORTING: AtomicBool = AtomicBool::new(false);
 
 /// Installs the global `tracing` subscriber (stderr logs filtered by `filter`;
 /// OTLP span export when the `OTEL_*` variables ask for it), the W3C
@@ -174,6 +178,7 @@ pub fn init_with(
             if let Some(provider) = provider {
                 opentelemetry::global::set_tracer_provider(provider.clone());
                 *PROVIDER.lock().unwrap_or_else(|p| p.into_inner()) = Some(provider);
+                EXPORTING.store(true, Ordering::Release);
             }
             tracing::info!(
                 service,
@@ -192,15 +197,18 @@ pub fn init_with(
     Ok(())
 }
 
-/// Whether [`init`] installed span export in this process.
+/// Whether [`init`] installed span export in this process (and
+/// [`shutdown`] has not stopped it). Per-record spans are only made when it
+/// is, so a process that exports nothing pays nothing for them.
 pub fn exporting() -> bool {
-    PROVIDER.lock().map(|p| p.is_some()).unwrap_or(false)
+    EXPORTING.load(Ordering::Acquire)
 }
 
 /// Flushes buffered spans and stops the exporter. Call once on the way
 /// out of `main`; without an exporter it does nothing. A failing export is
 /// logged, never an error: telemetry must not fail a clean shutdown.
 pub fn shutdown() {
+    EXPORTING.store(false, Ordering::Release);
     let provider = PROVIDER.lock().unwrap_or_else(|p| p.into_inner()).take();
     if let Some(provider) = provider {
         if let Err(e) = provider.force_flush() {

@@ -180,7 +180,7 @@ pub async fn http_server_span(
 /// to every other record's span, since one RPC or one write serves them all.
 /// Set each record span's parent before calling this.
 pub fn batch_span(name: &str, records: &[tracing::Span]) -> tracing::Span {
-    let Some(first) = records.first() else {
+    let Some(first) = records.first().filter(|_| crate::telemetry::exporting()) else {
         return tracing::Span::none();
     };
     let span = tracing::info_span!(
@@ -232,7 +232,12 @@ mod kafka {
 
     /// The consumer span of one record (`<topic> process`, OTel messaging
     /// conventions), parented to the producer's context in its headers.
+    /// A disabled span when this process exports nothing: per-record spans
+    /// would only cost the hot path.
     pub fn consumer_span<M: Message>(m: &M, group: &str) -> tracing::Span {
+        if !crate::telemetry::exporting() {
+            return tracing::Span::none();
+        }
         let span = tracing::info_span!(
             "kafka.consume",
             otel.name = %format_args!("{} process", m.topic()),
@@ -253,8 +258,11 @@ mod kafka {
     /// The producer span of one record (`<topic> publish`), a child of
     /// `parent` (or of the current span). Inject its context into the
     /// record's headers with [`inject_kafka`] and keep it until the broker
-    /// acknowledges the record.
+    /// acknowledges the record. Disabled when this process exports nothing.
     pub fn producer_span(parent: Option<&tracing::Span>, topic: &str, key: &str) -> tracing::Span {
+        if !crate::telemetry::exporting() {
+            return tracing::Span::none();
+        }
         let parent = parent.cloned().unwrap_or_else(tracing::Span::current);
         tracing::info_span!(
             parent: &parent,
