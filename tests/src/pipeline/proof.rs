@@ -149,10 +149,15 @@ impl Settled {
     }
 }
 
+/// How long [`settle`] goes on without progress (fewer acknowledged reviews
+/// missing from `review_states`) before it gives up: consumers in a debug
+/// build on a shared 2-core box drain a backlog slowly, but steadily.
+pub const STALL: Duration = Duration::from_secs(120);
+
 /// Polls until every acknowledged review is reflected in `review_states`
-/// and reconciliation reports zero differences, every few seconds up to
-/// `deadline`; returns where it ended either way (the caller asserts
-/// [`Settled::ok`] after printing its summary).
+/// and reconciliation reports zero differences, every few seconds, until
+/// `deadline` or [`STALL`] without progress; returns where it ended either
+/// way (the caller asserts [`Settled::ok`] after printing its summary).
 pub async fn settle(
     p: &Pipeline,
     acked: &HashMap<Uuid, Acked>,
@@ -161,6 +166,7 @@ pub async fn settle(
     let session = cql_session(p).await?;
     let started = Instant::now();
     let mut said = Instant::now();
+    let (mut fewest, mut progressed) = (usize::MAX, Instant::now());
     loop {
         let states = review_states(&session, p).await?;
         let unreflected = unreflected(acked, &states);
@@ -174,7 +180,11 @@ pub async fn settle(
             unreflected,
             took: started.elapsed(),
         };
-        if settled.ok() || started.elapsed() > deadline {
+        if settled.unreflected.len() < fewest {
+            fewest = settled.unreflected.len();
+            progressed = Instant::now();
+        }
+        if settled.ok() || started.elapsed() > deadline || progressed.elapsed() > STALL {
             return Ok(settled);
         }
         if said.elapsed() > Duration::from_secs(30) {
