@@ -112,4 +112,27 @@ async fn creates_edits_deletes_and_duplicates_land_once() {
     unique.sort();
     unique.dedup();
     assert_eq!(unique.len(), ids.len(), "one review per creation");
+
+    // The report keeps each review's latest acknowledged version, and it is
+    // what the store holds.
+    assert_eq!(report.acked.len(), ids.len(), "every written review acked");
+    let deletes = report.answers.get(&("delete", 200)).copied().unwrap_or(0);
+    assert_eq!(
+        report.acked.values().filter(|a| a.deleted).count() as u64,
+        deletes,
+        "each delete acknowledged a tombstone"
+    );
+    assert!(
+        report.acked.values().any(|a| a.version > 1),
+        "edits moved versions"
+    );
+    for (id, acked) in &report.acked {
+        let id = id.parse().expect("review id");
+        let stored = store.get(id).await.expect("get").expect("stored");
+        assert_eq!(
+            (stored.version, stored.deleted),
+            (acked.version, acked.deleted),
+            "{id}"
+        );
+    }
 }
