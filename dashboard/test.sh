@@ -155,7 +155,8 @@ mkdir -p "$WORK/cinerec_dashboard"
 cp -r dashboard/bundle/. "$WORK/cinerec_dashboard/"
 sed -i "s|^schema: dashboard$|schema: $SCHEMA|" "$WORK"/cinerec_dashboard/datasets/*/*.yaml
 sed -i "s|^sqlalchemy_uri: .*|sqlalchemy_uri: $DB_URL|" "$WORK"/cinerec_dashboard/databases/*.yaml
-(cd "$WORK" && zip -qr bundle.zip cinerec_dashboard)
+"$VENV/bin/python" -c 'import shutil, sys; shutil.make_archive(sys.argv[1], "zip", sys.argv[2], "cinerec_dashboard")' \
+  "$WORK/bundle" "$WORK"
 "$SUPERSET" import-dashboards -p "$WORK/bundle.zip" -u admin >"$WORK/import.log" 2>&1 \
   || { tail -30 "$WORK/import.log"; exit 1; }
 
