@@ -2,7 +2,6 @@
 //! env var, parsed once into [`Config`]. Tests build the struct directly
 //! (start from [`Config::default`]).
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::rpc::{Endpoints, Retry};
@@ -82,14 +81,17 @@ pub struct Config {
     #[arg(long, env = "ENRICHER_DONE_TTL_SECS", default_value_t = DEFAULT_DONE_TTL_SECS)]
     pub done_ttl_secs: u64,
     /// review-svc ReviewService socket address.
-    #[arg(long, env = "ENRICHER_REVIEW_RPC", default_value = DEFAULT_REVIEW_RPC)]
-    pub review_rpc: SocketAddr,
+    #[arg(long, env = "ENRICHER_REVIEW_RPC", default_value = DEFAULT_REVIEW_RPC,
+          value_parser = host_port)]
+    pub review_rpc: String,
     /// movie-svc MovieService socket address.
-    #[arg(long, env = "ENRICHER_MOVIE_RPC", default_value = DEFAULT_MOVIE_RPC)]
-    pub movie_rpc: SocketAddr,
+    #[arg(long, env = "ENRICHER_MOVIE_RPC", default_value = DEFAULT_MOVIE_RPC,
+          value_parser = host_port)]
+    pub movie_rpc: String,
     /// user-svc UserService socket address.
-    #[arg(long, env = "ENRICHER_USER_RPC", default_value = DEFAULT_USER_RPC)]
-    pub user_rpc: SocketAddr,
+    #[arg(long, env = "ENRICHER_USER_RPC", default_value = DEFAULT_USER_RPC,
+          value_parser = host_port)]
+    pub user_rpc: String,
     /// Events per batch at most.
     #[arg(long, env = "ENRICHER_BATCH_SIZE", default_value_t = DEFAULT_BATCH_SIZE,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=100_000))]
@@ -112,9 +114,13 @@ pub struct Config {
     pub rpc_timeout_ms: u64,
 }
 
-fn addr(s: &str) -> SocketAddr {
-    s.parse()
-        .expect("the default addresses are valid constants")
+/// A `host:port` address: an IP or a DNS name (a Kubernetes Service name),
+/// resolved at each connect so a Service that moves is followed.
+fn host_port(s: &str) -> Result<String, String> {
+    match s.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(s.to_owned()),
+        _ => Err(format!("{s:?} is not host:port")),
+    }
 }
 
 impl Default for Config {
@@ -130,9 +136,9 @@ impl Default for Config {
             cache_namespace: DEFAULT_CACHE_NAMESPACE.into(),
             in_flight_ttl_ms: DEFAULT_IN_FLIGHT_TTL_MS,
             done_ttl_secs: DEFAULT_DONE_TTL_SECS,
-            review_rpc: addr(DEFAULT_REVIEW_RPC),
-            movie_rpc: addr(DEFAULT_MOVIE_RPC),
-            user_rpc: addr(DEFAULT_USER_RPC),
+            review_rpc: DEFAULT_REVIEW_RPC.into(),
+            movie_rpc: DEFAULT_MOVIE_RPC.into(),
+            user_rpc: DEFAULT_USER_RPC.into(),
             batch_size: DEFAULT_BATCH_SIZE,
             batch_linger_ms: DEFAULT_BATCH_LINGER_MS,
             retry_attempts: DEFAULT_RETRY_ATTEMPTS,
@@ -154,9 +160,9 @@ impl Config {
     /// The RPC endpoints.
     pub fn endpoints(&self) -> Endpoints {
         Endpoints {
-            review: self.review_rpc,
-            movie: self.movie_rpc,
-            user: self.user_rpc,
+            review: self.review_rpc.clone(),
+            movie: self.movie_rpc.clone(),
+            user: self.user_rpc.clone(),
         }
     }
 

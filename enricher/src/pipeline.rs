@@ -489,10 +489,16 @@ impl Enricher {
                 };
                 let publish =
                     trace_context::producer_span(Some(&spans[i]), &self.config.sink_topic, &key);
-                let record = FutureRecord::to(&self.config.sink_topic)
+                let mut record = FutureRecord::to(&self.config.sink_topic)
                     .key(&key)
                     .payload(&payload)
                     .headers(output_trace_headers(&batch[i], &publish));
+                // The enriched record keeps the change's Kafka timestamp (the
+                // moment the review entered the log), so the recommender's
+                // latency histogram measures the whole pipeline from there.
+                if let Some(ms) = batch[i].timestamp().to_millis() {
+                    record = record.timestamp(ms);
+                }
                 match self.producer.send_result(record) {
                     Ok(delivery) => deliveries.push((i, delivery, publish)),
                     Err((e, _)) => {

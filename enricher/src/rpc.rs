@@ -10,7 +10,6 @@
 //! the DLQ instead.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,7 +55,8 @@ pub type RpcService = Trace<Deadline<Reconnecting>>;
 #[derive(Debug, Clone)]
 pub struct Reconnecting {
     connector: SocketConnector,
-    addr: SocketAddr,
+    /// `host:port`, resolved at each connect.
+    addr: String,
     /// The live connection; `None` before the first call and after a
     /// transport failure.
     current: Arc<tokio::sync::Mutex<Option<avro_rpc::Client>>>,
@@ -64,7 +64,7 @@ pub struct Reconnecting {
 
 impl Reconnecting {
     /// Connects lazily to `addr` speaking `protocol`.
-    pub fn new(protocol: avro_rpc::Protocol, addr: SocketAddr) -> Reconnecting {
+    pub fn new(protocol: avro_rpc::Protocol, addr: String) -> Reconnecting {
         Reconnecting {
             connector: SocketConnector::new(protocol),
             addr,
@@ -77,7 +77,7 @@ impl Reconnecting {
         if let Some(c) = current.as_ref() {
             return Ok(c.clone());
         }
-        let client = self.connector.clone().oneshot(self.addr).await?;
+        let client = self.connector.clone().oneshot(self.addr.clone()).await?;
         *current = Some(client.clone());
         Ok(client)
     }
@@ -115,14 +115,14 @@ impl tower::Service<Call> for Reconnecting {
 }
 
 /// Where the three services listen (socket transport).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Endpoints {
-    /// review-svc's ReviewService.
-    pub review: SocketAddr,
-    /// movie-svc's MovieService.
-    pub movie: SocketAddr,
-    /// user-svc's UserService.
-    pub user: SocketAddr,
+    /// review-svc's ReviewService (`host:port`).
+    pub review: String,
+    /// movie-svc's MovieService (`host:port`).
+    pub movie: String,
+    /// user-svc's UserService (`host:port`).
+    pub user: String,
 }
 
 /// Exponential backoff with a budget of attempts.
@@ -216,7 +216,7 @@ pub struct Failure {
     pub attempts: u32,
 }
 
-fn stack(protocol: avro_rpc::Protocol, addr: SocketAddr, deadline: Duration) -> RpcService {
+fn stack(protocol: avro_rpc::Protocol, addr: String, deadline: Duration) -> RpcService {
     // The deadline wraps each call on the shared connection and travels to
     // the server, which abandons work nobody waits for.
     // The client span is outermost, so its context (sent in the call

@@ -75,7 +75,7 @@ async fn an_unreachable_review_service_sends_events_to_the_dlq_after_retries() -
     // A port nobody listens on: every getReviews attempt is refused.
     let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let mut config = world.config();
-    config.review_rpc = closed.local_addr()?;
+    config.review_rpc = closed.local_addr()?.to_string();
     drop(closed);
     config.retry_attempts = 3;
     let (shutdown, handle, task) = world.spawn_enricher(config).await?;
