@@ -14,8 +14,8 @@
 use std::sync::{Arc, Mutex};
 
 use axum::Extension;
-use axum::extract::Path;
-use axum::http::StatusCode;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use scylla::client::session::Session;
 use scylla::errors::{DbError, ExecutionError, PrepareError, RequestAttemptError};
@@ -23,7 +23,7 @@ use scylla::statement::Consistency;
 use scylla::statement::prepared::PreparedStatement;
 use serde::Serialize;
 
-use crate::api::ApiError;
+use crate::api::{ApiError, AppState, authenticate};
 
 /// The recommender's default keyspace (its `--keyspace`).
 pub const DEFAULT_RECOMMENDATIONS_KEYSPACE: &str = "recommender";
@@ -289,10 +289,18 @@ pub fn rfc3339_micros(us: i64) -> Option<String> {
 
 /// The handler. The reader comes as an extension the binary adds (built from
 /// `--recommendations-keyspace`); a router without it answers 503.
+///
+/// Unlike reviews (public, like on any review site), recommendations are
+/// derived from what the user likes and so reveal their taste: only the user
+/// (the token's subject) or an admin may read them — 401 without a valid
+/// token, 403 for someone else's.
 pub async fn get(
+    State(state): State<AppState>,
     Path(id): Path<String>,
+    headers: HeaderMap,
     reader: Option<Extension<Arc<Recommendations>>>,
 ) -> Result<Response, ApiError> {
+    let principal = authenticate(&state, &headers)?;
     let user_id: i64 = id.parse().ok().filter(|&u: &i64| u > 0).ok_or_else(|| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -300,6 +308,13 @@ pub async fn get(
             "user id must be a positive integer",
         )
     })?;
+    if !principal.may_act_for(user_id) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "only the user or an admin may read a user's recommendations",
+        ));
+    }
     let Some(Extension(reader)) = reader else {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

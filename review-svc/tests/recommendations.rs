@@ -2,8 +2,8 @@
 //! the recommender created its table → 503 with a reason naming the table
 //! (no driver text); then a row written in the recommender's table layout is
 //! served with model/trending sources and an RFC 3339 time; a user without a
-//! row → 404; bad ids → 400; a malformed row → 503; reads are public like
-//! `GET /v1/users/{id}/reviews` (with or without a token).
+//! row → 404; bad ids → 400; a malformed row → 503; only the user's own
+//! token or admin scope may read (401 without a token, 403 for another user).
 
 mod common;
 
@@ -110,17 +110,39 @@ async fn serves_the_recommenders_rows() -> anyhow::Result<()> {
         })
     );
 
-    // Public like the user's reviews: no token needed.
+    // They reveal the user's taste: the user's own token or admin scope only.
+    let admin = h.token("ops", &["admin"]);
+    let (status, as_admin) = get(&app, "/v1/users/42/recommendations", Some(&admin)).await?;
+    assert_eq!((status, &as_admin), (StatusCode::OK, &body));
     let (status, anonymous) = get(&app, "/v1/users/42/recommendations", None).await?;
-    assert_eq!((status, &anonymous), (StatusCode::OK, &body));
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{anonymous}");
+    assert_eq!(anonymous["error"], "unauthenticated");
+    let (status, other) = get(
+        &app,
+        "/v1/users/42/recommendations",
+        Some(&h.token("43", &[])),
+    )
+    .await?;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{other}");
+    assert_eq!(other["error"], "forbidden");
 
-    let (status, body) = get(&app, "/v1/users/43/recommendations", None).await?;
+    let (status, body) = get(
+        &app,
+        "/v1/users/43/recommendations",
+        Some(&h.token("43", &[])),
+    )
+    .await?;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     assert_eq!(body["error"], "no_recommendations");
     assert_eq!(body["reason"], "user 43 has no recommendations yet");
 
     for bad in ["abc", "0", "-4", "99999999999999999999"] {
-        let (status, body) = get(&app, &format!("/v1/users/{bad}/recommendations"), None).await?;
+        let (status, body) = get(
+            &app,
+            &format!("/v1/users/{bad}/recommendations"),
+            Some(&admin),
+        )
+        .await?;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
         assert_eq!(body["error"], "bad_id");
     }
@@ -131,12 +153,12 @@ async fn serves_the_recommenders_rows() -> anyhow::Result<()> {
             (44_i64, vec![1_i64, 2], vec![1.0_f64], 1_i32, 0_i64),
         )
         .await?;
-    let (status, body) = get(&app, "/v1/users/44/recommendations", None).await?;
+    let (status, body) = get(&app, "/v1/users/44/recommendations", Some(&admin)).await?;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["error"], "stored_data_malformed");
 
     // A router the binary did not give a reader to says so.
-    let (status, body) = get(&h.app, "/v1/users/42/recommendations", None).await?;
+    let (status, body) = get(&h.app, "/v1/users/42/recommendations", Some(&admin)).await?;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["error"], "recommendations_unavailable");
 
@@ -163,7 +185,7 @@ async fn serves_the_recommenders_rows() -> anyhow::Result<()> {
     session
         .query_unpaged(format!("DROP KEYSPACE {ks}"), &[])
         .await?;
-    let (status, body) = get(&app, "/v1/users/42/recommendations", None).await?;
+    let (status, body) = get(&app, "/v1/users/42/recommendations", Some(&token)).await?;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["error"], "recommendations_unavailable", "{body}");
     h.cleanup().await
