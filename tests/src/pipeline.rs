@@ -108,11 +108,14 @@ pub struct PipelineConfig {
     pub env: Vec<(String, String)>,
     /// Extra arguments per service, appended to its `serve`/`run` arguments.
     pub extra_args: HashMap<Service, Vec<String>>,
+    /// How often a service that exits before it is ready is started again
+    /// (as an orchestrator would) before the start fails.
+    pub restarts_on_early_exit: u32,
 }
 
 impl PipelineConfig {
     /// A small world: 1 000 movies, 5 000 users, the stack's memcached, all
-    /// five services, `info` logs.
+    /// five services, `info` logs, up to 2 restarts of a service that exits during start-up.
     pub fn new(prefix: &str) -> PipelineConfig {
         PipelineConfig {
             prefix: prefix.to_owned(),
@@ -124,6 +127,7 @@ impl PipelineConfig {
             log: "info".to_owned(),
             env: Vec::new(),
             extra_args: HashMap::new(),
+            restarts_on_early_exit: 2,
         }
     }
 }
@@ -229,6 +233,8 @@ pub struct Pipeline {
     logs: Vec<(String, PathBuf)>,
     /// How often each service was started.
     starts: HashMap<Service, u32>,
+    /// How often each service exited during start-up (and was started again).
+    early_exits: HashMap<Service, u32>,
     /// The last `/metrics` page of each earlier life of a service (scraped
     /// just before it was SIGKILLed), so counters can be summed over lives.
     earlier_lives: HashMap<Service, Vec<Metrics>>,
@@ -310,6 +316,7 @@ impl Pipeline {
             running: HashMap::new(),
             logs: Vec::new(),
             starts: HashMap::new(),
+            early_exits: HashMap::new(),
             earlier_lives: HashMap::new(),
         };
         eprintln!(
@@ -569,13 +576,35 @@ impl Pipeline {
             "{service} is already running"
         );
         let args = self.serve_args(service);
-        let (mut cmd, log) = self.command(service.name(), service.name(), &args)?;
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("starting {service} {args:?}"))?;
-        *self.starts.entry(service).or_insert(0) += 1;
-        self.running.insert(service, Running { child, log });
-        self.wait_ready(service).await
+        let mut exits = 0;
+        loop {
+            let (mut cmd, log) = self.command(service.name(), service.name(), &args)?;
+            let child = cmd
+                .spawn()
+                .with_context(|| format!("starting {service} {args:?}"))?;
+            *self.starts.entry(service).or_insert(0) += 1;
+            self.running.insert(service, Running { child, log });
+            match self.wait_ready(service).await {
+                Ok(()) => return Ok(()),
+                // Exited during start-up: an orchestrator would start it
+                // again, so the harness does too, a bounded number of times
+                // (said on stderr and counted in `early_exits`).
+                Err(e)
+                    if !self.is_running(service) && exits < self.config.restarts_on_early_exit =>
+                {
+                    exits += 1;
+                    *self.early_exits.entry(service).or_insert(0) += 1;
+                    eprintln!("{service} exited during start-up, starting it again: {e:#}");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// How often `service` exited during start-up and was started again.
+    pub fn early_exits(&self, service: Service) -> u32 {
+        self.early_exits.get(&service).copied().unwrap_or(0)
     }
 
     /// Polls `service`'s `/readyz` until it answers 200; fails early if the
@@ -782,6 +811,52 @@ impl Pipeline {
                 out.status
             ),
         }
+    }
+
+    /// Stops every service and deletes what the run created on the shared
+    /// stack: its Kafka topics, Cassandra keyspaces and PostgreSQL schemas
+    /// (tests call this when they passed; a failed run keeps its data for a
+    /// look). The logs stay.
+    pub async fn cleanup(mut self) -> anyhow::Result<()> {
+        for (_, mut r) in self.running.drain() {
+            let _ = r.child.kill();
+            let _ = r.child.wait();
+        }
+        let n = &self.names;
+        let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
+            rdkafka::ClientConfig::new()
+                .set("bootstrap.servers", &self.stack.kafka_brokers)
+                .create()?;
+        let topics = [
+            n.changes_topic.as_str(),
+            n.enriched_topic.as_str(),
+            n.changes_dlq.as_str(),
+            n.enriched_dlq.as_str(),
+        ];
+        // A topic nobody created (no DLQ record) answers "unknown topic": fine.
+        let _ = admin
+            .delete_topics(&topics, &rdkafka::admin::AdminOptions::new())
+            .await
+            .context("deleting the run's topics")?;
+        let session = proof::cql_session(&self).await?;
+        for ks in [&n.review_keyspace, &n.recommender_keyspace] {
+            session
+                .query_unpaged(format!("DROP KEYSPACE IF EXISTS {ks}"), &[])
+                .await
+                .with_context(|| format!("dropping keyspace {ks}"))?;
+        }
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .connect(&self.stack.database_url)
+            .await
+            .with_context(|| format!("connecting {}", self.stack.database_url))?;
+        for schema in [&n.movie_schema, &n.user_schema] {
+            sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                .execute(&pool)
+                .await
+                .with_context(|| format!("dropping schema {schema}"))?;
+        }
+        Ok(())
     }
 
     /// The last lines of every log of the run, for a failure message.

@@ -27,7 +27,8 @@ async fn consumers_reconcile_to_zero_through_a_cache_outage() -> anyhow::Result<
     config.cache_urls = Some(zones.iter().map(OwnMemcached::url).collect());
     let mut p = Pipeline::start(config).await?;
     let result = run(&mut p, &mut zones).await;
-    with_logs(&p, result)
+    with_logs(&p, result)?;
+    p.cleanup().await
 }
 
 async fn run(p: &mut Pipeline, zones: &mut [OwnMemcached; 2]) -> anyhow::Result<()> {

@@ -267,7 +267,8 @@ const NOT_EXPORTED_YET: &[&str] = &[
 async fn every_service_exports_its_families_and_they_move() -> anyhow::Result<()> {
     let mut p = Pipeline::start(PipelineConfig::new("metrics")).await?;
     let result = run(&mut p).await;
-    with_logs(&p, result)
+    with_logs(&p, result)?;
+    p.cleanup().await
 }
 
 async fn run(p: &mut Pipeline) -> anyhow::Result<()> {

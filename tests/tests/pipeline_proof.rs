@@ -27,7 +27,8 @@ const SETTLE_DEADLINE: Duration = Duration::from_secs(900);
 async fn kill9_broker_restart_and_duplicates_reconcile_to_zero() -> anyhow::Result<()> {
     let mut p = Pipeline::start(PipelineConfig::new("proof")).await?;
     let result = run(&mut p).await;
-    with_logs(&p, result)
+    with_logs(&p, result)?;
+    p.cleanup().await
 }
 
 async fn run(p: &mut Pipeline) -> anyhow::Result<()> {
@@ -148,6 +149,14 @@ async fn run(p: &mut Pipeline) -> anyhow::Result<()> {
         settle_took.as_secs_f64(),
         started.elapsed().as_secs_f64(),
     );
+    for s in Service::ALL {
+        if p.early_exits(s) > 0 {
+            eprintln!(
+                "note: {s} exited during start-up {} times",
+                p.early_exits(s)
+            );
+        }
+    }
     anyhow::ensure!(settled.ok(), "{}", settled.problems());
     // The replays guarantee both: every change event was redelivered after
     // its first copy was done, and so were recent enriched events.
