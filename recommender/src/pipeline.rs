@@ -507,18 +507,10 @@ impl Recommender {
             return Ok(Finished::Abandoned);
         }
         let (effects, checkpoint, ts, outcomes) = self.apply(&mut fates);
-        let stop = async {
-            shutdown.wait().await;
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
-        };
-        let written = async {
-            // (a) the effects, then (b) the checkpoint: see the module docs.
-            self.write(&effects, ts, shutdown).await?;
-            self.write(&checkpoint, ts, shutdown).await
-        };
-        let outcome: Result<(), Abandoned> = tokio::select! {
-            r = written => r,
-            () = stop => Err(Abandoned),
+        // (a) the effects, then (b) the checkpoint: see the module docs.
+        let outcome = match self.write(&effects, ts, shutdown).await {
+            Ok(()) => self.write(&checkpoint, ts, shutdown).await,
+            Err(a) => Err(a),
         };
         if outcome.is_err() {
             self.abandon(&fates, "shutdown while writing the batch's effects")
@@ -994,7 +986,15 @@ async fn refresh_loop(
             _ = tick.tick() => {}
         }
         let started = Instant::now();
-        let (writes, ts, done, left) = refresh_writes(&state, &clock, config.refresh_max_users);
+        // Recomputing thousands of users is CPU work under the model lock:
+        // keep it off the async workers.
+        let (st, ck, max) = (state.clone(), clock.clone(), config.refresh_max_users);
+        let Ok((writes, ts, done, left)) =
+            tokio::task::spawn_blocking(move || refresh_writes(&st, &ck, max)).await
+        else {
+            tracing::error!("refresh computation panicked");
+            return;
+        };
         let written = store
             .write_all(
                 &writes,
