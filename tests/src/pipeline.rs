@@ -761,18 +761,30 @@ impl Pipeline {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let up = tokio::process::Command::new(root.join("dev/stack"))
-            .args(["up", "kafka"])
-            .stdin(Stdio::null())
-            .output()
-            .await
-            .context("running dev/stack up kafka")?;
-        anyhow::ensure!(
-            up.status.success(),
-            "dev/stack up kafka failed ({}): {}",
-            up.status,
-            String::from_utf8_lossy(&up.stderr)
-        );
+        // Another user of the stack (a developer's `dev/stack up`, another
+        // test) may start the broker at the same moment; then this `up` finds
+        // the port taken before the new pid is recorded, and the next one
+        // finds the broker recorded and waits for it.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let up = tokio::process::Command::new(root.join("dev/stack"))
+                .args(["up", "kafka"])
+                .stdin(Stdio::null())
+                .output()
+                .await
+                .context("running dev/stack up kafka")?;
+            if up.status.success() {
+                break;
+            }
+            anyhow::ensure!(
+                attempts < 5,
+                "dev/stack up kafka failed ({}): {}",
+                up.status,
+                String::from_utf8_lossy(&up.stderr)
+            );
+            tokio::time::sleep(Duration::from_secs(3)).await;
+        }
         Ok(went.elapsed())
     }
 
