@@ -23,6 +23,7 @@
 //! sharing a timestamp must not share a key: Cassandra breaks timestamp ties
 //! by comparing *values*, so the callers coalesce to one write per key.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
@@ -32,6 +33,7 @@ use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 use scylla::statement::Consistency;
+use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
 use uuid::Uuid;
 
@@ -564,9 +566,9 @@ impl Store {
         }
         // Built eagerly: a lazily mapped stream of borrowing futures trips
         // the compiler's higher-ranked lifetime check inside `tokio::spawn`.
-        let each: Vec<_> = writes
-            .iter()
-            .map(|w| self.write_until_landed(w, ts, backoff))
+        let each: Vec<_> = group(writes)
+            .into_iter()
+            .map(|unit| self.write_until_landed(unit, ts, backoff))
             .collect();
         let all = futures::stream::iter(each)
             .buffer_unordered(concurrency.max(1))
@@ -577,22 +579,78 @@ impl Store {
         }
     }
 
-    async fn write_until_landed(&self, w: &Write, ts: i64, backoff: Backoff) {
+    async fn write_until_landed(&self, unit: Vec<&Write>, ts: i64, backoff: Backoff) {
+        let Some(first) = unit.first() else { return };
+        let table = first.table();
         let mut failures = 0u32;
         loop {
             let started = Instant::now();
-            match self.write(w, ts).await {
+            let outcome = if unit.len() == 1 {
+                self.write(first, ts).await
+            } else {
+                self.write_batch(&unit, ts).await
+            };
+            match outcome {
                 Ok(()) => {
-                    telemetry::cassandra_write(w.table(), started.elapsed());
+                    telemetry::cassandra_write(table, started.elapsed());
                     return;
                 }
                 Err(e) => {
                     failures += 1;
-                    telemetry::cassandra_retry(w.table(), failures, &e);
+                    telemetry::cassandra_retry(table, failures, &e);
                     tokio::time::sleep(backoff.delay(failures)).await;
                 }
             }
         }
+    }
+
+    /// Rows of one partition (`likes_by_user` of one user, `co_likes` of
+    /// one `movie_a`) as one UNLOGGED batch: one round trip, applied by one
+    /// replica set, no batch log needed (a retry rewrites the same values).
+    async fn write_batch(&self, unit: &[&Write], ts: i64) -> Result<(), StoreError> {
+        use scylla::value::CqlValue::{BigInt, Int};
+        let st = &self.st;
+        let mut batch = Batch::new(BatchType::Unlogged);
+        let mut values: Vec<Vec<scylla::value::CqlValue>> = Vec::with_capacity(unit.len());
+        for w in unit {
+            let (statement, row) = match **w {
+                Write::Like {
+                    user,
+                    movie,
+                    liked: true,
+                } => (
+                    &st.like_insert,
+                    vec![BigInt(user), BigInt(movie), BigInt(ts)],
+                ),
+                Write::Like {
+                    user,
+                    movie,
+                    liked: false,
+                } => (
+                    &st.like_delete,
+                    vec![BigInt(ts), BigInt(user), BigInt(movie)],
+                ),
+                Write::C { a, b, users } if users > 0 => (
+                    &st.c_insert,
+                    vec![BigInt(a), BigInt(b), Int(clamp_i32(users)), BigInt(ts)],
+                ),
+                Write::C { a, b, .. } => (&st.c_delete, vec![BigInt(ts), BigInt(a), BigInt(b)]),
+                _ => {
+                    return Err(StoreError::Config(format!(
+                        "{} rows are not batched",
+                        w.table()
+                    )));
+                }
+            };
+            batch.append_statement(statement.clone());
+            values.push(row);
+        }
+        batch.set_is_idempotent(true);
+        self.session
+            .batch(&batch, values)
+            .await
+            .map(|_| ())
+            .map_err(db)
     }
 
     /// Every review state checkpointed, page by page, into `each`.
@@ -667,6 +725,35 @@ impl Store {
     }
 }
 
+/// Most rows in one UNLOGGED batch (tens of bytes each: far below
+/// Cassandra's batch size warning).
+const MAX_BATCH_ROWS: usize = 64;
+
+/// Write units: `likes_by_user` rows grouped by user and `co_likes` rows by
+/// `movie_a` (same partition: one batch each, at most [`MAX_BATCH_ROWS`]),
+/// every other write alone.
+fn group(writes: &[Write]) -> Vec<Vec<&Write>> {
+    let mut units: Vec<Vec<&Write>> = Vec::new();
+    let mut by_partition: HashMap<(u8, i64), Vec<&Write>> = HashMap::new();
+    for w in writes {
+        let key = match w {
+            Write::Like { user, .. } => (0, *user),
+            Write::C { a, .. } => (1, *a),
+            _ => {
+                units.push(vec![w]);
+                continue;
+            }
+        };
+        let rows = by_partition.entry(key).or_default();
+        rows.push(w);
+        if rows.len() >= MAX_BATCH_ROWS {
+            units.push(std::mem::take(rows));
+        }
+    }
+    units.extend(by_partition.into_values().filter(|rows| !rows.is_empty()));
+    units
+}
+
 /// `(id, genres)` rows of a genres side table.
 pub type GenreRows = Vec<(i64, Vec<String>)>;
 
@@ -687,6 +774,38 @@ mod tests {
             assert!(t > last);
             last = t;
         }
+    }
+
+    #[test]
+    fn likes_and_co_likes_are_grouped_by_partition() {
+        let mut writes = vec![Write::N {
+            movie: 1,
+            likers: 2,
+        }];
+        for b in 2..=(MAX_BATCH_ROWS as i64 + 2) {
+            writes.push(Write::C { a: 1, b, users: 1 });
+        }
+        writes.push(Write::Like {
+            user: 5,
+            movie: 1,
+            liked: true,
+        });
+        writes.push(Write::Like {
+            user: 5,
+            movie: 2,
+            liked: false,
+        });
+        writes.push(Write::Like {
+            user: 6,
+            movie: 1,
+            liked: true,
+        });
+        let units = group(&writes);
+        let mut sizes: Vec<usize> = units.iter().map(Vec::len).collect();
+        sizes.sort_unstable();
+        // N alone, user 6 alone, user 5's two, C of movie 1 split at the cap.
+        assert_eq!(sizes, vec![1, 1, 1, 2, MAX_BATCH_ROWS]);
+        assert_eq!(units.iter().map(Vec::len).sum::<usize>(), writes.len());
     }
 
     #[test]
