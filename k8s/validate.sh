@@ -6,7 +6,11 @@
 #      schemas of $K8S_VERSION with kubernetes-validate (strict: unknown
 #      fields are errors), from a cached virtualenv;
 #   3. runs check_workloads.py: probes, requests/limits, labels, sync waves;
-#   4. checks that the Argo CD Application points at a directory that renders.
+#   4. checks that the Argo CD Application points at a directory that renders;
+#   5. checks that the superset-bundle ConfigMap lists every file of
+#      dashboard/bundle/ (configMapGenerator takes no globs).
+# Renders with --load-restrictor LoadRestrictionsNone: the bundle ConfigMap is
+# generated from dashboard/bundle/, outside k8s/ (base/superset/kustomization.yaml).
 # Installs what it lacks, idempotently, under $HOME/.cache/cinerec:
 #   venv-k8s/  kubernetes-validate (PyPI)
 #   bin/       kustomize (Go module proxy), only when no kubectl >= 1.27
@@ -26,7 +30,9 @@ say() { printf 'k8s/validate: %s\n' "$*"; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # --- a kustomize v5 renderer ------------------------------------------------
-render() { "${RENDER[@]}" "$1"; }
+# The superset-bundle ConfigMap reads dashboard/bundle/ (outside k8s/), which
+# kustomize's default load restrictor forbids; Argo CD needs the same flag.
+render() { "${RENDER[@]}" --load-restrictor LoadRestrictionsNone "$1"; }
 # K8S_RENDERER=kustomize forces the standalone kustomize (to test that path).
 if [ "${K8S_RENDERER:-kubectl}" = kubectl ] && command -v kubectl >/dev/null 2>&1 \
   && kubectl version --client 2>/dev/null | grep -q 'Kustomize Version: v5'; then
@@ -92,6 +98,24 @@ assert src["path"] == "k8s/overlays/k3s", "the Application must deploy the k3s o
 assert dst["namespace"] == "cinerec", "destination namespace must be cinerec"
 assert src.get("repoURL") and src.get("targetRevision"), "repoURL and targetRevision must be set"
 print(f"k8s/validate: argocd/application.yaml deploys {src['path']} into namespace {dst['namespace']}")
+PY
+
+# --- the dashboard bundle ConfigMap lists the whole bundle ------------------------
+"$VENV/bin/python" - base/superset/kustomization.yaml ../dashboard/bundle <<'PY'
+import os, sys, yaml
+kust, bundle = sys.argv[1], sys.argv[2]
+gen = [g for g in yaml.safe_load(open(kust))["configMapGenerator"] if g["name"] == "superset-bundle"][0]
+listed = {}
+for entry in gen["files"]:
+    key, path = entry.split("=", 1)
+    rel = os.path.relpath(os.path.normpath(os.path.join(os.path.dirname(kust), path)), bundle)
+    assert key == rel.replace("/", "__"), f"{key}: key must be the bundle path with / as __ ({rel})"
+    listed[rel] = key
+files = {os.path.relpath(os.path.join(d, f), bundle) for d, _, fs in os.walk(bundle) for f in fs}
+missing, extra = sorted(files - set(listed)), sorted(set(listed) - files)
+assert not missing, f"dashboard/bundle files missing from superset-bundle in {kust}: {missing}"
+assert not extra, f"superset-bundle lists files dashboard/bundle lacks: {extra}"
+print(f"k8s/validate: superset-bundle ConfigMap carries all {len(files)} files of dashboard/bundle")
 PY
 
 say "OK"
