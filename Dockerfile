@@ -9,9 +9,10 @@
 #   docker build --target review-svc -t cinerec/review-svc:0.1.0 .
 #   docker build --target enricher    -t cinerec/enricher:0.1.0 .
 #   docker build --target recommender -t cinerec/recommender:0.1.0 .
+#   docker build --target rollup      -t cinerec/rollup:0.1.0 .
 #
 # (k8s/README.md: importing them into K3S.) BuildKit builds only the stages a
-# target needs, and the build stage is shared, so the five images cost one
+# target needs, and the build stage is shared, so the six images cost one
 # compilation.
 
 ARG RUST_VERSION=1.95
@@ -31,9 +32,10 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked \
       --bin movie-svc --bin user-svc --bin review-svc --bin enricher --bin recommender \
+      --bin rollup \
  && mkdir -p /out \
  && cp target/release/movie-svc target/release/user-svc target/release/review-svc \
-       target/release/enricher target/release/recommender /out/
+       target/release/enricher target/release/recommender target/release/rollup /out/
 
 # Shared runtime: glibc, libz and libgcc_s (all in the slim image), CA
 # certificates for TLS endpoints, and an unprivileged user whose numeric id
@@ -90,4 +92,13 @@ COPY --from=build /out/recommender /usr/local/bin/recommender
 ENV CINEREC_ADMIN_ADDR=0.0.0.0:9085
 EXPOSE 9085
 ENTRYPOINT ["/usr/local/bin/recommender"]
+CMD ["run"]
+
+# The dashboard's sink: reviews.enriched and snapshots of the recommender's
+# tables -> rollups in CockroachDB schema `dashboard`, which Superset reads.
+FROM runtime AS rollup
+COPY --from=build /out/rollup /usr/local/bin/rollup
+ENV CINEREC_ADMIN_ADDR=0.0.0.0:9086
+EXPOSE 9086
+ENTRYPOINT ["/usr/local/bin/rollup"]
 CMD ["run"]
