@@ -343,5 +343,5 @@ async fn one_review_is_one_trace_across_all_five_services() -> anyhow::Result<()
         started.elapsed(),
         describe(&spans)
     );
-    Ok(())
+    pipeline.cleanup().await
 }
