@@ -11,8 +11,11 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+#[cfg(feature = "kafka")]
+pub mod consumer_lag;
 #[cfg(feature = "postgres")]
 pub mod db;
+pub mod http_metrics;
 #[cfg(feature = "avro-rpc")]
 pub mod metadata;
 pub mod read_through;

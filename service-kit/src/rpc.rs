@@ -10,21 +10,31 @@
 //!    metadata) has passed stops consuming the database.
 //! 3. the generated protocol server.
 //!
+//! The client side has its own layer, [`RpcClientMetricsLayer`], outermost
+//! in each client stack so a call counts once, retries and deadline included.
+//!
+//! Both layers give each message every outcome series (at 0) the first time
+//! the message is called, so an error rate is a query over series that exist
+//! rather than ones that appear with the first error.
+//!
 //! On shutdown both listeners stop accepting; HTTP finishes the requests it
 //! has; socket connections keep being served until every call in flight has
 //! answered (or [`DRAIN_TIMEOUT`] passes), then the process exits and the
 //! clients reconnect elsewhere.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use avro_rpc::client::RemoteError;
 use avro_rpc::server::{Request, Responder, Response, ResponseError};
 use avro_rpc::transport::http::HttpService;
 use avro_rpc::transport::socket::serve_connection;
+use avro_rpc::{Call, Kind, Reply};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tower::{Layer, Service};
@@ -43,6 +53,39 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct RpcMetricsLayer {
     service: &'static str,
     in_flight: Arc<AtomicUsize>,
+    seen: Messages,
+}
+
+/// Outcomes of a served call.
+const SERVER_OUTCOMES: &[&str] = &["ok", "declared_error", "system_error"];
+
+/// The messages already called, whose outcome series exist.
+#[derive(Debug, Clone, Default)]
+struct Messages(Arc<Mutex<HashSet<String>>>);
+
+impl Messages {
+    /// The first time `message` is seen, registers `family{service, message,
+    /// outcome}` at 0 for every outcome.
+    fn first_call(
+        &self,
+        family: &'static str,
+        service: &'static str,
+        message: &str,
+        outcomes: &[&'static str],
+    ) {
+        // A poisoned lock only means another call panicked mid-insert: the
+        // set is still a set.
+        let mut seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.contains(message) {
+            return;
+        }
+        seen.insert(message.to_owned());
+        for &outcome in outcomes {
+            metrics::counter!(family, "service" => service, "message" => message.to_owned(),
+                "outcome" => outcome)
+            .increment(0);
+        }
+    }
 }
 
 impl RpcMetricsLayer {
@@ -51,6 +94,7 @@ impl RpcMetricsLayer {
         RpcMetricsLayer {
             service,
             in_flight: Arc::new(AtomicUsize::new(0)),
+            seen: Messages::default(),
         }
     }
 
@@ -93,6 +137,12 @@ where
     fn call(&mut self, request: Request) -> Self::Future {
         let service = self.layer.service;
         let message = request.message.name().to_owned();
+        self.layer.seen.first_call(
+            "cinerec_rpc_server_requests_total",
+            service,
+            &message,
+            SERVER_OUTCOMES,
+        );
         let in_flight = self.layer.in_flight.clone();
         in_flight.fetch_add(1, Ordering::SeqCst);
         let started = Instant::now();
@@ -113,6 +163,120 @@ where
             .record(started.elapsed().as_secs_f64());
             metrics::counter!("cinerec_rpc_server_requests_total",
                 "service" => service, "message" => message, "outcome" => outcome)
+            .increment(1);
+            result
+        })
+    }
+}
+
+/// Client-side twin of [`RpcMetricsLayer`]: counts and times each call a
+/// client makes, by the called service, message and outcome:
+/// `cinerec_rpc_client_requests_total{service, message, outcome}` and
+/// `cinerec_rpc_client_duration_seconds{service, message}`.
+///
+/// Outcomes: `ok`; `declared_error` (one of the message's declared errors,
+/// e.g. not found); `system_error` (the server failed); `timeout` (the
+/// deadline passed); `unavailable` (no connection, handshake failed, circuit
+/// open); `protocol_error` (a request or reply that does not encode or
+/// decode). Put it outermost in a client stack (outside retries and the
+/// deadline) so one logical call is one count and its latency is what the
+/// caller waited.
+#[derive(Debug, Clone)]
+pub struct RpcClientMetricsLayer {
+    service: &'static str,
+    seen: Messages,
+}
+
+/// Outcomes of a client call.
+const CLIENT_OUTCOMES: &[&str] = &[
+    "ok",
+    "declared_error",
+    "system_error",
+    "timeout",
+    "unavailable",
+    "protocol_error",
+];
+
+impl RpcClientMetricsLayer {
+    /// Metrics of calls to `service` (the callee's name, e.g. `movie-svc`).
+    pub fn new(service: &'static str) -> Self {
+        RpcClientMetricsLayer {
+            service,
+            seen: Messages::default(),
+        }
+    }
+}
+
+impl<S> Layer<S> for RpcClientMetricsLayer {
+    type Service = RpcClientMetrics<S>;
+    fn layer(&self, inner: S) -> RpcClientMetrics<S> {
+        RpcClientMetrics {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// The service [`RpcClientMetricsLayer`] builds.
+#[derive(Debug, Clone)]
+pub struct RpcClientMetrics<S> {
+    inner: S,
+    layer: RpcClientMetricsLayer,
+}
+
+/// The `outcome` label of a client call's result.
+fn client_outcome(result: &Result<Reply, avro_rpc::Error>) -> &'static str {
+    match result {
+        Ok(Reply { result: Ok(_), .. }) => "ok",
+        Ok(Reply {
+            result: Err(RemoteError::Declared { .. }),
+            ..
+        }) => "declared_error",
+        Ok(Reply {
+            result: Err(RemoteError::System(_)),
+            ..
+        }) => "system_error",
+        Err(e) => match e.kind() {
+            Kind::Remote => "system_error",
+            Kind::Timeout => "timeout",
+            Kind::Transport | Kind::Handshake | Kind::CircuitOpen => "unavailable",
+            // Protocol, Decode, Encode, UnknownMessage and any kind added later.
+            _ => "protocol_error",
+        },
+    }
+}
+
+impl<S> Service<Call> for RpcClientMetrics<S>
+where
+    S: Service<Call, Response = Reply, Error = avro_rpc::Error>,
+    S::Future: Send + 'static,
+{
+    type Response = Reply;
+    type Error = avro_rpc::Error;
+    type Future = Pin<Box<dyn std::future::Future<Output = Result<Reply, avro_rpc::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), avro_rpc::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, call: Call) -> Self::Future {
+        let service = self.layer.service;
+        let message = call.message.to_string();
+        self.layer.seen.first_call(
+            "cinerec_rpc_client_requests_total",
+            service,
+            &message,
+            CLIENT_OUTCOMES,
+        );
+        let started = Instant::now();
+        let fut = self.inner.call(call);
+        Box::pin(async move {
+            let result = fut.await;
+            metrics::histogram!("cinerec_rpc_client_duration_seconds",
+                "service" => service, "message" => message.clone())
+            .record(started.elapsed().as_secs_f64());
+            metrics::counter!("cinerec_rpc_client_requests_total",
+                "service" => service, "message" => message, "outcome" => client_outcome(&result))
             .increment(1);
             result
         })
@@ -259,4 +423,78 @@ where
     served??;
     tracing::info!(service, "stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use avro_rpc::export::apache_avro::types::Value;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    fn call(message: &str) -> Call {
+        Call {
+            message: message.into(),
+            metadata: avro_rpc::Metadata::new(),
+            params: Default::default(),
+        }
+    }
+
+    /// The rendered sample `family{labels…}` (labels in the exporter's
+    /// order), if exported.
+    fn sample(text: &str, family: &str, labels: &str) -> Option<f64> {
+        let prefix = format!("{family}{{{labels}}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|v| v.parse().ok())
+    }
+
+    #[tokio::test]
+    async fn client_calls_are_counted_by_message_and_outcome_and_timed() {
+        let handle = crate::telemetry::metrics_handle();
+        let inner = tower::service_fn(|call: Call| async move {
+            match &*call.message {
+                "getMovie" => Ok(Reply {
+                    metadata: avro_rpc::Metadata::new(),
+                    result: Ok(Value::Null),
+                }),
+                "getUser" => Ok(Reply {
+                    metadata: avro_rpc::Metadata::new(),
+                    result: Err(RemoteError::Declared {
+                        index: 0,
+                        value: Value::Null,
+                    }),
+                }),
+                "getReview" => Err(avro_rpc::Error::new(Kind::Timeout, "deadline passed")),
+                _ => Err(avro_rpc::Error::new(Kind::Transport, "connection refused")),
+            }
+        });
+        let svc = RpcClientMetricsLayer::new("client-test").layer(inner);
+        for message in ["getMovie", "getMovie", "getUser", "getReview", "getUsers"] {
+            let _ = svc.clone().oneshot(call(message)).await;
+        }
+        let text = handle.render();
+        let count = |message: &str, outcome: &str| {
+            sample(
+                &text,
+                "cinerec_rpc_client_requests_total",
+                &format!(r#"service="client-test",message="{message}",outcome="{outcome}""#),
+            )
+        };
+        assert_eq!(count("getMovie", "ok"), Some(2.0));
+        assert_eq!(count("getUser", "declared_error"), Some(1.0));
+        assert_eq!(count("getReview", "timeout"), Some(1.0));
+        assert_eq!(count("getUsers", "unavailable"), Some(1.0));
+        // Every outcome of a called message exists, at 0 until it happens.
+        assert_eq!(count("getMovie", "system_error"), Some(0.0));
+        assert_eq!(count("getMovie", "timeout"), Some(0.0));
+        assert_eq!(
+            sample(
+                &text,
+                "cinerec_rpc_client_duration_seconds_count",
+                r#"service="client-test",message="getMovie""#
+            ),
+            Some(2.0)
+        );
+    }
 }
