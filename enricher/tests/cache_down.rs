@@ -44,5 +44,5 @@ async fn a_cache_outage_degrades_to_processing_anyway() -> anyhow::Result<()> {
     assert!(stats.cache_degraded >= 2, "{stats:?}");
     shutdown.trigger();
     task.await??;
-    Ok(())
+    world.cleanup().await
 }

@@ -81,5 +81,5 @@ async fn a_redelivered_event_has_one_effect() -> anyhow::Result<()> {
     assert_eq!((stats.processed, stats.duplicates), (1, 4), "{stats:?}");
     shutdown.trigger();
     task.await??;
-    Ok(())
+    world.cleanup().await
 }

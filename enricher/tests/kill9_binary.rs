@@ -85,5 +85,5 @@ async fn sigkill_and_restart_lose_nothing() -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    Ok(())
+    world.cleanup().await
 }

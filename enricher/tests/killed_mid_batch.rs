@@ -68,5 +68,5 @@ async fn every_event_is_enriched_at_least_once_across_a_kill() -> anyhow::Result
     assert_eq!(after.dlq, 0, "{after:?}");
     shutdown.trigger();
     task.await??;
-    Ok(())
+    world.cleanup().await
 }

@@ -80,5 +80,5 @@ async fn latest_version_wins_and_tombstones_flow() -> anyhow::Result<()> {
 
     shutdown.trigger();
     task.await??;
-    Ok(())
+    world.cleanup().await
 }

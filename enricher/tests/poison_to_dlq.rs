@@ -57,7 +57,7 @@ async fn garbage_goes_to_the_dlq_and_the_partition_moves_on() -> anyhow::Result<
     assert_eq!(stats.duplicates, 0);
     shutdown.trigger();
     task.await??;
-    Ok(())
+    world.cleanup().await
 }
 
 #[tokio::test]
@@ -100,5 +100,5 @@ async fn an_unreachable_review_service_sends_events_to_the_dlq_after_retries() -
         .await?;
     shutdown.trigger();
     task.await??;
-    Ok(())
+    world.cleanup().await
 }

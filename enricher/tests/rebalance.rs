@@ -52,5 +52,5 @@ async fn a_member_leaving_hands_its_partitions_over() -> anyhow::Result<()> {
     assert_eq!(a.dlq + b.dlq, 0, "{a:?} {b:?}");
     stop_b.trigger();
     task_b.await??;
-    Ok(())
+    world.cleanup().await
 }

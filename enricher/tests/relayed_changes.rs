@@ -79,5 +79,5 @@ async fn changes_relayed_by_review_svc_are_enriched() -> anyhow::Result<()> {
     task.await??;
     relay_stop.trigger();
     relay_task.await??;
-    Ok(())
+    world.cleanup().await
 }

@@ -61,5 +61,5 @@ async fn shutdown_abandons_a_batch_waiting_for_foreign_claims() -> anyhow::Resul
         .await?;
     shutdown.trigger();
     task.await??;
-    Ok(())
+    world.cleanup().await
 }

@@ -48,6 +48,8 @@ pub struct World {
     pub stack: Stack,
     pub catalog: Catalog,
     pub store: Arc<ReviewStore>,
+    /// review-svc's keyspace of this world (dropped by [`World::cleanup`]).
+    keyspace: String,
     pub source_topic: String,
     pub sink_topic: String,
     pub dlq_topic: String,
@@ -165,6 +167,18 @@ impl Received {
 }
 
 impl World {
+    /// Drops this world's keyspace, so a long test run does not fill the
+    /// shared Cassandra with schemas (each table costs it memory, and schema
+    /// changes slow down as they pile up). Call it last in a passing test;
+    /// a failed test keeps its data for inspection.
+    pub async fn cleanup(&self) -> anyhow::Result<()> {
+        self.store
+            .session()
+            .query_unpaged(format!("DROP KEYSPACE IF EXISTS {}", self.keyspace), &[])
+            .await?;
+        Ok(())
+    }
+
     /// Starts movie-svc, user-svc and ReviewService, creates the keyspace and
     /// the source topic.
     pub async fn start(prefix: &str) -> anyhow::Result<World> {
@@ -201,6 +215,7 @@ impl World {
         Ok(World {
             catalog: Catalog::new(SEED, MOVIES, USERS),
             store,
+            keyspace: name.clone(),
             sink_topic: format!("{name}.enriched"),
             dlq_topic: format!("{source_topic}.dlq"),
             source_topic,
