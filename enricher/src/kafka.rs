@@ -1,7 +1,8 @@
 //! The enricher's Kafka clients: the consumer (at-least-once: auto-commit of
 //! *stored* offsets only, stored after the effect; cooperative-sticky
-//! rebalancing that commits what is done before partitions move), the
-//! idempotent producer, and topic creation.
+//! rebalancing that commits what is done before partitions move; consumer
+//! lag per partition from librdkafka's statistics), the idempotent producer,
+//! and topic creation.
 
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::FutureProducer;
+use rdkafka::statistics::Statistics;
 
 use crate::config::Config;
 
@@ -18,13 +20,25 @@ use crate::config::Config;
 /// retries included) before the delivery future fails.
 pub const MESSAGE_TIMEOUT_MS: &str = "30000";
 
+/// How often librdkafka reports statistics, whose consumer lag per partition
+/// becomes [`crate::telemetry::CONSUMER_LAG`].
+pub const STATISTICS_INTERVAL_MS: &str = "1000";
+
 /// Commits stored offsets before partitions are taken away, so the next owner
 /// resumes right after what this instance finished (not at the last periodic
-/// auto-commit, which would redo — harmlessly but needlessly — more events).
+/// auto-commit, which would redo — harmlessly but needlessly — more events),
+/// and publishes the source topic's consumer lag from the statistics.
 #[derive(Debug, Default)]
-pub struct RebalanceContext;
+pub struct RebalanceContext {
+    /// The source topic, whose partitions' lag is published.
+    topic: String,
+}
 
-impl ClientContext for RebalanceContext {}
+impl ClientContext for RebalanceContext {
+    fn stats(&self, statistics: Statistics) {
+        crate::telemetry::consumer_lag(&self.topic, &statistics);
+    }
+}
 
 impl ConsumerContext for RebalanceContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -69,7 +83,11 @@ pub fn consumer(config: &Config) -> Result<EnricherConsumer, KafkaError> {
         // others stopping theirs.
         .set("partition.assignment.strategy", "cooperative-sticky")
         .set("session.timeout.ms", "10000")
-        .create_with_context(RebalanceContext)?;
+        // Consumer lag per partition, published by the context.
+        .set("statistics.interval.ms", STATISTICS_INTERVAL_MS)
+        .create_with_context(RebalanceContext {
+            topic: config.source_topic.clone(),
+        })?;
     consumer.subscribe(&[&config.source_topic])?;
     Ok(consumer)
 }

@@ -139,6 +139,7 @@ impl Enricher {
             &config.cache_urls,
         )?)?;
         let clients = rpc::connect(config.endpoints(), config.retry())?;
+        telemetry::register_event_outcomes();
         Ok(Enricher {
             consumer: kafka::consumer(&config)?,
             producer: kafka::producer(&config)?,
@@ -500,18 +501,20 @@ impl Enricher {
                     record = record.timestamp(ms);
                 }
                 match self.producer.send_result(record) {
-                    Ok(delivery) => deliveries.push((i, delivery, publish)),
+                    Ok(delivery) => deliveries.push((i, delivery, publish, Instant::now())),
                     Err((e, _)) => {
                         errors.insert(i, e.to_string());
                     }
                 }
             }
             // Each producer span stays open until its record is acknowledged.
-            let results = join_all(
-                deliveries
-                    .into_iter()
-                    .map(|(i, d, publish)| async move { (i, d.instrument(publish).await) }),
-            )
+            let results = join_all(deliveries.into_iter().map(
+                |(i, d, publish, sent)| async move {
+                    let result = d.instrument(publish).await;
+                    telemetry::produce_answered(sent.elapsed(), matches!(result, Ok(Ok(_))));
+                    (i, result)
+                },
+            ))
             .await;
             for (i, result) in results {
                 match result {

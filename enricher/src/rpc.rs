@@ -2,8 +2,9 @@
 //! batched, retried fetches the enricher makes with them.
 //!
 //! Each client is one stack (built in [`connect`]): the typed generated client
-//! over `Deadline` (each attempt bounded, the time left carried to the
-//! server) over [`Reconnecting`] (one multiplexed socket connection shared by
+//! over [`RpcClientMetrics`] (each attempt counted and timed by message and
+//! outcome) over the client span over `Deadline` (each attempt bounded, the
+//! time left carried to the server) over [`Reconnecting`] (one multiplexed socket connection shared by
 //! every clone, replaced on the next call after a transport failure). Retries with
 //! exponential backoff sit *outside* the stack, in [`Retry`], because the
 //! enricher decides per batch when the budget is spent and the events go to
@@ -20,6 +21,7 @@ use avro_rpc::layer::deadline::DeadlineLayer;
 use avro_rpc::layer::trace::Trace;
 use avro_rpc::transport::socket::SocketConnector;
 use avro_rpc::{Call, Reply};
+use cinerec_service_kit::rpc::{RpcClientMetrics, RpcClientMetricsLayer};
 use tower::{ServiceBuilder, ServiceExt};
 use uuid::Uuid;
 
@@ -42,10 +44,10 @@ pub mod user {
 /// Largest id list one multi-get may carry (the contracts' limit).
 pub const MAX_IDS_PER_CALL: usize = 1_000;
 
-/// The service under every typed client: a client span per call (trace
-/// context in the call metadata), a deadline per call, over one shared,
-/// reconnecting socket connection.
-pub type RpcService = Trace<Deadline<Reconnecting>>;
+/// The service under every typed client: metrics per call, a client span
+/// per call (trace context in the call metadata), a deadline per call, over
+/// one shared, reconnecting socket connection.
+pub type RpcService = RpcClientMetrics<Trace<Deadline<Reconnecting>>>;
 
 /// One multiplexed socket connection shared by every clone, replaced on the
 /// next call after a transport failure. (Stock `Buffer<Reconnect>` would do
@@ -216,12 +218,21 @@ pub struct Failure {
     pub attempts: u32,
 }
 
-fn stack(protocol: avro_rpc::Protocol, addr: String, deadline: Duration) -> RpcService {
+fn stack(
+    service: &'static str,
+    protocol: avro_rpc::Protocol,
+    addr: String,
+    deadline: Duration,
+) -> RpcService {
+    // Metrics outermost: a call the deadline ends counts as a `timeout`, and
+    // the latency is what the batch waited. (Retries are above the stack, in
+    // `Retry`, so each attempt counts once.)
     // The deadline wraps each call on the shared connection and travels to
     // the server, which abandons work nobody waits for.
-    // The client span is outermost, so its context (sent in the call
-    // metadata) is the server span's parent.
+    // The client span is outside the deadline, so its context (sent in the
+    // call metadata) is the server span's parent.
     ServiceBuilder::new()
+        .layer(RpcClientMetricsLayer::new(service))
         .layer(cinerec_service_kit::trace_context::rpc_client_layer(
             &protocol,
         ))
@@ -255,15 +266,15 @@ pub fn connect(endpoints: Endpoints, retry: Retry) -> anyhow::Result<Clients> {
     Ok(Clients {
         reviews: review::ReviewServiceClient::with_service(
             rp.clone(),
-            stack(rp, endpoints.review, retry.attempt_timeout),
+            stack("review-svc", rp, endpoints.review, retry.attempt_timeout),
         ),
         movies: movie::MovieServiceClient::with_service(
             mp.clone(),
-            stack(mp, endpoints.movie, retry.attempt_timeout),
+            stack("movie-svc", mp, endpoints.movie, retry.attempt_timeout),
         ),
         users: user::UserServiceClient::with_service(
             up.clone(),
-            stack(up, endpoints.user, retry.attempt_timeout),
+            stack("user-svc", up, endpoints.user, retry.attempt_timeout),
         ),
         retry,
     })

@@ -24,6 +24,12 @@ pub const HELD_ELSEWHERE_TOTAL: &str = "cinerec_enricher_held_elsewhere_total";
 pub const RETRIES_TOTAL: &str = "cinerec_enricher_retries_total";
 /// Offsets that could not be stored (partition revoked meanwhile).
 pub const OFFSET_STORE_FAILURES_TOTAL: &str = "cinerec_enricher_offset_store_failures_total";
+/// Consumer lag of the source topic per `partition` (records between the
+/// high watermark and this consumer's position), every statistics report.
+pub const CONSUMER_LAG: &str = "cinerec_enricher_consumer_lag";
+/// Seconds from handing an enriched record to the producer to its
+/// acknowledgement by Kafka (`acks=all`), by `outcome` = `ok` or `error`.
+pub const PRODUCE_SECONDS: &str = "cinerec_enricher_produce_seconds";
 
 /// Counts of one enricher instance (shared with its handle).
 #[derive(Debug, Default)]
@@ -76,6 +82,14 @@ impl Stats {
             held_elsewhere: r(&self.held_elsewhere),
             batches: r(&self.batches),
         }
+    }
+}
+
+/// Registers every outcome of [`EVENTS_TOTAL`] at 0, so a DLQ or skip rate
+/// is defined (0) before the first such event instead of missing.
+pub fn register_event_outcomes() {
+    for outcome in ["processed", "duplicate", "not_found", "dlq"] {
+        metrics::counter!(EVENTS_TOTAL, "outcome" => outcome).increment(0);
     }
 }
 
@@ -152,4 +166,15 @@ pub fn batch_done(stats: &Arc<Stats>, events: usize, took: Duration) {
 pub fn offset_store_failed(partition: i32, offset: i64, error: &dyn std::fmt::Display) {
     tracing::info!(partition, offset, %error, "offset not stored");
     metrics::counter!(OFFSET_STORE_FAILURES_TOTAL).increment(1);
+}
+
+/// librdkafka's statistics report: the source topic's lag per partition.
+pub fn consumer_lag(topic: &str, statistics: &rdkafka::statistics::Statistics) {
+    cinerec_service_kit::consumer_lag::record_consumer_lag(CONSUMER_LAG, topic, statistics);
+}
+
+/// Kafka answered one produce of an enriched record after `took`.
+pub fn produce_answered(took: Duration, acknowledged: bool) {
+    let outcome = if acknowledged { "ok" } else { "error" };
+    metrics::histogram!(PRODUCE_SECONDS, "outcome" => outcome).record(took.as_secs_f64());
 }
