@@ -104,7 +104,8 @@ impl Directory for InMemoryDirectory {
 /// Calls queued for one dependency's connection before callers wait.
 const QUEUE: usize = 1024;
 
-/// The service under each typed client, outermost first: one deadline for
+/// The service under each typed client, outermost first: metrics per
+/// logical call (by callee, message and outcome); one client span; one deadline for
 /// the whole call, retries included (the time left travels to the server,
 /// whose `HonourDeadlineLayer` stops working on it); resends of idempotent
 /// messages after transport failures (refused or broken connection); one shared
@@ -126,14 +127,25 @@ fn rpc_error(e: BoxError) -> avro_rpc::Error {
     }
 }
 
-/// A reconnecting socket client stack to `addr` speaking `protocol`.
-/// Connects lazily (on the first call), so review-svc starts while a
-/// dependency is still down. Must be called inside a tokio runtime.
-pub fn rpc_stack(protocol: avro_rpc::Protocol, addr: String, deadline: Duration) -> RpcStack {
+/// A reconnecting socket client stack to `addr` (the service named
+/// `service`, the metrics' label) speaking `protocol`. Connects lazily (on
+/// the first call), so review-svc starts while a dependency is still down.
+/// Must be called inside a tokio runtime.
+pub fn rpc_stack(
+    service: &'static str,
+    protocol: avro_rpc::Protocol,
+    addr: String,
+    deadline: Duration,
+) -> RpcStack {
     let connection = Reconnect::new(SocketConnector::new(protocol.clone()), addr);
     let shared = Buffer::new(connection, QUEUE);
     BoxCloneSyncService::new(
         ServiceBuilder::new()
+            // Metrics outside everything: one count per call the API waited
+            // on, retries included; a spent deadline is a `timeout`.
+            .layer(cinerec_service_kit::rpc::RpcClientMetricsLayer::new(
+                service,
+            ))
             // Outermost: one client span per call, retries included; its
             // context travels in the call metadata.
             .layer(cinerec_service_kit::trace_context::rpc_client_layer(
@@ -169,11 +181,11 @@ impl RpcDirectory {
         Ok(RpcDirectory {
             users: user_proto::UserServiceClient::with_service(
                 user_protocol.clone(),
-                rpc_stack(user_protocol, user_addr.clone(), deadline),
+                rpc_stack("user-svc", user_protocol, user_addr.clone(), deadline),
             ),
             movies: movie_proto::MovieServiceClient::with_service(
                 movie_protocol.clone(),
-                rpc_stack(movie_protocol, movie_addr.clone(), deadline),
+                rpc_stack("movie-svc", movie_protocol, movie_addr.clone(), deadline),
             ),
             user_addr,
             movie_addr,

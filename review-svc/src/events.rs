@@ -64,6 +64,14 @@ pub fn changes_published(shard: i32, count: usize, lags: impl Iterator<Item = Du
     tracing::trace!(shard, count, "changes published");
 }
 
+/// Kafka answered one send of the relay after `took` (from handing it to
+/// the producer), acknowledging it (`acks=all`) or not.
+pub fn produce_answered(took: Duration, acknowledged: bool) {
+    let outcome = if acknowledged { "ok" } else { "error" };
+    metrics::histogram!("review_svc_relay_produce_seconds", "outcome" => outcome)
+        .record(took.as_secs_f64());
+}
+
 /// Kafka refused or timed out a change; the relay rewinds to its checkpoint.
 pub fn publish_failed(shard: i32, error: &dyn std::fmt::Display) {
     tracing::warn!(shard, %error, "publishing a change failed; rewinding to the checkpoint");

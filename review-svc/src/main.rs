@@ -264,8 +264,13 @@ async fn serve(
 ) -> anyhow::Result<()> {
     // One server span per request, a child of the caller's `traceparent`;
     // outside the router so every route (and the 404/405 fallbacks) is traced.
+    // Metrics per route template and status class, inside the span so the
+    // span covers them; on the Router so the matched route is known.
     let app = api::router(state)
         .layer(axum::Extension(recommendations))
+        .layer(axum::middleware::from_fn(
+            cinerec_service_kit::http_metrics::http_server_metrics,
+        ))
         .layer(axum::middleware::from_fn(
             cinerec_service_kit::trace_context::http_server_span,
         ));

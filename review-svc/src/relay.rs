@@ -469,7 +469,9 @@ impl ShardRelay {
 
     async fn send_in_order(&mut self, queue: Vec<ChangeRow>) -> Result<usize, RelayError> {
         // Each send keeps its producer span open until Kafka acknowledges it.
-        let mut in_flight: VecDeque<(DeliveryFuture, (Uuid, i64), tracing::Span)> = VecDeque::new();
+        // With the moment each was handed to the producer, for its latency.
+        let mut in_flight: VecDeque<(DeliveryFuture, (Uuid, i64), tracing::Span, Instant)> =
+            VecDeque::new();
         let mut acked = Vec::with_capacity(queue.len());
         let topic = self.relay.topic.clone();
         let dlq = dlq_topic(&topic);
@@ -502,15 +504,15 @@ impl ShardRelay {
                     .headers(headers);
                 match self.relay.producer.send_result(record) {
                     Ok(delivery) => {
-                        in_flight.push_back((delivery, key, span));
+                        in_flight.push_back((delivery, key, span, Instant::now()));
                         break;
                     }
                     Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
                         // Wait for the oldest send instead of skipping ahead:
                         // enqueue order is publish order.
                         match in_flight.pop_front() {
-                            Some((delivery, key, _span)) => {
-                                acked.push(self.await_ack((delivery, key)).await?)
+                            Some((delivery, key, _span, sent)) => {
+                                acked.push(self.await_ack((delivery, key), sent).await?)
                             }
                             None => tokio::time::sleep(Duration::from_millis(5)).await,
                         }
@@ -519,8 +521,8 @@ impl ShardRelay {
                 }
             }
         }
-        while let Some((delivery, key, _span)) = in_flight.pop_front() {
-            acked.push(self.await_ack((delivery, key)).await?);
+        while let Some((delivery, key, _span, sent)) = in_flight.pop_front() {
+            acked.push(self.await_ack((delivery, key), sent).await?);
         }
         let now = now_micros();
         events::changes_published(
@@ -533,11 +535,17 @@ impl ShardRelay {
         Ok(acked.len())
     }
 
+    /// Waits for one send's answer. Sends are awaited in enqueue order, so a
+    /// send's latency (from `sent`) can include waiting behind an earlier
+    /// one; within a partition Kafka acknowledges in that order anyway.
     async fn await_ack(
         &mut self,
         (delivery, key): (DeliveryFuture, (Uuid, i64)),
+        sent: Instant,
     ) -> Result<(Uuid, i64), RelayError> {
-        match delivery.await {
+        let answer = delivery.await;
+        events::produce_answered(sent.elapsed(), matches!(answer, Ok(Ok(_))));
+        match answer {
             Ok(Ok(_)) => {
                 self.published.insert(key);
                 Ok(key)
