@@ -97,10 +97,11 @@ impl Counters {
             ("already_done", t.already_done),
             ("in_flight", t.in_flight),
         ] {
-            if n > 0 {
-                metrics::counter!("cinerec_cache_claims_total", "namespace" => ns.to_owned(), "outcome" => outcome)
-                    .increment(n);
-            }
+            // Every outcome is exported from the first claim on, at 0 until
+            // it happens, so a rate of degraded claims can be graphed (and
+            // alerted on) before the first outage.
+            metrics::counter!("cinerec_cache_claims_total", "namespace" => ns.to_owned(), "outcome" => outcome)
+                .increment(n);
         }
         if t.degraded > 0 {
             tracing::debug!(
