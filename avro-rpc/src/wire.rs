@@ -340,7 +340,7 @@ pub fn unframe_buffers(mut body: &[u8], limits: &Limits) -> Result<Bytes> {
             // without any) as an empty buffer before the terminator,
             // `[n][0][0]`, and its server stops at the first empty buffer.
             // Accept further empty buffers, but nothing else.
-            if body.len() % 4 != 0 || body.iter().any(|&b| b != 0) {
+            if !body.len().is_multiple_of(4) || body.iter().any(|&b| b != 0) {
                 return Err(Error::decode("data after the terminating empty buffer"));
             }
             return Ok(out.freeze());

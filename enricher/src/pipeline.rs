@@ -364,10 +364,10 @@ impl Enricher {
             released = keys.len(),
             "shutdown while waiting for foreign claims: batch abandoned, offsets not stored"
         );
-        if !keys.is_empty() {
-            if let Err(e) = self.cache.release_many(&keys).await {
-                tracing::warn!(error = %e, "releasing the abandoned claims");
-            }
+        if !keys.is_empty()
+            && let Err(e) = self.cache.release_many(&keys).await
+        {
+            tracing::warn!(error = %e, "releasing the abandoned claims");
         }
     }
 

@@ -106,10 +106,10 @@ impl tower::Service<Call> for Reconnecting {
         Box::pin(async move {
             let client = this.client().await?;
             let reply = client.call(call).await;
-            if let Err(e) = &reply {
-                if e.kind() == avro_rpc::Kind::Transport {
-                    this.forget().await;
-                }
+            if let Err(e) = &reply
+                && e.kind() == avro_rpc::Kind::Transport
+            {
+                this.forget().await;
             }
             reply
         })

@@ -751,23 +751,22 @@ impl ReviewStore {
             if !may_write(head.user_id) {
                 return Err(StoreError::Forbidden);
             }
-            if let Some(key) = idempotency_key {
-                if let Some((earlier_id, earlier_hash)) =
+            if let Some(key) = idempotency_key
+                && let Some((earlier_id, earlier_hash)) =
                     self.idempotency(head.user_id, key).await?
-                {
-                    if earlier_id != review_id || earlier_hash != hash {
-                        return Err(StoreError::IdempotencyConflict);
-                    }
-                    events::idempotent_replay(review_id);
-                    let review = self
-                        .get(review_id)
-                        .await?
-                        .ok_or(StoreError::NotFound(review_id))?;
-                    return Ok(WriteOutcome {
-                        review,
-                        replayed: true,
-                    });
+            {
+                if earlier_id != review_id || earlier_hash != hash {
+                    return Err(StoreError::IdempotencyConflict);
                 }
+                events::idempotent_replay(review_id);
+                let review = self
+                    .get(review_id)
+                    .await?
+                    .ok_or(StoreError::NotFound(review_id))?;
+                return Ok(WriteOutcome {
+                    review,
+                    replayed: true,
+                });
             }
             if head.committed.is_none() && !head.busy(now) {
                 // A create that never committed: the review never existed.

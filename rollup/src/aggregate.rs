@@ -124,12 +124,12 @@ impl Aggregate {
             Kind::Edit => counts.edits += 1,
             Kind::Delete => counts.deletes += 1,
         }
-        if kind != Kind::Delete {
-            if let Some(r) = event.rating {
-                counts.rated += 1;
-                counts.rating_sum += f64::from(r);
-                *self.histogram.entry((minute, (r * 2.0) as u8)).or_default() += 1;
-            }
+        if kind != Kind::Delete
+            && let Some(r) = event.rating
+        {
+            counts.rated += 1;
+            counts.rating_sum += f64::from(r);
+            *self.histogram.entry((minute, (r * 2.0) as u8)).or_default() += 1;
         }
         self.add_movie(event);
     }

@@ -33,7 +33,7 @@ pub fn hex_file(rel: &str) -> Vec<u8> {
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     let digits: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
     assert!(
-        digits.len() % 2 == 0,
+        digits.len().is_multiple_of(2),
         "{}: odd number of hex digits",
         path.display()
     );
