@@ -144,12 +144,11 @@ impl Model {
         let before: Vec<bool> = pairs.iter().map(|p| self.effective_like(*p).1).collect();
 
         self.reviews.insert(state.review_id, state);
-        if let Some(old) = old_pair.filter(|old| *old != new_pair) {
-            if let Some(ids) = self.by_pair.get_mut(&old) {
-                ids.retain(|id| *id != state.review_id);
-                if ids.is_empty() {
-                    self.by_pair.remove(&old);
-                }
+        let moved = old_pair.filter(|old| *old != new_pair);
+        if let Some((old, ids)) = moved.and_then(|o| self.by_pair.get_mut(&o).map(|ids| (o, ids))) {
+            ids.retain(|id| *id != state.review_id);
+            if ids.is_empty() {
+                self.by_pair.remove(&old);
             }
         }
         let ids = self.by_pair.entry(new_pair).or_default();

@@ -271,6 +271,7 @@ impl Recommender {
     /// prepared statements, the cache and the DLQ producer. The consumer is
     /// created by [`run`](Self::run), after the model is rebuilt.
     pub async fn new(config: Config) -> anyhow::Result<Recommender> {
+        telemetry::register();
         kafka::ensure_dlq(&config)
             .await
             .with_context(|| format!("creating the DLQ topic on {}", config.brokers))?;
@@ -377,10 +378,9 @@ impl Recommender {
         st.user_genres = user_genres.into_iter().collect();
         let mut live: Vec<ReviewState> = Vec::with_capacity(states.len());
         for s in states {
-            if let Applied::Advanced { .. } = st.model.apply(s) {
-                if !s.deleted {
-                    live.push(s);
-                }
+            let advanced = matches!(st.model.apply(s), Applied::Advanced { .. });
+            if advanced && !s.deleted {
+                live.push(s);
             }
         }
         // Trending from the checkpoint counts each review's latest state once,
@@ -791,10 +791,11 @@ impl Recommender {
             why,
             "batch abandoned, offsets not stored"
         );
-        if !keys.is_empty() {
-            if let Err(e) = self.cache.release_many(&keys).await {
-                tracing::warn!(error = %e, "releasing the abandoned claims");
-            }
+        if keys.is_empty() {
+            return;
+        }
+        if let Err(e) = self.cache.release_many(&keys).await {
+            tracing::warn!(error = %e, "releasing the abandoned claims");
         }
     }
 
@@ -861,10 +862,9 @@ fn decode_one(m: &OwnedMessage) -> Result<EnrichedReview, String> {
     let payload = m.payload().ok_or("empty payload")?;
     let ev =
         EnrichedReview::decode(payload).map_err(|e| format!("undecodable EnrichedReview: {e}"))?;
-    if let Some(r) = ev.rating {
-        if !r.is_finite() || !(0.0..=5.0).contains(&r) {
-            return Err(format!("invalid rating {r} of review {}", ev.review_id));
-        }
+    let out_of_range = |r: &f32| !r.is_finite() || !(0.0..=5.0).contains(r);
+    if let Some(r) = ev.rating.filter(out_of_range) {
+        return Err(format!("invalid rating {r} of review {}", ev.review_id));
     }
     if ev.version < 1 {
         return Err(format!(

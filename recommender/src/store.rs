@@ -146,14 +146,32 @@ pub fn schema(config: &CqlConfig) -> Vec<String> {
     ]
 }
 
+/// Client-side timeout of one schema statement.
+const DDL_TIMEOUT: Duration = Duration::from_secs(60);
+/// Retries of a failed schema statement.
+const DDL_ATTEMPTS: u32 = 3;
+
 /// Creates the keyspace and every table if missing.
 pub async fn migrate(session: &Session, config: &CqlConfig) -> Result<(), StoreError> {
     check_keyspace_name(&config.keyspace)?;
     for cql in schema(config) {
-        session
-            .query_unpaged(cql.as_str(), &[])
-            .await
-            .map_err(|e| StoreError::Database(format!("{cql}: {e}")))?;
+        // Schema changes wait for every node's agreement and queue behind
+        // other clients' DDL: give them far longer than a data request, and
+        // retry (each statement is `IF NOT EXISTS`).
+        let mut statement = scylla::statement::unprepared::Statement::new(cql.as_str());
+        statement.set_request_timeout(Some(DDL_TIMEOUT));
+        let mut attempt = 0;
+        loop {
+            match session.query_unpaged(statement.clone(), &[]).await {
+                Ok(_) => break,
+                Err(e) if attempt < DDL_ATTEMPTS => {
+                    attempt += 1;
+                    tracing::warn!(error = %e, attempt, cql, "schema change failed: retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(e) => return Err(StoreError::Database(format!("{cql}: {e}"))),
+            }
+        }
     }
     session
         .await_schema_agreement()

@@ -60,6 +60,18 @@ pub const REFRESH_PENDING: &str = "recommender_refresh_pending";
 /// Offsets that could not be stored.
 pub const OFFSET_STORE_FAILURES_TOTAL: &str = "recommender_offset_store_failures_total";
 
+/// Registers the counters at 0, so `/metrics` lists every outcome from the
+/// start (a rate over a series that appears late misses its first events).
+pub fn register() {
+    for outcome in ["applied", "stale", "duplicate", "dlq"] {
+        metrics::counter!(EVENTS_TOTAL, "outcome" => outcome).increment(0);
+    }
+    metrics::counter!(LATE_EVENTS_TOTAL).increment(0);
+    metrics::counter!(CACHE_DEGRADED_TOTAL).increment(0);
+    metrics::counter!(HELD_ELSEWHERE_TOTAL).increment(0);
+    metrics::counter!(OFFSET_STORE_FAILURES_TOTAL).increment(0);
+}
+
 /// Counts of one recommender instance (shared with its handle).
 #[derive(Debug, Default)]
 pub struct Stats {

@@ -63,10 +63,8 @@ async fn sigkill_mid_stream_then_restart_ends_equal_to_batch() -> anyhow::Result
     let deadline = Instant::now() + POLL_DEADLINE;
     // Kill once part of the stream is checkpointed.
     loop {
-        if let Ok(n) = world.checkpointed().await {
-            if n >= 20 {
-                break;
-            }
+        if world.checkpointed().await.is_ok_and(|n| n >= 20) {
+            break;
         }
         if Instant::now() > deadline {
             bail!("the first recommender checkpointed nothing within {POLL_DEADLINE:?}");
