@@ -118,6 +118,11 @@ struct PipelineArgs {
     /// Seed of the world and the workload.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Keep stepping past a p99 above the limit; stop only when less than
+    /// 90 % of the offered rate is accepted or the consumers cannot catch up
+    /// (finds the throughput ceiling whatever the latency).
+    #[arg(long)]
+    until_saturated: bool,
     /// Keep the run's topics, keyspaces and schemas afterwards (logs always stay).
     #[arg(long)]
     keep: bool,
@@ -141,6 +146,37 @@ struct StepReport {
     cpu: CpuUse,
     peak_kib: BTreeMap<String, u64>,
     note: String,
+    /// Batch sizes and times of each consumer, Cassandra write times.
+    stages: String,
+}
+
+/// Count and mean of a histogram over an interval (`_count`, `_sum` differences).
+fn mean_of(
+    before: &cinerec_tests::pipeline::Metrics,
+    after: &cinerec_tests::pipeline::Metrics,
+    name: &str,
+) -> Option<(u64, f64)> {
+    let count =
+        after.sum(&format!("{name}_count"), &[]) - before.sum(&format!("{name}_count"), &[]);
+    let sum = after.sum(&format!("{name}_sum"), &[]) - before.sum(&format!("{name}_sum"), &[]);
+    (count > 0.0).then(|| (count as u64, sum / count))
+}
+
+/// "N of mean E events, mean S ms" for a consumer's `<prefix>_batch_*` histograms.
+fn batches(
+    before: &cinerec_tests::pipeline::Metrics,
+    after: &cinerec_tests::pipeline::Metrics,
+    prefix: &str,
+) -> String {
+    match (
+        mean_of(before, after, &format!("{prefix}_batch_events")),
+        mean_of(before, after, &format!("{prefix}_batch_seconds")),
+    ) {
+        (Some((n, events)), Some((_, secs))) => {
+            format!("{n} of mean {events:.0} events, {:.1} ms", secs * 1e3)
+        }
+        _ => "-".to_owned(),
+    }
 }
 
 impl StepReport {
@@ -150,10 +186,12 @@ impl StepReport {
     fn p99(&self) -> Option<f64> {
         self.latency.quantile(0.99)
     }
+    /// Accepted ≥ 90 % of the offered rate and the consumers caught up.
+    fn keeps_up(&self) -> bool {
+        self.drained && self.accepted_rate() >= MIN_ACCEPTED_SHARE * self.offered_rate as f64
+    }
     fn passes(&self, limit_secs: f64) -> bool {
-        self.drained
-            && self.accepted_rate() >= MIN_ACCEPTED_SHARE * self.offered_rate as f64
-            && self.p99().is_some_and(|p| p <= limit_secs)
+        self.keeps_up() && self.p99().is_some_and(|p| p <= limit_secs)
     }
     /// The process using the most CPU, and how much.
     fn busiest(&self) -> Option<(&str, f64)> {
@@ -386,9 +424,13 @@ async fn run_steps(
     for (step, &rate) in rates.iter().enumerate() {
         let report = run_step(p, args, kafka.as_ref(), step + 1, rate, args.step_secs).await?;
         print_step(step + 1, &report, args.source);
-        let passed = report.passes(limit);
+        let go_on = if args.until_saturated {
+            report.keeps_up()
+        } else {
+            report.passes(limit)
+        };
         reports.push(report);
-        if !passed {
+        if !go_on {
             break;
         }
     }
@@ -418,7 +460,12 @@ async fn run_step(
                 let t = Instant::now();
                 let plan = k.precreate(&ops).await?;
                 println!(
-                    "step {step}: pre-created {} reviews in {:.1}s",
+                    "{}: pre-created {} reviews in {:.1}s",
+                    if step == 0 {
+                        "warm-up".to_owned()
+                    } else {
+                        format!("step {step}")
+                    },
                     plan.len(),
                     t.elapsed().as_secs_f64()
                 );
@@ -428,6 +475,7 @@ async fn run_step(
         };
         let watch = watched(p);
         let rec_before = p.scrape(Service::Recommender).await?;
+        let enr_before = p.scrape(Service::Enricher).await?;
         let hist_before = Buckets::scrape(&rec_before, LATENCY);
         let handled_before = rec_before.sum(RECOMMENDER_EVENTS, &[]);
         let cpu_before = CpuSnapshot::take(&watch);
@@ -496,8 +544,23 @@ async fn run_step(
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         };
-        let latency =
-            Buckets::scrape(&p.scrape(Service::Recommender).await?, LATENCY).since(&hist_before);
+        let rec_after = p.scrape(Service::Recommender).await?;
+        let enr_after = p.scrape(Service::Enricher).await?;
+        let latency = Buckets::scrape(&rec_after, LATENCY).since(&hist_before);
+        let stages = format!(
+            "enricher batches: {}; recommender batches: {}; recommender Cassandra writes: {}",
+            batches(&enr_before, &enr_after, "cinerec_enricher"),
+            batches(&rec_before, &rec_after, "recommender"),
+            mean_of(
+                &rec_before,
+                &rec_after,
+                "recommender_cassandra_write_seconds"
+            )
+            .map_or("-".to_owned(), |(n, mean)| format!(
+                "{n} of mean {:.1} ms",
+                mean * 1e3
+            )),
+        );
         let peak_kib = watch
             .iter()
             .filter_map(|w| procs::peak_rss_kib(w.pid).map(|k| (w.label.clone(), k)))
@@ -516,6 +579,7 @@ async fn run_step(
             cpu,
             peak_kib,
             note,
+            stages,
         };
         Ok(report)
     }
@@ -546,9 +610,13 @@ fn print_step(n: usize, r: &StepReport, source: Source) {
         r.recommender_lag,
         if r.drained { "yes" } else { "NO" },
         r.drain_secs,
-        r.cpu
-            .box_busy
-            .map_or("-".to_owned(), |b| format!("{b:.2}/{} cores", r.cpu.cores)),
+        match (r.cpu.box_busy, r.cpu.others()) {
+            (Some(b), Some(o)) => format!(
+                "{b:.2}/{} cores, of which {o:.2} by processes outside the run",
+                r.cpu.cores
+            ),
+            _ => "-".to_owned(),
+        },
         r.note,
     );
     let cpu: Vec<String> = r
@@ -564,6 +632,7 @@ fn print_step(n: usize, r: &StepReport, source: Source) {
         .map(|(l, k)| format!("{l} {}", k / 1024))
         .collect();
     println!("  peak RSS (VmHWM, MiB): {}", mem.join(", "));
+    println!("  {}", r.stages);
 }
 
 fn print_table(reports: &[StepReport], source: Source) {
@@ -652,7 +721,7 @@ fn print_verdict(reports: &[StepReport], args: &PipelineArgs, release: bool) {
                 reasons.push("consumers did not catch up".to_owned());
             }
             format!(
-                "stopped at {}/s offered: {}",
+                "last step, {}/s offered, failed: {}",
                 r.offered_rate,
                 reasons.join(", ")
             )
@@ -673,6 +742,9 @@ fn print_verdict(reports: &[StepReport], args: &PipelineArgs, release: bool) {
             let busiest = r.busiest().map_or("-".to_owned(), |(l, c)| {
                 format!("{l} at {:.0}% of a core", c * 100.0)
             });
+            let others = r.cpu.others().map_or(String::new(), |o| {
+                format!(", {o:.2} cores of it by processes outside the run")
+            });
             let box_busy = r.cpu.box_busy.map_or("-".to_owned(), |b| {
                 format!(
                     "box {:.0}% busy ({:.2} of {} cores)",
@@ -681,9 +753,15 @@ fn print_verdict(reports: &[StepReport], args: &PipelineArgs, release: bool) {
                     r.cpu.cores
                 )
             });
-            format!("busiest process {busiest}, {box_busy}{lag}")
+            format!("busiest process {busiest}, {box_busy}{others}{lag}")
         })
         .unwrap_or_default();
+    let ceiling = reports
+        .iter()
+        .filter(|r| r.keeps_up())
+        .map(|r| r.accepted_rate())
+        .fold(0.0_f64, f64::max);
+    let why = format!("{why}; highest rate kept up with (any latency): {ceiling:.0}/s");
     println!(
         "verdict ({}{:?} source): highest sustained rate with p99 ≤ {} ms: {} vs the {:.0}/s target; {why}; bottleneck: {bottleneck}",
         if release {

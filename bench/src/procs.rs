@@ -155,6 +155,15 @@ impl CpuSnapshot {
     }
 }
 
+impl CpuUse {
+    /// Cores busy with processes not watched (other work on the box: builds,
+    /// other tests), when the box's busy time is known.
+    pub fn others(&self) -> Option<f64> {
+        self.box_busy
+            .map(|b| (b - self.per_process.values().sum::<f64>()).max(0.0))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
