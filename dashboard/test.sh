@@ -5,6 +5,9 @@
 #   dashboard/test.sh               install (cached), import the bundle, real rollups, every chart's data
 #   dashboard/test.sh --screenshot  the same, then docs/superset.png with Debian's headless Chromium
 #   dashboard/test.sh --serve       the same, then leave Superset running for a person (Ctrl-C stops it)
+#   dashboard/test.sh --pipeline    the test over the pipeline's own schema `dashboard`, as a
+#                                   run of the real pipeline left it (`dev/run --once` before it:
+#                                   CI does so); no demo input
 #   dashboard/test.sh --live        no test: Superset over the pipeline's own schema `dashboard`
 #                                   (the rollup sink running on its defaults), until Ctrl-C
 #
@@ -30,8 +33,9 @@ case "${1:-}" in
   --screenshot) MODE=screenshot ;;
   --serve) MODE=serve ;;
   --live) MODE=live ;;
+  --pipeline) MODE=pipeline ;;
   -h|--help) sed -n '2,/^set /{/^#/p}' "$0"; exit 0 ;;
-  *) echo "usage: $0 [--screenshot|--serve|--live]" >&2; exit 2 ;;
+  *) echo "usage: $0 [--screenshot|--serve|--pipeline|--live]" >&2; exit 2 ;;
 esac
 
 # Pins: Superset 6.1.0's wheel does not declare psycopg2 (PostgreSQL), rich and
@@ -51,7 +55,7 @@ DB_URL=${DB_URL/#postgres:\/\//postgresql://}
 NAME=dash_$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')
 # The schema the datasets read: this run's own, or the pipeline's in --live.
 SCHEMA=$NAME
-[[ $MODE == live ]] && SCHEMA=dashboard
+[[ $MODE == live || $MODE == pipeline ]] && SCHEMA=dashboard
 WORK=$(mktemp -d)
 T0=$(date +%s)
 TIMINGS=()
@@ -126,7 +130,22 @@ write_config "$SUPERSET_HOME/$NAME.db"
 # Roles and permissions (and PUBLIC_ROLE_LIKE) are synced per run.
 "$SUPERSET" init >"$WORK/init.log" 2>&1 || { tail -20 "$WORK/init.log"; exit 1; }
 
-if [[ $MODE != live ]]; then
+if [[ $MODE == pipeline ]]; then
+step "what the pipeline rolled up"
+# Every chart needs rows: events, a snapshot of trending and of the
+# recommendations (rollup takes one when it stops), and redeliveries skipped
+# (dev/run replays the tail of reviews.enriched after its load).
+state=$(psql "$DB_URL" -qtAc "SELECT (SELECT COALESCE(SUM(events),0) FROM dashboard.review_throughput_minute)
+  || ' ' || (SELECT COUNT(*) FROM dashboard.trending_snapshots)
+  || ' ' || (SELECT COUNT(*) FROM dashboard.most_recommended_movies)
+  || ' ' || (SELECT COALESCE(SUM(skips),0) FROM dashboard.dedup_skips_minute)" 2>&1) \
+  || { echo "no rollups in schema dashboard ($state): run dev/run --once first" >&2; exit 1; }
+echo "events, trending rows, recommended movies, dedup skips: $state"
+[[ "$state" =~ ^[1-9][0-9]*\ [1-9][0-9]*\ [1-9][0-9]*\ [1-9][0-9]*$ ]] \
+  || { echo "the pipeline's rollups lack rows for some chart: $state (dev/run --once, with --replay > 0)" >&2; exit 1; }
+fi
+
+if [[ $MODE != live && $MODE != pipeline ]]; then
 step "build rollup"
 nice cargo build -q -p rollup --bins
 

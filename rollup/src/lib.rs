@@ -193,15 +193,20 @@ async fn snapshot_loop(config: Config, store: Store, stats: Arc<Stats>, shutdown
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut session = None;
     loop {
-        tokio::select! {
-            () = shutdown.wait() => return,
-            _ = tick.tick() => {}
-        }
+        // One last snapshot on the way out, so what the recommender wrote
+        // since the previous tick is on the dashboard after a stop.
+        let stopping = tokio::select! {
+            () = shutdown.wait() => true,
+            _ = tick.tick() => false,
+        };
         if session.is_none() {
             match snapshot::connect(&config.cql_nodes).await {
                 Ok(s) => session = Some(s),
                 Err(e) => {
                     telemetry::snapshot_failed(&stats, &e);
+                    if stopping {
+                        return;
+                    }
                     continue;
                 }
             }
@@ -229,6 +234,9 @@ async fn snapshot_loop(config: Config, store: Store, stats: Arc<Stats>, shutdown
                 snap.malformed,
             ),
             Err(e) => telemetry::snapshot_failed(&stats, &e),
+        }
+        if stopping {
+            return;
         }
     }
 }
