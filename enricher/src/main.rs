@@ -23,7 +23,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     telemetry::init("enricher", &args.common.log, args.common.log_format)?;
     let shutdown = shutdown::on_signals()?;
-    let probe = enricher::kafka::BrokerProbe::new(&args.config)?;
+    let probe = enricher::kafka::broker_probe(&args.config)?;
     let enricher = Enricher::new(args.config).await?;
     // Ready while the broker answers for the source topic. The cache is no
     // readiness condition: its outage degrades to "process anyway".

@@ -168,11 +168,6 @@ pub fn offset_store_failed(partition: i32, offset: i64, error: &dyn std::fmt::Di
     metrics::counter!(OFFSET_STORE_FAILURES_TOTAL).increment(1);
 }
 
-/// librdkafka's statistics report: the source topic's lag per partition.
-pub fn consumer_lag(topic: &str, statistics: &rdkafka::statistics::Statistics) {
-    cinerec_service_kit::consumer_lag::record_consumer_lag(CONSUMER_LAG, topic, statistics);
-}
-
 /// Kafka answered one produce of an enriched record after `took`.
 pub fn produce_answered(took: Duration, acknowledged: bool) {
     let outcome = if acknowledged { "ok" } else { "error" };

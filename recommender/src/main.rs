@@ -66,7 +66,7 @@ async fn main() -> anyhow::Result<ExitCode> {
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     telemetry::init("recommender", &args.common.log, args.common.log_format)?;
     let shutdown = shutdown::on_signals()?;
-    let probe = recommender::kafka::BrokerProbe::new(&args.config)?;
+    let probe = recommender::kafka::broker_probe(&args.config)?;
     let recommender = Recommender::new(args.config).await?;
     let handle = recommender.handle();
     let store = recommender.store().clone();

@@ -274,11 +274,6 @@ pub fn refreshed(stats: &Stats, users: usize, movies: usize, left: (usize, usize
     }
 }
 
-/// Consumer lag of one partition (from librdkafka statistics).
-pub fn consumer_lag(partition: i32, lag: i64) {
-    metrics::gauge!(CONSUMER_LAG, "partition" => partition.to_string()).set(lag as f64);
-}
-
 /// An offset could not be stored (its partition moved away meanwhile).
 pub fn offset_store_failed(partition: i32, offset: i64, error: &dyn std::fmt::Display) {
     tracing::info!(partition, offset, %error, "offset not stored");

@@ -14,7 +14,7 @@
 
 pub mod aggregate;
 pub mod config;
-mod kafka;
+pub mod kafka;
 pub mod snapshot;
 pub mod store;
 pub mod telemetry;

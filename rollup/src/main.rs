@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use cinerec_service_kit::{AdminServer, CommonArgs, Readiness, shutdown, telemetry};
 use clap::{Parser, Subcommand};
 use rollup::config::DEFAULT_ADMIN_ADDR;
-use rollup::{BrokerProbe, Config, Rollup};
+use rollup::{Config, Rollup};
 
 /// Dashboard rollups: reviews.enriched + the recommender's tables → PostgreSQL/CockroachDB for Superset.
 #[derive(Debug, Parser)]
@@ -40,7 +40,7 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let shutdown = shutdown::on_signals()?;
-    let probe = BrokerProbe::new(&args.config)?;
+    let probe = rollup::kafka::broker_probe(&args.config)?;
     let pool = rollup.store().pool().clone();
     // Ready while the broker lists the topic and the database answers: the
     // two the consumer needs. Cassandra is not a condition: without it only

@@ -20,6 +20,8 @@ pub const SNAPSHOTS_TOTAL: &str = "cinerec_rollup_snapshots_total";
 pub const LAST_SNAPSHOT_SECONDS: &str = "cinerec_rollup_last_snapshot_timestamp_seconds";
 /// Offsets that could not be stored (partition revoked meanwhile).
 pub const OFFSET_STORE_FAILURES_TOTAL: &str = "cinerec_rollup_offset_store_failures_total";
+/// Gauge: records behind the end of `reviews.enriched`, per partition.
+pub const CONSUMER_LAG: &str = "cinerec_rollup_consumer_lag";
 
 /// Counts of one sink instance.
 #[derive(Debug, Default)]

@@ -16,6 +16,8 @@ pub mod consumer_lag;
 #[cfg(feature = "postgres")]
 pub mod db;
 pub mod http_metrics;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 #[cfg(feature = "avro-rpc")]
 pub mod metadata;
 pub mod read_through;
