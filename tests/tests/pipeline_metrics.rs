@@ -16,7 +16,7 @@
 
 mod pipeline_common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use cinerec_tests::pipeline::proof::poll;
@@ -533,14 +533,40 @@ async fn run(p: &mut Pipeline) -> anyhow::Result<()> {
         })
     })
     .await?;
-    // Every gauge has had a tick (pool gauges are sampled every 5 s, lag
-    // every second).
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    // Gauges appear at their first tick (pool gauges are sampled every 5 s,
+    // lag every second): scrape until every expectation holds, or fail with
+    // what still does not after a bound.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let after = scrape_all(p).await?;
+        let (lines, problems) = compare(&before, &after);
+        if problems.is_empty() || Instant::now() >= deadline {
+            for line in lines {
+                eprintln!("{line}");
+            }
+            anyhow::ensure!(
+                problems.is_empty(),
+                "{} of {} expectations failed:\n{}",
+                problems.len(),
+                expected().len(),
+                problems.join("\n")
+            );
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    Ok(())
+}
 
-    let after = scrape_all(p).await?;
-    let mut problems = Vec::new();
+/// Each expectation against the scrapes before and after the run: a report
+/// line per expectation, and the problems.
+fn compare(
+    before: &[(Service, Metrics)],
+    after: &[(Service, Metrics)],
+) -> (Vec<String>, Vec<String>) {
+    let (mut lines, mut problems) = (Vec::new(), Vec::new());
     for x in expected() {
-        let (was, now) = (page(&before, x.service), page(&after, x.service));
+        let (was, now) = (page(before, x.service), page(after, x.service));
         let matching: Vec<_> = now
             .samples()
             .iter()
@@ -555,12 +581,12 @@ async fn run(p: &mut Pipeline) -> anyhow::Result<()> {
             now.sum(x.family, x.labels),
             now.sum(x.family, x.labels) - was.sum(x.family, x.labels),
         );
-        eprintln!(
+        lines.push(format!(
             "{:<12} {:<48} {:<44} {value} (+{delta})",
             x.service.name(),
             x.what,
             x.family
-        );
+        ));
         let problem = match x.check {
             _ if matching.is_empty() => Some("is not exported"),
             Moved if delta <= 0.0 => Some("did not move"),
@@ -576,14 +602,7 @@ async fn run(p: &mut Pipeline) -> anyhow::Result<()> {
             ));
         }
     }
-    anyhow::ensure!(
-        problems.is_empty(),
-        "{} of {} expectations failed:\n{}",
-        problems.len(),
-        expected().len(),
-        problems.join("\n")
-    );
-    Ok(())
+    (lines, problems)
 }
 
 /// Reads one record of `topic` (from the beginning, in a group of its own)
