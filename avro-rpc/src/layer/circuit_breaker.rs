@@ -19,8 +19,18 @@
 //! Clones share one circuit (one per peer: put the breaker around the
 //! client of one endpoint, inside a balancer). Admission is decided in
 //! `poll_ready`, so a call that will be refused holds no readiness (e.g. a
-//! concurrency permit) of the inner service. Time is `tokio::time`, so tests
-//! can pause it.
+//! concurrency permit) of the inner service; a refusal decided earlier is
+//! decided again at the next `poll_ready`, so a cool-down that ended in
+//! between lets the call probe. Time is `tokio::time`, so tests can pause it.
+//!
+//! **Inside a balancer.** When the inner service reports its load
+//! ([`tower::load::Load`], e.g. `tower::load::PendingRequests`), so does the
+//! breaker, as a [`BreakerLoad`]: the inner load while the circuit lets calls
+//! through, and [`BreakerLoad::Refusing`] — above every load — while it is
+//! open or another call is probing. `tower::balance::p2c` compares the loads
+//! of two endpoints and picks the lower, so it sends calls to endpoints whose
+//! circuit is closed, and the probe of one whose cool-down ended, instead of
+//! letting them be refused.
 //!
 //! Where it goes in a stack, and why, is in the crate README ("Layers and
 //! how to stack them").
@@ -75,6 +85,14 @@ struct Shared {
 impl Shared {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn status(&self) -> Status {
+        match *self.lock() {
+            State::Closed { .. } => Status::Closed,
+            State::Open { until } if Instant::now() < until => Status::Open,
+            State::Open { .. } | State::HalfOpen { .. } => Status::HalfOpen,
+        }
     }
 
     /// Decides whether the next call may go, moving open → half-open when
@@ -196,13 +214,41 @@ impl<S> CircuitBreaker<S> {
         }
     }
 
+    /// Whether a call admitted now would be refused: open and cooling down,
+    /// or half-open with another call probing.
+    fn refusing(&self) -> bool {
+        match *self.shared.lock() {
+            State::Closed { .. } | State::HalfOpen { probing: false } => false,
+            State::Open { until } => Instant::now() < until,
+            State::HalfOpen { probing: true } => true,
+        }
+    }
+
     /// The circuit's current state (shared by all clones).
     pub fn status(&self) -> Status {
-        match *self.shared.lock() {
-            State::Closed { .. } => Status::Closed,
-            State::Open { until } if Instant::now() < until => Status::Open,
-            State::Open { .. } | State::HalfOpen { .. } => Status::HalfOpen,
+        self.shared.status()
+    }
+
+    /// A handle that reports this circuit's state after the breaker has gone
+    /// into a stack (a balancer, a buffer) where it can no longer be reached:
+    /// for `/readyz` or a gauge.
+    pub fn monitor(&self) -> Monitor {
+        Monitor {
+            shared: self.shared.clone(),
         }
+    }
+}
+
+/// Reports a circuit's state; see [`CircuitBreaker::monitor`].
+#[derive(Debug, Clone)]
+pub struct Monitor {
+    shared: Arc<Shared>,
+}
+
+impl Monitor {
+    /// The circuit's current state.
+    pub fn status(&self) -> Status {
+        self.shared.status()
     }
 }
 
@@ -241,8 +287,11 @@ where
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let admission = match self.admission {
-            Some(a) => a,
-            None => {
+            // A refusal holds nothing: decide again (the cool-down may have
+            // ended since; a balancer polls a ready service again before it
+            // calls it).
+            Some(a) if a != Admission::Refuse => a,
+            _ => {
                 let a = self.shared.admit();
                 self.admission = Some(a);
                 a
@@ -289,6 +338,31 @@ where
                     done: false,
                 }),
             },
+        }
+    }
+}
+
+/// The load a [`CircuitBreaker`] reports (see the [module docs](self)):
+/// ordered `Available(_)` (by the inner load) below `Refusing`.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+pub enum BreakerLoad<M> {
+    /// Calls go through (closed, or this service holds the probe, or the
+    /// cool-down is over): the inner service's load.
+    Available(M),
+    /// A call would be refused: open and cooling down, or another call is
+    /// probing.
+    Refusing,
+}
+
+impl<S: tower::load::Load> tower::load::Load for CircuitBreaker<S> {
+    type Metric = BreakerLoad<S::Metric>;
+
+    fn load(&self) -> Self::Metric {
+        // The probe's holder must be picked, or the circuit stays half-open.
+        if self.admission == Some(Admission::Probe) || !self.refusing() {
+            BreakerLoad::Available(self.inner.load())
+        } else {
+            BreakerLoad::Refusing
         }
     }
 }

@@ -28,12 +28,38 @@ fn reply(result: Result<crate::export::apache_avro::types::Value, RemoteError>) 
     }
 }
 
-/// The mock's boxed errors mapped back to ours, as a client's would be.
-type Breaker = CircuitBreaker<tower::util::MapErr<mock::Mock<Call, Reply>, fn(BoxError) -> Error>>;
+/// The mock's boxed errors mapped back to ours, as a client's would be,
+/// reporting a constant load of 7 (for the balancer tests).
+type Breaker =
+    CircuitBreaker<Loaded<tower::util::MapErr<mock::Mock<Call, Reply>, fn(BoxError) -> Error>>>;
+
+/// A service reporting a constant load of 7 (`tower::load::Constant` is not
+/// `Clone`).
+#[derive(Clone)]
+struct Loaded<S>(S);
+
+impl<S: Service<Call>> Service<Call> for Loaded<S> {
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.0.poll_ready(cx)
+    }
+    fn call(&mut self, req: Call) -> S::Future {
+        self.0.call(req)
+    }
+}
+
+impl<S> tower::load::Load for Loaded<S> {
+    type Metric = u32;
+    fn load(&self) -> u32 {
+        7
+    }
+}
 
 fn breaker(threshold: u32) -> (Breaker, mock::Handle<Call, Reply>) {
     let (mock, handle) = mock::pair::<Call, Reply>();
-    let inner = mock.map_err(from_box as fn(BoxError) -> Error);
+    let inner = Loaded(mock.map_err(from_box as fn(BoxError) -> Error));
     (
         CircuitBreakerLayer::new(threshold, COOL_DOWN).layer(inner),
         handle,
@@ -213,5 +239,66 @@ async fn dropped_probe_lets_the_next_call_probe() {
     )
     .await
     .expect("a new probe goes through");
+    assert_eq!(svc.status(), Status::Closed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn reports_refusing_as_its_load_while_open_or_probed_by_another() {
+    use tower::load::Load;
+    let (mut svc, mut handle) = breaker(1);
+    assert_eq!(svc.load(), BreakerLoad::Available(7));
+    exchange(&mut svc, &mut handle, Err(transport()))
+        .await
+        .unwrap_err();
+    assert_eq!(svc.load(), BreakerLoad::Refusing, "open");
+    assert!(BreakerLoad::Available(u32::MAX) < BreakerLoad::Refusing);
+
+    // Cool-down over: a call would probe, so the endpoint is worth picking.
+    tokio::time::advance(COOL_DOWN).await;
+    assert_eq!(svc.load(), BreakerLoad::Available(7));
+    // This one holds the probe (made ready); it must stay pickable, and a
+    // clone must not be picked meanwhile.
+    handle.allow(1);
+    svc.ready().await.unwrap();
+    let mut other = svc.clone();
+    assert_eq!(svc.load(), BreakerLoad::Available(7), "the probe's holder");
+    assert_eq!(other.load(), BreakerLoad::Refusing, "another is probing");
+    let probe = svc.call(call());
+    let (_, respond) = handle
+        .next_request()
+        .now_or_never()
+        .flatten()
+        .expect("the probe was sent");
+    respond.send_response(reply(Ok(crate::export::apache_avro::types::Value::Null)));
+    probe.await.expect("probe answered");
+    assert_eq!(other.load(), BreakerLoad::Available(7), "closed again");
+    exchange(
+        &mut other,
+        &mut handle,
+        Ok(reply(Ok(crate::export::apache_avro::types::Value::Null))),
+    )
+    .await
+    .expect("calls flow");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refusal_made_ready_before_the_cool_down_ended_probes_after_it() {
+    let (mut svc, mut handle) = breaker(1);
+    exchange(&mut svc, &mut handle, Err(transport()))
+        .await
+        .unwrap_err();
+    // Ready to refuse (as a balancer's ready set holds it)...
+    svc.ready().await.unwrap();
+    tokio::time::advance(COOL_DOWN).await;
+    // ...polled again before the call (as a balancer does): it probes.
+    handle.allow(1);
+    let probe = svc.ready().await.unwrap().call(call());
+    let (_, respond) = handle
+        .next_request()
+        .now_or_never()
+        .flatten()
+        .expect("the call went out as the probe");
+    respond.send_response(reply(Ok(crate::export::apache_avro::types::Value::Null)));
+    probe.await.expect("probe answered");
     assert_eq!(svc.status(), Status::Closed);
 }
