@@ -80,6 +80,7 @@
 //! instead of panicking.
 #![forbid(unsafe_code)]
 
+mod batch;
 mod cache;
 mod config;
 mod conn;
@@ -90,6 +91,7 @@ mod proto;
 mod stats;
 mod store;
 
+pub use crate::batch::{BatchEvents, BatchWait, DegradedBy, Settled};
 pub use crate::cache::{Cache, Claim, DONE_MARKER, IN_FLIGHT_MARKER, Written};
 pub use crate::config::{
     Backend, CacheConfig, DEFAULT_MAX_VALUE_SIZE, DEFAULT_OP_TIMEOUT, DEFAULT_QUEUE_DEPTH,

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use cinerec_cache::{Cache, CacheConfig, Claim};
+use cinerec_cache::{BatchWait, Cache, CacheConfig, Settled};
 use cinerec_events::{EnrichedReview, ReviewChanged, Tier};
 use cinerec_service_kit::{Shutdown, trace_context};
 use futures::future::join_all;
@@ -247,7 +247,7 @@ impl Enricher {
         let work = async {
             let mut fates = self.decode(&batch);
             if self.claim(&mut fates, shutdown).await == Claiming::Abandoned {
-                self.abandon(&fates).await;
+                self.abandon(&fates);
                 return Ok(());
             }
             self.materialize(&mut fates).await;
@@ -284,91 +284,56 @@ impl Enricher {
             .collect()
     }
 
-    /// Claims every fresh event: done before → duplicate; held by another
-    /// consumer → wait for it (its claim expires by the in-flight TTL);
-    /// cache unreachable → process anyway, counted.
+    /// Claims every fresh event ([`Cache::claim_batch`]): done before →
+    /// duplicate; held by another consumer → wait for it (its claim expires by
+    /// the in-flight TTL; after twice that it is taken over); cache
+    /// unreachable → process anyway, counted.
     async fn claim(&self, fates: &mut [Fate], shutdown: &Shutdown) -> Claiming {
         let ttl = self.config.in_flight_ttl();
-        let give_up = Instant::now() + ttl * IN_FLIGHT_WAIT_FACTOR;
-        let mut wait = Duration::from_millis(50);
-        loop {
-            let pending: Vec<usize> = (0..fates.len())
-                .filter(|&i| matches!(fates[i], Fate::Fresh(_)))
-                .collect();
-            if pending.is_empty() {
-                return Claiming::Done;
-            }
-            let keys: Vec<String> = pending
-                .iter()
-                .filter_map(|&i| match &fates[i] {
-                    Fate::Fresh(ev) => Some(ev.event_id.to_string()),
-                    _ => None,
-                })
-                .collect();
-            let claims = match self.cache.claim_many(&keys, ttl).await {
-                Ok(c) if c.len() == keys.len() => c,
-                Ok(_) | Err(_) => {
-                    // Only invalid keys error, and UUIDs are valid keys; treat it
-                    // like an outage rather than stall.
-                    telemetry::cache_degraded(&self.stats, keys.len(), "claim failed");
-                    vec![Claim::Claimed { degraded: true }; keys.len()]
-                }
-            };
-            let mut degraded = 0;
-            let mut held = 0;
-            for (&i, claim) in pending.iter().zip(claims) {
-                let Fate::Fresh(ev) = fates[i] else { continue };
-                match claim {
-                    Claim::Claimed { degraded: d } => {
-                        degraded += usize::from(d);
-                        fates[i] = Fate::Claimed(ev);
-                    }
-                    Claim::AlreadyDone => fates[i] = Fate::Duplicate,
-                    Claim::InFlight if Instant::now() >= give_up => {
-                        degraded += 1;
-                        fates[i] = Fate::Claimed(ev);
-                    }
-                    Claim::InFlight => held += 1,
-                }
-            }
-            if degraded > 0 {
-                telemetry::cache_degraded(
-                    &self.stats,
-                    degraded,
-                    "claim not recorded on every zone",
-                );
-            }
-            if held == 0 {
-                return Claiming::Done;
-            }
-            telemetry::held_elsewhere(&self.stats, held);
-            tokio::select! {
-                _ = shutdown.wait() => return Claiming::Abandoned,
-                _ = tokio::time::sleep(wait) => {}
-            }
-            wait = (wait * 2).min(Duration::from_secs(1));
-        }
-    }
-
-    /// Gives back the claims this batch took; stores no offset.
-    async fn abandon(&self, fates: &[Fate]) {
-        let keys: Vec<String> = fates
+        let fresh: Vec<(usize, String)> = fates
             .iter()
-            .filter_map(|f| match f {
-                Fate::Claimed(ev) => Some(ev.event_id.to_string()),
+            .enumerate()
+            .filter_map(|(i, f)| match f {
+                Fate::Fresh(ev) => Some((i, ev.event_id.to_string())),
                 _ => None,
             })
             .collect();
+        let keys: Vec<&str> = fresh.iter().map(|(_, k)| k.as_str()).collect();
+        let wait = BatchWait::up_to(ttl * IN_FLIGHT_WAIT_FACTOR);
+        let events = telemetry::ClaimEvents(&self.stats);
+        let settled = match self
+            .cache
+            .claim_batch(&keys, ttl, wait, shutdown.wait(), &events)
+            .await
+        {
+            Ok(Some(settled)) => settled,
+            Ok(None) => return Claiming::Abandoned,
+            Err(e) => {
+                // Only a repeated key errors, and decode() keeps one record per
+                // event id; process anyway rather than stall.
+                telemetry::cache_degraded(&self.stats, keys.len(), &e.to_string());
+                vec![Settled::Claimed { degraded: true }; keys.len()]
+            }
+        };
+        for ((i, _), settled) in fresh.iter().zip(settled) {
+            if let Fate::Fresh(ev) = fates[*i] {
+                fates[*i] = match settled {
+                    Settled::Claimed { .. } => Fate::Claimed(ev),
+                    Settled::AlreadyDone => Fate::Duplicate,
+                };
+            }
+        }
+        Claiming::Done
+    }
+
+    /// Shutdown while the batch waited for foreign claims: `claim_batch` has
+    /// given back the claims it took; no offset is stored, so the next run
+    /// redoes the batch.
+    fn abandon(&self, fates: &[Fate]) {
         tracing::info!(
             events = fates.len(),
-            released = keys.len(),
-            "shutdown while waiting for foreign claims: batch abandoned, offsets not stored"
+            "shutdown while waiting for foreign claims: batch abandoned (its claims released), offsets not stored"
         );
-        if !keys.is_empty()
-            && let Err(e) = self.cache.release_many(&keys).await
-        {
-            tracing::warn!(error = %e, "releasing the abandoned claims");
-        }
     }
 
     /// Delayed materialization: the latest reviews, then movies and users,

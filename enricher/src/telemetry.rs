@@ -147,6 +147,20 @@ pub fn held_elsewhere(stats: &Arc<Stats>, events: usize) {
         .fetch_add(events as u64, Ordering::Relaxed);
 }
 
+/// The batch claim's reports ([`cinerec_cache::Cache::claim_batch`]),
+/// counted as above.
+#[derive(Debug)]
+pub struct ClaimEvents<'a>(pub &'a Arc<Stats>);
+
+impl cinerec_cache::BatchEvents for ClaimEvents<'_> {
+    fn degraded(&self, keys: usize, why: cinerec_cache::DegradedBy) {
+        cache_degraded(self.0, keys, why.as_str());
+    }
+    fn held_elsewhere(&self, keys: usize) {
+        held_elsewhere(self.0, keys);
+    }
+}
+
 /// An attempt failed and will be retried after a backoff.
 pub fn retrying(what: &str, failures: u32, error: &str) {
     tracing::warn!(what, failures, error, "retrying");

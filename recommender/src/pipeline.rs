@@ -63,7 +63,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use cinerec_cache::{Cache, CacheConfig, Claim};
+use cinerec_cache::{BatchWait, Cache, CacheConfig, Settled};
 use cinerec_events::EnrichedReview;
 use cinerec_service_kit::{Shutdown, trace_context};
 use rdkafka::Message as _;
@@ -502,8 +502,12 @@ impl Recommender {
         let mut fates = decode_batch(batch);
         self.bury(batch, &mut fates).await?;
         if self.claim(&mut fates, shutdown).await == Finished::Abandoned {
-            self.abandon(&fates, "shutdown while waiting for claims held elsewhere")
-                .await;
+            // claim_batch has given back the claims it took (none left here).
+            self.abandon(
+                &fates,
+                "shutdown while waiting for claims held elsewhere (own claims released)",
+            )
+            .await;
             return Ok(Finished::Abandoned);
         }
         let (effects, checkpoint, ts, outcomes) = self.apply(&mut fates);
@@ -557,76 +561,46 @@ impl Recommender {
             .await
     }
 
-    /// Claims every fresh event: done before → duplicate; held elsewhere →
-    /// wait (up to twice the in-flight TTL, then proceed: the model is
-    /// idempotent by version); cache unreachable → proceed, counted.
+    /// Claims every fresh event ([`Cache::claim_batch`]): done before →
+    /// duplicate; held elsewhere → wait (up to twice the in-flight TTL, then
+    /// take it over: the model is idempotent by version); cache unreachable →
+    /// proceed, counted.
     async fn claim(&self, fates: &mut [Fate], shutdown: &Shutdown) -> Finished {
         let ttl = self.config.in_flight_ttl();
-        let give_up = Instant::now() + ttl * IN_FLIGHT_WAIT_FACTOR;
-        let mut wait = Duration::from_millis(50);
-        loop {
-            let pending: Vec<usize> = (0..fates.len())
-                .filter(|&i| matches!(fates[i], Fate::Fresh(_)))
-                .collect();
-            if pending.is_empty() {
-                return Finished::Done;
+        let fresh: Vec<(usize, String)> = fates
+            .iter()
+            .enumerate()
+            .filter_map(|(i, f)| match f {
+                Fate::Fresh(ev) => Some((i, ev.event_id.to_string())),
+                _ => None,
+            })
+            .collect();
+        let keys: Vec<&str> = fresh.iter().map(|(_, k)| k.as_str()).collect();
+        let wait = BatchWait::up_to(ttl * IN_FLIGHT_WAIT_FACTOR);
+        let events = telemetry::ClaimEvents(&self.stats);
+        let settled = match self
+            .cache
+            .claim_batch(&keys, ttl, wait, shutdown.wait(), &events)
+            .await
+        {
+            Ok(Some(settled)) => settled,
+            Ok(None) => return Finished::Abandoned,
+            Err(e) => {
+                // Only a repeated key errors, and decode_batch keeps one record
+                // per event id; proceed rather than stall.
+                telemetry::cache_degraded(&self.stats, keys.len(), &e.to_string());
+                vec![Settled::Claimed { degraded: true }; keys.len()]
             }
-            let keys: Vec<String> = pending
-                .iter()
-                .filter_map(|&i| match &fates[i] {
-                    Fate::Fresh(ev) => Some(ev.event_id.to_string()),
-                    _ => None,
-                })
-                .collect();
-            let claims = match self.cache.claim_many(&keys, ttl).await {
-                Ok(c) if c.len() == keys.len() => c,
-                Ok(_) | Err(_) => {
-                    telemetry::cache_degraded(&self.stats, keys.len(), "claim failed");
-                    vec![Claim::Claimed { degraded: true }; keys.len()]
-                }
-            };
-            let (mut degraded, mut held) = (0, 0);
-            for (&i, claim) in pending.iter().zip(claims) {
-                let ev = match std::mem::replace(&mut fates[i], Fate::Duplicate) {
-                    Fate::Fresh(ev) => ev,
-                    other => {
-                        fates[i] = other;
-                        continue;
-                    }
-                };
-                fates[i] = match claim {
-                    Claim::Claimed { degraded: d } => {
-                        degraded += usize::from(d);
-                        Fate::Claimed(ev)
-                    }
-                    Claim::AlreadyDone => Fate::Duplicate,
-                    Claim::InFlight if Instant::now() >= give_up => {
-                        degraded += 1;
-                        Fate::Claimed(ev)
-                    }
-                    Claim::InFlight => {
-                        held += 1;
-                        Fate::Fresh(ev)
-                    }
+        };
+        for ((i, _), settled) in fresh.iter().zip(settled) {
+            if let Fate::Fresh(ev) = std::mem::replace(&mut fates[*i], Fate::Duplicate) {
+                fates[*i] = match settled {
+                    Settled::Claimed { .. } => Fate::Claimed(ev),
+                    Settled::AlreadyDone => Fate::Duplicate,
                 };
             }
-            if degraded > 0 {
-                telemetry::cache_degraded(
-                    &self.stats,
-                    degraded,
-                    "claim not recorded on every zone",
-                );
-            }
-            if held == 0 {
-                return Finished::Done;
-            }
-            telemetry::held_elsewhere(held);
-            tokio::select! {
-                _ = shutdown.wait() => return Finished::Abandoned,
-                _ = tokio::time::sleep(wait) => {}
-            }
-            wait = (wait * 2).min(Duration::from_secs(1));
         }
+        Finished::Done
     }
 
     /// Applies the claimed events in batch order under the lock and computes

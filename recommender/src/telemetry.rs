@@ -214,6 +214,20 @@ pub fn held_elsewhere(events: usize) {
     metrics::counter!(HELD_ELSEWHERE_TOTAL).increment(events as u64);
 }
 
+/// The batch claim's reports ([`cinerec_cache::Cache::claim_batch`]),
+/// counted as above.
+#[derive(Debug)]
+pub struct ClaimEvents<'a>(pub &'a Stats);
+
+impl cinerec_cache::BatchEvents for ClaimEvents<'_> {
+    fn degraded(&self, keys: usize, why: cinerec_cache::DegradedBy) {
+        cache_degraded(self.0, keys, why.as_str());
+    }
+    fn held_elsewhere(&self, keys: usize) {
+        held_elsewhere(keys);
+    }
+}
+
 /// A batch finished: offsets stored.
 pub fn batch_done(stats: &Stats, events: usize, took: Duration) {
     tracing::debug!(events, took_ms = took.as_millis() as u64, "batch done");
