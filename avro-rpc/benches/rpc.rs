@@ -2,7 +2,8 @@
 //! generated typed client and server, over the socket transport and over
 //! HTTP, on loopback TCP, at 1, 16 and 256 calls in flight.
 //!
-//! `cargo bench -p avro-rpc --bench rpc` (add `-- --quick` for a short run).
+//! `cargo bench -p avro-rpc --bench rpc` (add `-- --quick` for a short run,
+//! `-- --only socket` for one transport's rows).
 //! Prints one line per transport × concurrency: calls/s, p50, p99, and the
 //! process's peak RSS at the end. The server runs on its own single-threaded
 //! tokio runtime (one worker thread) and the clients on another, so calls/s
@@ -348,6 +349,14 @@ fn start_servers() -> (
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
+    // `--only socket` (or http, tonic, java-netty): one transport's rows, e.g.
+    // under a profiler.
+    let only: Option<String> = {
+        let args: Vec<String> = std::env::args().collect();
+        args.iter()
+            .position(|a| a == "--only")
+            .and_then(|i| args.get(i + 1).cloned())
+    };
     let (socket_addr, http_addr, grpc_addr) = start_servers();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -379,21 +388,26 @@ fn main() {
         });
 
         // The Java Avro NettyServer, called by the same Rust socket client.
-        let java = match start_java_netty() {
-            Ok(server) => match SocketTransport::connect(server.addr).await {
-                Ok(t) => Some((
-                    server.child.id(),
-                    AnyClient::Avro(GreeterClient::new(t).expect("protocol")),
-                    server,
-                )),
+        let want_java = only.as_deref().is_none_or(|o| o == "java-netty");
+        let java = if !want_java {
+            None
+        } else {
+            match start_java_netty() {
+                Ok(server) => match SocketTransport::connect(server.addr).await {
+                    Ok(t) => Some((
+                        server.child.id(),
+                        AnyClient::Avro(GreeterClient::new(t).expect("protocol")),
+                        server,
+                    )),
+                    Err(e) => {
+                        println!("java-netty: skipped, cannot connect: {e}");
+                        None
+                    }
+                },
                 Err(e) => {
-                    println!("java-netty: skipped, cannot connect: {e}");
+                    println!("java-netty: skipped, {e}");
                     None
                 }
-            },
-            Err(e) => {
-                println!("java-netty: skipped, {e}");
-                None
             }
         };
 
@@ -406,6 +420,7 @@ fn main() {
         if let Some((pid, client, _)) = &java {
             rows.push(("java-netty", client, ServerCpu::Process(*pid)));
         }
+        rows.retain(|(name, _, _)| only.as_deref().is_none_or(|o| o == *name));
         for (name, client, cpu) in rows {
             if let ServerCpu::Process(_) = cpu {
                 // The JIT compiles the hot path only after many calls.

@@ -16,18 +16,34 @@ use crate::wire;
 /// stops reading pushes back on callers instead of growing memory.
 const WRITE_QUEUE: usize = 1024;
 
-/// Writes queued frames, coalescing whatever is ready into one write.
 /// One message to frame and write: (serial, message).
 type Outgoing = (i32, Bytes);
 
+/// Writes queued frames, coalescing whatever is ready into one write.
+///
+/// With `coalesce` (the server), the writer first lets the other tasks that
+/// are ready on its thread run, so replies finished together share one
+/// syscall: in the bench that raised calls per server CPU-second at 16 in
+/// flight by about half (161k → 238k, interleaved A/B runs) and lowered p99.
+/// The client does not: its calls come from callers, and holding the first
+/// one back batched whole windows of calls, so client and server took turns
+/// instead of overlapping (calls/s at 16 in flight fell by ~30%).
 async fn write_loop<W: AsyncWrite + Unpin>(
     mut io: W,
     mut rx: mpsc::Receiver<Outgoing>,
+    coalesce: bool,
 ) -> std::io::Result<()> {
     let mut buf = BytesMut::with_capacity(64 * 1024);
     // Frames are encoded straight into the batch buffer: one copy per message.
     while let Some((serial, message)) = rx.recv().await {
         wire::write_netty_frame(&mut buf, serial, &message);
+        // Woken by the first reply, this task runs next (tokio's LIFO slot),
+        // before the other handlers that are ready on this thread: let them
+        // run first, so their replies share this write (at one call in flight
+        // nothing else is ready and this costs one trip through the scheduler).
+        if coalesce {
+            tokio::task::yield_now().await;
+        }
         while buf.len() < 256 * 1024 {
             match rx.try_recv() {
                 Ok((serial, message)) => wire::write_netty_frame(&mut buf, serial, &message),
@@ -130,7 +146,7 @@ mod client {
             let pending: Pending = Arc::default();
             let closed = Arc::new(AtomicBool::new(false));
             tokio::spawn(async move {
-                if let Err(e) = write_loop(writer, rx).await {
+                if let Err(e) = write_loop(writer, rx, false).await {
                     tracing::debug!(error = %e, "avro-rpc socket writer stopped");
                 }
             });
@@ -342,7 +358,7 @@ mod server {
     {
         let (mut reader, writer) = tokio::io::split(io);
         let (tx, rx) = mpsc::channel(WRITE_QUEUE);
-        let writer = tokio::spawn(write_loop(writer, rx));
+        let writer = tokio::spawn(write_loop(writer, rx, true));
         let limits = *responder.limits();
         let permits = Arc::new(tokio::sync::Semaphore::new(
             limits.max_in_flight_per_connection.max(1),
