@@ -23,12 +23,13 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use cinerec_cache::{BatchWait, Cache, CacheConfig, Settled};
 use cinerec_events::{EnrichedReview, ReviewChanged, Tier};
+use cinerec_service_kit::kafka::dlq::{self, DeadLetters};
 use cinerec_service_kit::{Shutdown, trace_context};
 use futures::future::join_all;
 use rdkafka::Message as _;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
+use rdkafka::message::{OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tracing::Instrument as _;
 
@@ -37,18 +38,12 @@ use crate::kafka::{self, EnricherConsumer};
 use crate::rpc::{self, Clients, Failure};
 use crate::telemetry::{self, Stats};
 
-/// The W3C trace-context header copied from each source record to its output.
-pub const TRACEPARENT: &str = "traceparent";
-/// DLQ header: why the record is there.
-pub const HEADER_ERROR: &str = "cinerec.error";
-/// DLQ header: attempts made before giving up (0: not retryable, e.g. undecodable).
-pub const HEADER_ATTEMPTS: &str = "cinerec.attempts";
-/// DLQ header: the source topic.
-pub const HEADER_TOPIC: &str = "cinerec.source.topic";
-/// DLQ header: the source partition.
-pub const HEADER_PARTITION: &str = "cinerec.source.partition";
-/// DLQ header: the source offset.
-pub const HEADER_OFFSET: &str = "cinerec.source.offset";
+/// The DLQ headers (service-kit's, re-exported for this crate's tests and
+/// readers): why, how many attempts (0: not retryable, e.g. undecodable), and
+/// the source topic, partition and offset.
+pub use cinerec_service_kit::kafka::dlq::{
+    HEADER_ATTEMPTS, HEADER_ERROR, HEADER_OFFSET, HEADER_PARTITION, HEADER_TOPIC,
+};
 
 /// Attempts at writing a DLQ record before the enricher stops (it cannot
 /// skip the record and must not drop it: a restart redelivers it).
@@ -519,82 +514,31 @@ impl Enricher {
     /// Writes every dead record to the DLQ: the original key and payload,
     /// the reason and the source position in headers.
     async fn bury(&self, batch: &[OwnedMessage], fates: &mut [Fate]) -> anyhow::Result<()> {
-        for i in 0..fates.len() {
+        let dlq = DeadLetters {
+            producer: &self.producer,
+            topic: &self.dlq_topic,
+            max_attempts: DLQ_ATTEMPTS,
+        };
+        for (m, fate) in batch.iter().zip(fates.iter_mut()) {
             let Fate::Dead {
                 event,
                 error,
                 attempts,
-            } = &fates[i]
+            } = &*fate
             else {
                 continue;
             };
-            let m = &batch[i];
-            let mut failures = 0;
-            loop {
-                let headers = trace_headers(m)
-                    .insert(Header {
-                        key: HEADER_ERROR,
-                        value: Some(error.as_bytes()),
-                    })
-                    .insert(Header {
-                        key: HEADER_ATTEMPTS,
-                        value: Some(attempts.to_string().as_bytes()),
-                    })
-                    .insert(Header {
-                        key: HEADER_TOPIC,
-                        value: Some(m.topic().as_bytes()),
-                    })
-                    .insert(Header {
-                        key: HEADER_PARTITION,
-                        value: Some(m.partition().to_string().as_bytes()),
-                    })
-                    .insert(Header {
-                        key: HEADER_OFFSET,
-                        value: Some(m.offset().to_string().as_bytes()),
-                    });
-                let mut record: FutureRecord<'_, [u8], [u8]> =
-                    FutureRecord::to(&self.dlq_topic).headers(headers);
-                if let Some(k) = m.key() {
-                    record = record.key(k);
-                }
-                if let Some(p) = m.payload() {
-                    record = record.payload(p);
-                }
-                let outcome = match self.producer.send_result(record) {
-                    Ok(delivery) => match delivery.await {
-                        Ok(Ok(_)) => Ok(()),
-                        Ok(Err((e, _))) => Err(e.to_string()),
-                        Err(_) => Err("producer dropped the delivery".into()),
-                    },
-                    Err((e, _)) => Err(e.to_string()),
-                };
-                match outcome {
-                    Ok(()) => {
-                        telemetry::sent_to_dlq(
-                            &self.stats,
-                            m.partition(),
-                            m.offset(),
-                            error,
-                            *attempts,
-                        );
-                        break;
-                    }
-                    Err(e) => {
-                        failures += 1;
-                        if failures >= DLQ_ATTEMPTS {
-                            anyhow::bail!(
-                                "cannot write to the DLQ {} ({e}); stopping so a restart redelivers partition {} offset {}",
-                                self.dlq_topic,
-                                m.partition(),
-                                m.offset()
-                            );
-                        }
-                        telemetry::retrying("dlq", failures, &e);
-                        tokio::time::sleep(self.config.retry().backoff(failures)).await;
-                    }
-                }
-            }
-            fates[i] = Fate::Buried(*event);
+            dlq.send_with_retries(
+                m,
+                error,
+                Some(*attempts),
+                |failures| self.config.retry().backoff(failures),
+                |failures, e| telemetry::retrying("dlq", failures, e),
+            )
+            .await
+            .map_err(anyhow::Error::msg)?;
+            telemetry::sent_to_dlq(&self.stats, m.partition(), m.offset(), error, *attempts);
+            *fate = Fate::Buried(*event);
         }
         Ok(())
     }
@@ -685,26 +629,7 @@ fn output_trace_headers(m: &OwnedMessage, publish: &tracing::Span) -> OwnedHeade
     if trace_context::W3cContext::of(&cx).is_some() {
         trace_context::inject_kafka(&cx, OwnedHeaders::new())
     } else {
-        trace_headers(m)
-    }
-}
-
-/// The source record's `traceparent`, if any, as the output's headers.
-fn trace_headers(m: &OwnedMessage) -> OwnedHeaders {
-    let headers = OwnedHeaders::new();
-    let Some(source) = m.headers() else {
-        return headers;
-    };
-    match source
-        .iter()
-        .find(|h| h.key.eq_ignore_ascii_case(TRACEPARENT))
-        .and_then(|h| h.value)
-    {
-        Some(v) => headers.insert(Header {
-            key: TRACEPARENT,
-            value: Some(v),
-        }),
-        None => headers,
+        dlq::traceparent_of(m)
     }
 }
 

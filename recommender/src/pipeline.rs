@@ -65,12 +65,13 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use cinerec_cache::{BatchWait, Cache, CacheConfig, Settled};
 use cinerec_events::EnrichedReview;
+use cinerec_service_kit::kafka::dlq::DeadLetters;
 use cinerec_service_kit::{Shutdown, trace_context};
 use rdkafka::Message as _;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::message::OwnedMessage;
+use rdkafka::producer::FutureProducer;
 use tracing::Instrument as _;
 use uuid::Uuid;
 
@@ -81,16 +82,11 @@ use crate::store::{self, Abandoned, Clock, Store, Write};
 use crate::telemetry::{self, Outcomes, Stats};
 use crate::trending::{Observed, Trending};
 
-/// The W3C trace-context header, kept on DLQ records.
-pub const TRACEPARENT: &str = "traceparent";
-/// DLQ header: why the record is there.
-pub const HEADER_ERROR: &str = "cinerec.error";
-/// DLQ header: the source topic.
-pub const HEADER_TOPIC: &str = "cinerec.source.topic";
-/// DLQ header: the source partition.
-pub const HEADER_PARTITION: &str = "cinerec.source.partition";
-/// DLQ header: the source offset.
-pub const HEADER_OFFSET: &str = "cinerec.source.offset";
+/// The DLQ headers (service-kit's, re-exported for this crate's tests and
+/// readers): why, and the source topic, partition and offset.
+pub use cinerec_service_kit::kafka::dlq::{
+    HEADER_ERROR, HEADER_OFFSET, HEADER_PARTITION, HEADER_TOPIC,
+};
 
 /// Attempts at writing a DLQ record before the recommender stops (it cannot
 /// skip the record and must not drop it: a restart redelivers it).
@@ -685,65 +681,23 @@ impl Recommender {
     /// Writes every dead record to the DLQ: the original key and payload,
     /// the reason and the source position in headers.
     async fn bury(&self, batch: &[OwnedMessage], fates: &mut [Fate]) -> anyhow::Result<()> {
+        let dlq = DeadLetters {
+            producer: &self.producer,
+            topic: &self.dlq_topic,
+            max_attempts: DLQ_ATTEMPTS,
+        };
         for (m, fate) in batch.iter().zip(fates.iter_mut()) {
             let Fate::Dead(error) = &*fate else { continue };
-            let mut failures = 0;
-            loop {
-                let partition = m.partition().to_string();
-                let offset = m.offset().to_string();
-                let headers = trace_headers(m)
-                    .insert(Header {
-                        key: HEADER_ERROR,
-                        value: Some(error.as_bytes()),
-                    })
-                    .insert(Header {
-                        key: HEADER_TOPIC,
-                        value: Some(m.topic().as_bytes()),
-                    })
-                    .insert(Header {
-                        key: HEADER_PARTITION,
-                        value: Some(partition.as_bytes()),
-                    })
-                    .insert(Header {
-                        key: HEADER_OFFSET,
-                        value: Some(offset.as_bytes()),
-                    });
-                let mut record: FutureRecord<'_, [u8], [u8]> =
-                    FutureRecord::to(&self.dlq_topic).headers(headers);
-                if let Some(k) = m.key() {
-                    record = record.key(k);
-                }
-                if let Some(p) = m.payload() {
-                    record = record.payload(p);
-                }
-                let outcome = match self.producer.send_result(record) {
-                    Ok(delivery) => match delivery.await {
-                        Ok(Ok(_)) => Ok(()),
-                        Ok(Err((e, _))) => Err(e.to_string()),
-                        Err(_) => Err("producer dropped the delivery".into()),
-                    },
-                    Err((e, _)) => Err(e.to_string()),
-                };
-                match outcome {
-                    Ok(()) => {
-                        telemetry::sent_to_dlq(&self.stats, m.partition(), m.offset(), error);
-                        break;
-                    }
-                    Err(e) => {
-                        failures += 1;
-                        if failures >= DLQ_ATTEMPTS {
-                            anyhow::bail!(
-                                "cannot write to the DLQ {} ({e}); stopping so a restart redelivers partition {} offset {}",
-                                self.dlq_topic,
-                                m.partition(),
-                                m.offset()
-                            );
-                        }
-                        tracing::warn!(error = %e, failures, "DLQ write failed: retrying");
-                        tokio::time::sleep(self.config.backoff().delay(failures)).await;
-                    }
-                }
-            }
+            dlq.send_with_retries(
+                m,
+                error,
+                None,
+                |failures| self.config.backoff().delay(failures),
+                |failures, e| tracing::warn!(error = %e, failures, "DLQ write failed: retrying"),
+            )
+            .await
+            .map_err(anyhow::Error::msg)?;
+            telemetry::sent_to_dlq(&self.stats, m.partition(), m.offset(), error);
             *fate = Fate::Buried;
         }
         Ok(())
@@ -920,25 +874,6 @@ fn store_offsets(consumer: &RecommenderConsumer, batch: &[OwnedMessage]) {
         if let Err(e) = consumer.store_offset(m.topic(), m.partition(), m.offset()) {
             telemetry::offset_store_failed(m.partition(), m.offset(), &e);
         }
-    }
-}
-
-/// The source record's `traceparent`, if any.
-fn trace_headers(m: &OwnedMessage) -> OwnedHeaders {
-    let headers = OwnedHeaders::new();
-    let Some(source) = m.headers() else {
-        return headers;
-    };
-    match source
-        .iter()
-        .find(|h| h.key.eq_ignore_ascii_case(TRACEPARENT))
-        .and_then(|h| h.value)
-    {
-        Some(v) => headers.insert(Header {
-            key: TRACEPARENT,
-            value: Some(v),
-        }),
-        None => headers,
     }
 }
 

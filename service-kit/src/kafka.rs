@@ -11,7 +11,11 @@
 //! * [`idempotent_producer`]: retries inside the producer neither duplicate
 //!   nor reorder within a partition (librdkafka does not enable it by default);
 //! * [`ensure_topics`]: creates what is missing, tolerating what exists;
-//! * [`BrokerProbe`]: a metadata round trip for `/readyz`.
+//! * [`BrokerProbe`]: a metadata round trip for `/readyz`;
+//! * [`dlq`]: dead letters — a poison record copied with headers that say why
+//!   and where from.
+
+pub mod dlq;
 
 use std::sync::Arc;
 use std::time::Duration;
