@@ -34,6 +34,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use cinerec_service_kit::cql::check_keyspace;
 use futures::{StreamExt, TryStreamExt};
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
@@ -356,8 +357,8 @@ pub async fn connect(nodes: &[String]) -> Result<Session, ReconcileError> {
 /// Reads both sides and compares them (see the module docs).
 pub async fn reconcile(session: &Session, args: &Args) -> Result<Report, ReconcileError> {
     let (rks, ks) = (&args.review_keyspace, &args.keyspace);
-    check_keyspace(rks)?;
-    check_keyspace(ks)?;
+    check_keyspace(rks).map_err(|_| ReconcileError::BadKeyspace(rks.to_owned()))?;
+    check_keyspace(ks).map_err(|_| ReconcileError::BadKeyspace(ks.to_owned()))?;
     let mut report = Report::default();
 
     let states = read_reviews(session, rks, &mut report.counts).await?;
@@ -401,20 +402,6 @@ pub async fn reconcile(session: &Session, args: &Args) -> Result<Report, Reconci
         }
     }
     Ok(report)
-}
-
-fn check_keyspace(ks: &str) -> Result<(), ReconcileError> {
-    let ok = !ks.is_empty()
-        && ks.len() <= 48
-        && ks
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-        && ks.as_bytes()[0].is_ascii_lowercase();
-    if ok {
-        Ok(())
-    } else {
-        Err(ReconcileError::BadKeyspace(ks.to_owned()))
-    }
 }
 
 /// `n` contiguous inclusive token ranges covering every Murmur3 token.

@@ -28,6 +28,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
+use cinerec_service_kit::cql::check_keyspace;
 use futures::{StreamExt, TryStreamExt};
 use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
@@ -62,7 +63,7 @@ fn db(e: impl std::fmt::Display) -> StoreError {
 /// Connects to the cluster (token-aware routing by default) with the
 /// configured request timeout.
 pub async fn connect(config: &CqlConfig) -> Result<Arc<Session>, StoreError> {
-    check_keyspace_name(&config.keyspace)?;
+    check_keyspace(&config.keyspace).map_err(StoreError::Config)?;
     let profile = ExecutionProfile::builder()
         .request_timeout(Some(Duration::from_millis(config.cql_timeout_ms.max(1))))
         .consistency(Consistency::LocalQuorum)
@@ -80,22 +81,6 @@ pub async fn connect(config: &CqlConfig) -> Result<Arc<Session>, StoreError> {
             ))
         })?;
     Ok(Arc::new(session))
-}
-
-fn check_keyspace_name(keyspace: &str) -> Result<(), StoreError> {
-    let ok = !keyspace.is_empty()
-        && keyspace.len() <= 48
-        && keyspace
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-        && keyspace.as_bytes()[0].is_ascii_lowercase();
-    if ok {
-        Ok(())
-    } else {
-        Err(StoreError::Config(format!(
-            "keyspace name {keyspace:?} must be 1-48 of [a-z0-9_], starting with a letter"
-        )))
-    }
 }
 
 /// The CQL of the schema, in order (idempotent).
@@ -153,7 +138,7 @@ const DDL_ATTEMPTS: u32 = 3;
 
 /// Creates the keyspace and every table if missing.
 pub async fn migrate(session: &Session, config: &CqlConfig) -> Result<(), StoreError> {
-    check_keyspace_name(&config.keyspace)?;
+    check_keyspace(&config.keyspace).map_err(StoreError::Config)?;
     for cql in schema(config) {
         // Schema changes wait for every node's agreement and queue behind
         // other clients' DDL: give them far longer than a data request, and
@@ -367,7 +352,7 @@ const SCAN_PAGE: i32 = 5_000;
 impl Store {
     /// Prepares every statement against `config.keyspace` (run [`migrate`] first).
     pub async fn new(session: Arc<Session>, config: &CqlConfig) -> Result<Store, StoreError> {
-        check_keyspace_name(&config.keyspace)?;
+        check_keyspace(&config.keyspace).map_err(StoreError::Config)?;
         let ks = &config.keyspace;
         let prepare = |cql: String| {
             let session = session.clone();
@@ -828,9 +813,9 @@ mod tests {
 
     #[test]
     fn keyspace_names_are_checked() {
-        assert!(check_keyspace_name("recommender").is_ok());
+        assert!(check_keyspace("recommender").is_ok());
         for bad in ["", "1ab", "a-b", "A", "a;drop"] {
-            assert!(check_keyspace_name(bad).is_err(), "{bad}");
+            assert!(check_keyspace(bad).is_err(), "{bad}");
         }
     }
 }

@@ -29,6 +29,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cinerec_service_kit::cql::check_keyspace;
 use futures::TryStreamExt;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
@@ -130,27 +131,11 @@ pub async fn connect(args: &CqlArgs) -> Result<Arc<Session>, StoreError> {
     Ok(Arc::new(session))
 }
 
-fn check_keyspace_name(keyspace: &str) -> Result<(), StoreError> {
-    let ok = !keyspace.is_empty()
-        && keyspace.len() <= 48
-        && keyspace
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-        && keyspace.as_bytes()[0].is_ascii_lowercase();
-    if ok {
-        Ok(())
-    } else {
-        Err(StoreError::Database(format!(
-            "keyspace name {keyspace:?} must be 1-48 of [a-z0-9_], starting with a letter"
-        )))
-    }
-}
-
 /// Creates the keyspace, the tables and each shard's initial relay
 /// checkpoint if missing. Safe to run on every start and concurrently.
 pub async fn migrate(session: &Session, args: &CqlArgs) -> Result<(), StoreError> {
     let ks = &args.keyspace;
-    check_keyspace_name(ks)?;
+    check_keyspace(ks).map_err(StoreError::Database)?;
     let statements = [
         format!(
             "CREATE KEYSPACE IF NOT EXISTS {ks} WITH replication = {}",
@@ -433,7 +418,7 @@ fn applied(result: scylla::response::query_result::QueryResult) -> Result<bool, 
 impl ReviewStore {
     /// Prepares every statement against `args.keyspace` (run [`migrate`] first).
     pub async fn new(session: Arc<Session>, args: &CqlArgs) -> Result<ReviewStore, StoreError> {
-        check_keyspace_name(&args.keyspace)?;
+        check_keyspace(&args.keyspace).map_err(StoreError::Database)?;
         let ks = &args.keyspace;
         let consistency: Consistency = args.consistency.into();
         let serial: scylla::statement::SerialConsistency = args.serial_consistency.into();
@@ -1120,9 +1105,9 @@ mod tests {
 
     #[test]
     fn keyspace_names_are_checked() {
-        assert!(check_keyspace_name("review_svc").is_ok());
+        assert!(check_keyspace("review_svc").is_ok());
         for bad in ["", "1abc", "a-b", "A", "x; DROP"] {
-            assert!(check_keyspace_name(bad).is_err(), "{bad}");
+            assert!(check_keyspace(bad).is_err(), "{bad}");
         }
     }
 }

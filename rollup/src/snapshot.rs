@@ -69,17 +69,9 @@ pub async fn connect(nodes: &[String]) -> anyhow::Result<Session> {
         .map_err(|e| anyhow::anyhow!("Cassandra at {} unreachable: {e}", nodes.join(",")))
 }
 
-/// Checks a keyspace name before it is spliced into CQL.
+/// Checks a keyspace name before it is spliced into CQL (service-kit's rule).
 pub fn check_keyspace(keyspace: &str) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        !keyspace.is_empty()
-            && keyspace.len() <= 48
-            && keyspace
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_'),
-        "keyspace {keyspace:?} must be 1-48 of [A-Za-z0-9_]"
-    );
-    Ok(())
+    cinerec_service_kit::cql::check_keyspace(keyspace).map_err(anyhow::Error::msg)
 }
 
 /// Reads both tables of `keyspace`.

@@ -13,6 +13,7 @@
 pub mod admin;
 #[cfg(feature = "kafka")]
 pub mod consumer_lag;
+pub mod cql;
 #[cfg(feature = "postgres")]
 pub mod db;
 pub mod http_metrics;
