@@ -5,6 +5,9 @@
 //! Needs `dev/stack up`; seeds 50k movies into schema `movie_svc_bench`.
 //!
 //!     cargo bench -p movie-svc --bench rpc [-- SECONDS]
+//!
+//! With the allocator the movie-svc binary runs with (mimalloc), so the
+//! figures are the service's.
 
 use std::time::{Duration, Instant};
 
@@ -17,6 +20,9 @@ use movie_svc::rpc::proto::MovieServiceClient;
 use movie_svc::service::movies;
 use movie_svc::store::MovieStore;
 use rand::{Rng, SeedableRng};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const MOVIES: u64 = 50_000;
 const IN_FLIGHT: usize = 16;

@@ -11,6 +11,11 @@ use clap::{Parser, Subcommand};
 use movie_svc::service::{DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL, movies};
 use movie_svc::store::MovieStore;
 
+/// mimalloc instead of glibc malloc: allocation was about a quarter of
+/// movie-svc's warm-path CPU (service-kit's README, "Allocator").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Avro RPC socket transport (Java Netty framing).
 const DEFAULT_RPC_ADDR: &str = "127.0.0.1:7101";
 /// Avro RPC over HTTP.
