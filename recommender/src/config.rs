@@ -34,11 +34,19 @@ pub const DEFAULT_REPLICATION: &str = "{'class': 'SimpleStrategy', 'replication_
 pub const DEFAULT_BATCH_SIZE: usize = 1_000;
 /// Longest wait for more events once a batch has its first.
 pub const DEFAULT_BATCH_LINGER_MS: u64 = 5;
-/// Period of the refresh of recommendations, similar movies and trending.
-pub const DEFAULT_REFRESH_INTERVAL_MS: u64 = 1_000;
-/// Most users whose recommendations one refresh tick recomputes (the rest
-/// wait for the next tick: bounded per tick, complete over ticks).
-pub const DEFAULT_REFRESH_MAX_USERS: usize = 20_000;
+/// Period of the flush of serving rows: each dirty key this instance owns
+/// is written at most once per period (coalesced), and only when its value
+/// differs from the last one durably written. Bounds the latency from an
+/// event to its user's recommendations row.
+pub const DEFAULT_REFRESH_INTERVAL_MS: u64 = 100;
+/// Most *indirectly* affected users (whose neighbours' similarities moved)
+/// and movies one flush recomputes; the users whose own events changed are
+/// always flushed at once. The rest wait for the next tick: bounded per
+/// tick, complete over ticks.
+pub const DEFAULT_REFRESH_MAX_USERS: usize = 2_000;
+/// Longest a revoke waits for the revoked partitions' pending rows to be
+/// written before the partitions go (a late drain is still safe: fenced).
+pub const DEFAULT_DRAIN_TIMEOUT_MS: u64 = 5_000;
 /// Concurrent Cassandra writes in flight.
 pub const DEFAULT_WRITE_CONCURRENCY: usize = 128;
 /// First backoff of a failed Cassandra write; doubles per failure.
@@ -100,6 +108,16 @@ pub struct Config {
     /// Dead-letter topic; `<source topic>.dlq` when unset.
     #[arg(long, env = "RECOMMENDER_DLQ_TOPIC")]
     pub dlq_topic: Option<String>,
+    /// The compacted changelog topic of the model's review states (the
+    /// durable state); `<group>-review-states-changelog` when unset.
+    #[arg(long, env = "RECOMMENDER_CHANGELOG_TOPIC")]
+    pub changelog_topic: Option<String>,
+    /// This instance's name in the partition lease table (default: host and pid).
+    #[arg(long, env = "RECOMMENDER_INSTANCE")]
+    pub instance: Option<String>,
+    /// Longest a revoke waits for the revoked partitions' rows (ms).
+    #[arg(long, env = "RECOMMENDER_DRAIN_TIMEOUT_MS", default_value_t = DEFAULT_DRAIN_TIMEOUT_MS)]
+    pub drain_timeout_ms: u64,
     /// Idempotency cache zones, local first (`memcached://h:p` or `redis://h:p`, comma-separated).
     #[arg(long, env = "RECOMMENDER_CACHE_URLS", default_value = DEFAULT_CACHE_URLS)]
     pub cache_urls: String,
@@ -122,11 +140,11 @@ pub struct Config {
     /// Wait for more events after a batch's first (ms).
     #[arg(long, env = "RECOMMENDER_BATCH_LINGER_MS", default_value_t = DEFAULT_BATCH_LINGER_MS)]
     pub batch_linger_ms: u64,
-    /// Period of the refresh of recommendations, similar movies and trending (ms).
+    /// Period of the flush of serving rows (ms).
     #[arg(long, env = "RECOMMENDER_REFRESH_INTERVAL_MS", default_value_t = DEFAULT_REFRESH_INTERVAL_MS,
           value_parser = clap::value_parser!(u64).range(10..))]
     pub refresh_interval_ms: u64,
-    /// Most users one refresh tick recomputes.
+    /// Most indirectly affected users (and movies) one flush recomputes.
     #[arg(long, env = "RECOMMENDER_REFRESH_MAX_USERS", default_value_t = DEFAULT_REFRESH_MAX_USERS,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub refresh_max_users: usize,
@@ -160,6 +178,9 @@ impl Default for Config {
             group: DEFAULT_GROUP.into(),
             source_topic: DEFAULT_SOURCE_TOPIC.into(),
             dlq_topic: None,
+            changelog_topic: None,
+            instance: None,
+            drain_timeout_ms: DEFAULT_DRAIN_TIMEOUT_MS,
             cache_urls: DEFAULT_CACHE_URLS.into(),
             cache_namespace: DEFAULT_CACHE_NAMESPACE.into(),
             in_flight_ttl_ms: DEFAULT_IN_FLIGHT_TTL_MS,
@@ -185,6 +206,22 @@ impl Config {
         self.dlq_topic
             .clone()
             .unwrap_or_else(|| format!("{}.dlq", self.source_topic))
+    }
+
+    /// The changelog topic: configured, or `<group>-review-states-changelog`
+    /// (Kafka Streams' naming: one per application id).
+    pub fn changelog_topic(&self) -> String {
+        self.changelog_topic
+            .clone()
+            .unwrap_or_else(|| format!("{}-review-states-changelog", self.group))
+    }
+
+    /// This instance's name: configured, or `<host>-<pid>`.
+    pub fn instance(&self) -> String {
+        self.instance.clone().unwrap_or_else(|| {
+            let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "recommender".into());
+            format!("{host}-{}", std::process::id())
+        })
     }
 
     /// TTL of a claim.

@@ -316,6 +316,11 @@ impl Model {
         }
     }
 
+    /// The latest state of every review (tombstones included), any order.
+    pub fn review_states(&self) -> impl Iterator<Item = &ReviewState> + '_ {
+        self.reviews.values()
+    }
+
     /// Number of reviews (tombstones included) the model tracks.
     pub fn reviews(&self) -> usize {
         self.reviews.len()

@@ -1,61 +1,64 @@
-//! The recommender's loop: rebuild the model from `review_states`, then poll
-//! batches of `reviews.enriched` → decode (poison → DLQ) → claim each
-//! `event_id` in the recommender's own cache → apply to the [`Model`] →
-//! write the batch's effects → write its `review_states` → mark the events
-//! done → store the offsets. Beside it, a refresh task keeps the derived rows
-//! (recommendations, similar movies, trending) up to date.
+//! The recommender's loop, as a keyed stream processor: restore the model
+//! from the changelog, then poll batches of `reviews.enriched` → decode
+//! (poison → DLQ) → claim each `event_id` in the recommender's own cache →
+//! apply to the in-process [`Model`] → append the states that advanced to
+//! the changelog and wait for their acks → mark the events done → store the
+//! offsets. Beside it, a **follower** applies every instance's changelog
+//! records (the model is a full replica on each instance), and a **flush**
+//! task writes the serving rows this instance owns, coalesced.
 //!
 //! # Why a crash neither loses nor doubles an effect
 //!
-//! * **Effects are absolute values of a function of the latest review
-//!   states**: a batch writes `likes_by_user`, `movie_likes`, `co_likes` as
-//!   the model's current value for every key the batch touched (insert, or
-//!   delete when absent/0), never an increment; the model itself ignores any
-//!   state not newer than the one it holds ([`Model::apply`]). Applying a
-//!   state twice, or writing a value twice, changes nothing.
-//! * **Order of writes per batch**: (a) the aggregates and the batch users'
-//!   recommendations (and `similar_movies` of movies whose `N` changed), then
-//!   (b) the `review_states` of the states that advanced (the checkpoint),
-//!   then the cache's done markers, then the Kafka offsets. A crash before
-//!   (b) completes leaves the checkpoint without the batch: the restarted
-//!   model lacks it, the offsets were not stored, so Kafka redelivers the
-//!   batch and it is applied and written again — the same absolute values.
-//!   A crash after (b) leaves a checkpoint that already includes the batch
-//!   and aggregates that already reflect it; the redelivered events are then
-//!   duplicates (cache) or stale (model): no effect. Offsets are stored only
-//!   after both, so nothing is skipped.
-//! * **Write timestamps** come from one [`Clock`] read while the model is
-//!   locked, so whichever value was computed from the later model wins in
-//!   Cassandra, whatever order concurrent writes and retries land in, and a
-//!   restarted process (wall clock) wins over its predecessor.
-//! * **Restart**: [`Recommender::run`] first pages through `review_states`
-//!   and rebuilds the model and trending, then marks every user and movie
-//!   dirty (the refresh work a crash interrupted is redone), then consumes
-//!   from the committed offsets.
-//! * A Cassandra failure is retried with backoff for as long as it lasts;
-//!   the batch's offsets wait (the partition blocks rather than lose). Only
-//!   shutdown abandons a batch — without storing its offsets.
+//! * **The state is a function of a set.** The model keeps the highest
+//!   version of each review ([`Model::apply`] ignores anything not newer) and
+//!   derives likes, `N` and `C` from those states alone. Applying a state
+//!   twice, late, out of order or from another instance changes nothing a
+//!   newer version does not override, so duplicates, redeliveries, echoes of
+//!   an instance's own changelog records and a zombie's writes are harmless.
+//! * **Order per batch**: (a) the states that advanced go to the changelog
+//!   and are acknowledged (`acks=all`), then (b) the cache's done markers,
+//!   then (c) the Kafka offsets. A crash before (a) completes leaves offsets
+//!   unstored: Kafka redelivers, the states are applied and appended again.
+//!   After (a), the changelog holds the batch: a restarted (or the next)
+//!   owner restores it, and the redelivered events are duplicates (cache) or
+//!   stale (model). Offsets are stored only after (a) and (b): an event whose
+//!   offset is committed or that the cache calls done is in the changelog.
+//! * **Serving rows are derived, written later, and idempotent**: every
+//!   flush interval the flush task recomputes the rows of the keys this
+//!   instance owns ([`crate::ownership`]) that changed, and writes each at
+//!   most once, only when its value differs from the last value *durably*
+//!   written (the digest is recorded after Cassandra acknowledged the write,
+//!   never before: a write that failed or was abandoned is not "written").
+//!   A crash loses only pending rows; whoever takes the partition next marks
+//!   every key it owns through it dirty and rewrites them from the restored
+//!   model.
+//! * **Write timestamps** are fenced by the partition's lease generation, so
+//!   a zombie's late write loses to the new owner's ([`crate::ownership`]).
+//! * A Cassandra or Kafka failure is retried with backoff for as long as it
+//!   lasts; the batch's offsets wait (the partition blocks rather than lose).
+//!   Only shutdown abandons a batch — claims released, no offset stored.
 //!
-//! **Only one recommender instance may be active** per keyspace: the model is
-//! global (a movie's `N` counts every user, whatever partition their events
-//! are on), so two instances would each hold part of it and overwrite each
-//! other's absolute values. Deploy with one replica and the `Recreate`
-//! strategy.
+//! # N instances
 //!
-//! # The refresh task and the quiescence guarantee
+//! Instances in one consumer group split the source partitions; each reads
+//! the whole changelog, so each holds the whole model, and each writes only
+//! the rows it owns. A revoked partition's pending rows are drained in the
+//! revoke callback (bounded by `--drain-timeout-ms`; later is still safe);
+//! an assigned partition's rows are all recomputed once its lease is taken.
+//!
+//! # The flush and the quiescence guarantee
 //!
 //! A like change of `(u, m)` changes `N(m)`, hence `similarity(m, j)` for
 //! every `j` co-liked with `m`, hence the similar-movies rows of `m` and its
 //! neighbours and the recommendations of every user who likes any of them.
-//! The batch writes the rows it can afford (its own users, movies whose `N`
-//! changed); the rest is tracked as dirty sets — movies whose `N` changed
-//! (expanded to their current neighbours at refresh time), movies a changed
-//! user likes (neighbours that may just have lost their pair), users to
-//! recompute, genres with new events — and every `--refresh-interval` the
-//! refresh task recomputes and writes up to `--refresh-max-users` users and
-//! as many movies, leaving the rest for the next tick. Under load it may take
-//! several ticks; once the input is idle the sets drain, and after one tick
-//! that ends with nothing dirty every row equals the current model.
+//! Users whose own events advanced are flushed at the next tick, whatever
+//! their number (their latency is the one measured); the rest is tracked as
+//! dirty sets — movies whose `N` changed (expanded to their current
+//! neighbours at flush time), movies a changed user likes, users to
+//! recompute, genres with new events — and each tick recomputes up to
+//! `--refresh-max-users` users and as many movies, leaving the rest for the
+//! next. Once the input is idle the sets drain, and after one tick that ends
+//! with nothing dirty every owned row equals the current model.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -72,13 +75,16 @@ use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::OwnedMessage;
 use rdkafka::producer::FutureProducer;
+use tokio::sync::Notify;
 use tracing::Instrument as _;
 use uuid::Uuid;
 
+use crate::changelog::{self, Reader};
 use crate::config::Config;
-use crate::kafka::{self, RecommenderConsumer};
+use crate::kafka::{self, Rebalanced, RecommenderConsumer};
 use crate::model::{self, Applied, LikeChange, Model, MovieId, ReviewState, TOP_N, UserId};
-use crate::store::{self, Abandoned, Clock, Store, Write};
+use crate::ownership::{self, Lease, Leases, Ownership};
+use crate::store::{self, Store, Write};
 use crate::telemetry::{self, Outcomes, Stats};
 use crate::trending::{Observed, Trending};
 
@@ -94,13 +100,23 @@ const DLQ_ATTEMPTS: u32 = 20;
 /// Longest wait for an event held in flight elsewhere, as a multiple of the
 /// in-flight TTL (its claim has expired by then at the latest).
 const IN_FLIGHT_WAIT_FACTOR: u32 = 2;
-/// Once shutdown fires, how long a batch's writes may still take to land
-/// before the batch is abandoned (offsets not stored).
+/// Once shutdown fires, how long the last flush may still take.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 /// Trending movies considered for a cold-start top-up (some may be seen).
 const FALLBACK_CANDIDATES: usize = TOP_N * 3;
+/// Partitions the source topic is created with when it does not exist yet
+/// (the enricher's default).
+const SOURCE_PARTITIONS: i32 = 6;
 
-/// Everything the consumer and the refresh task share, behind one lock.
+/// A serving row's key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum RowKey {
+    User(UserId),
+    Movie(MovieId),
+    Genre(String),
+}
+
+/// Everything the consumer, the follower and the flush share, behind one lock.
 #[derive(Debug)]
 struct State {
     model: Model,
@@ -109,28 +125,44 @@ struct State {
     movie_genres: HashMap<MovieId, Vec<String>>,
     /// Preferred genres of each user, as the latest event carried them.
     user_genres: HashMap<UserId, Vec<String>>,
-    /// Movies whose `N` changed since the refresh last expanded them.
+    /// Partitions owned (with leases) and each user's partition.
+    own: Ownership,
+    /// Users whose own events advanced the model, with those events' Kafka
+    /// timestamps (ms): flushed at the next tick, latency measured.
+    direct: HashMap<UserId, Vec<i64>>,
+    /// Movies whose `N` changed since the flush last expanded them.
     changed_n: HashSet<MovieId>,
-    /// Movies whose `similar_movies` row (and whose likers'
-    /// recommendations) may be stale.
+    /// Movies whose similarities (and whose likers' recommendations) may be stale.
     dirty_movies: HashSet<MovieId>,
-    /// Users whose recommendations may be stale.
+    /// Movies whose `similar_movies` row alone must be rewritten (a newly
+    /// owned partition's), without expanding to their likers.
+    dirty_similar: HashSet<MovieId>,
+    /// Owned users whose recommendations may be stale.
     dirty_users: HashSet<UserId>,
     /// Genres with new counted events.
     dirty_genres: HashSet<String>,
+    /// Digest of the last value of each row that Cassandra acknowledged.
+    durable: HashMap<RowKey, u64>,
 }
 
 impl State {
-    fn new(config: &Config) -> State {
+    fn new(config: &Config, partitions: i32) -> State {
         State {
             model: Model::new(),
             trending: Trending::new(config.trending()),
             movie_genres: HashMap::new(),
             user_genres: HashMap::new(),
+            own: Ownership {
+                partitions,
+                ..Ownership::default()
+            },
+            direct: HashMap::new(),
             changed_n: HashSet::new(),
             dirty_movies: HashSet::new(),
+            dirty_similar: HashSet::new(),
             dirty_users: HashSet::new(),
             dirty_genres: HashSet::new(),
+            durable: HashMap::new(),
         }
     }
 
@@ -186,6 +218,171 @@ impl State {
         self.dirty_movies.insert(change.movie);
         self.dirty_movies.extend(self.model.liked_by(change.user));
     }
+
+    /// Applies one review state — an event of this instance's or a changelog
+    /// record of any instance's — arriving on source partition `partition`.
+    /// Whether the model advanced. `observe` counts it in trending (not
+    /// during a restore, which counts each review's final state once).
+    fn apply(
+        &mut self,
+        ev: &EnrichedReview,
+        partition: i32,
+        observe: bool,
+        outcomes: &mut Outcomes,
+    ) -> bool {
+        self.own.user_partition.insert(ev.user_id, partition);
+        if self.movie_genres.get(&ev.movie_id) != Some(&ev.movie_genres) {
+            self.movie_genres
+                .insert(ev.movie_id, ev.movie_genres.clone());
+        }
+        if self.user_genres.get(&ev.user_id) != Some(&ev.user_preferred_genres) {
+            self.user_genres
+                .insert(ev.user_id, ev.user_preferred_genres.clone());
+        }
+        let state = review_state(ev);
+        let mut changes = Vec::new();
+        match self.model.apply_tracked(state, &mut changes) {
+            Applied::Stale => {
+                outcomes.stale += 1;
+                false
+            }
+            Applied::Advanced { .. } => {
+                outcomes.applied += 1;
+                for c in changes {
+                    self.mark_like_change(c);
+                }
+                // Only advanced, live states count: a redelivery never counts twice.
+                if observe && !state.deleted {
+                    match self.trending.observe(
+                        state.changed_at_us,
+                        state.movie_id,
+                        &ev.movie_genres,
+                    ) {
+                        Observed::Counted => {
+                            self.dirty_genres.extend(ev.movie_genres.iter().cloned())
+                        }
+                        Observed::Late => outcomes.late += 1,
+                    }
+                }
+                true
+            }
+        }
+    }
+
+    /// A partition's lease was just taken: every row owned through it is
+    /// recomputed once (whatever the previous owner left pending), and its
+    /// digests are forgotten (another owner wrote meanwhile).
+    fn take_partition(&mut self, partition: i32, lease: Lease) {
+        self.own.leases.insert(partition, lease);
+        let parts = self.own.partitions;
+        let users: Vec<UserId> = self
+            .own
+            .user_partition
+            .iter()
+            .filter(|(_, p)| **p == partition)
+            .map(|(u, _)| *u)
+            .collect();
+        self.dirty_users.extend(users);
+        let movies: Vec<MovieId> = self
+            .model
+            .liked_movies()
+            .filter(|m| ownership::movie_partition(*m, parts) == partition)
+            .collect();
+        self.dirty_similar.extend(movies);
+        let genres: Vec<String> = self
+            .movie_genres
+            .values()
+            .flatten()
+            .filter(|g| ownership::genre_partition(g, parts) == partition)
+            .cloned()
+            .collect();
+        self.dirty_genres.extend(genres);
+        let own = &self.own;
+        self.durable.retain(|k, _| match k {
+            RowKey::User(u) => own.user_partition.get(u) != Some(&partition),
+            RowKey::Movie(m) => ownership::movie_partition(*m, parts) != partition,
+            RowKey::Genre(g) => ownership::genre_partition(g, parts) != partition,
+        });
+    }
+
+    /// Whether anything this instance owns is waiting to be written.
+    fn pending(&self) -> (usize, usize) {
+        (
+            self.direct.len() + self.dirty_users.len(),
+            self.dirty_movies.len() + self.dirty_similar.len() + self.changed_n.len(),
+        )
+    }
+}
+
+/// A rebalance the flush task has yet to act on.
+#[derive(Debug)]
+enum Move {
+    /// Take the lease, then own the partition's rows.
+    Assign(i32),
+    /// Drain the partition's pending rows, then let its lease go; tell the
+    /// waiting callback when done.
+    Revoke(i32, Option<std::sync::mpsc::SyncSender<()>>),
+}
+
+/// What the consumer's rebalance callback and the flush task share.
+#[derive(Debug, Default)]
+struct Moves {
+    queue: Mutex<Vec<Move>>,
+    wake: Notify,
+    /// The flush task is running (a revoke waits for it only then).
+    flushing: AtomicBool,
+    drain_timeout: Duration,
+}
+
+impl Rebalanced for Moves {
+    fn assigned(&self, partitions: &[i32]) {
+        lock_queue(&self.queue).extend(partitions.iter().map(|p| Move::Assign(*p)));
+        self.wake.notify_one();
+    }
+
+    fn revoked(&self, partitions: &[i32]) {
+        if partitions.is_empty() {
+            return;
+        }
+        let (tx, rx) = std::sync::mpsc::sync_channel(partitions.len());
+        {
+            let mut q = lock_queue(&self.queue);
+            for p in partitions {
+                q.push(Move::Revoke(*p, Some(tx.clone())));
+            }
+        }
+        drop(tx);
+        self.wake.notify_one();
+        if !self.flushing.load(Ordering::Acquire) {
+            return;
+        }
+        // Called from inside the consumer's poll. On a multi-threaded runtime
+        // the flush task runs on another worker while this one waits; on a
+        // current-thread runtime waiting would starve it, so the drain then
+        // happens right after the callback (still safe: writes are fenced).
+        let wait = || {
+            let deadline = Instant::now() + self.drain_timeout;
+            for _ in partitions {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if rx.recv_timeout(left).is_err() {
+                    tracing::warn!(
+                        partitions = ?partitions,
+                        "revoke: drain not finished in time (continues after the rebalance)"
+                    );
+                    return;
+                }
+            }
+        };
+        match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(tokio::runtime::RuntimeFlavor::CurrentThread) => {}
+            Ok(_) => tokio::task::block_in_place(wait),
+            Err(_) => wait(),
+        }
+    }
+}
+
+fn lock_queue(q: &Mutex<Vec<Move>>) -> MutexGuard<'_, Vec<Move>> {
+    q.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// One record of a batch and where it got to.
@@ -227,20 +424,24 @@ impl Handle {
         self.stats.snapshot()
     }
 
-    /// Whether the model has been rebuilt and consumption started.
+    /// Whether the model has been restored and consumption started.
     pub fn is_rebuilt(&self) -> bool {
         self.ready.load(Ordering::Acquire)
     }
 }
 
-/// The recommender: one consumer, one DLQ producer, one cache, one store.
+/// The recommender: one consumer, one producer (DLQ + changelog), one cache,
+/// one store, the changelog reader.
 pub struct Recommender {
     config: Config,
     producer: FutureProducer,
+    changelog: changelog::Writer,
+    changelog_topic: String,
     cache: Cache,
     store: Store,
+    leases: Leases,
     state: Arc<Mutex<State>>,
-    clock: Arc<Clock>,
+    moves: Arc<Moves>,
     stats: Arc<Stats>,
     ready: Arc<AtomicBool>,
     dlq_topic: String,
@@ -251,6 +452,7 @@ impl std::fmt::Debug for Recommender {
         f.debug_struct("Recommender")
             .field("group", &self.config.group)
             .field("source", &self.config.source_topic)
+            .field("changelog", &self.changelog_topic)
             .field("keyspace", &self.config.cql.keyspace)
             .finish_non_exhaustive()
     }
@@ -258,35 +460,60 @@ impl std::fmt::Debug for Recommender {
 
 fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
     // A panic while holding the lock leaves a model that may be half-updated;
-    // its writes were not stored, and the process is going down anyway.
+    // nothing of it was recorded as done, and the process is going down anyway.
     state.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Recommender {
-    /// Creates the DLQ topic, the keyspace and tables (if missing), the
-    /// prepared statements, the cache and the DLQ producer. The consumer is
-    /// created by [`run`](Self::run), after the model is rebuilt.
+    /// Creates the DLQ and changelog topics, the keyspace and tables (if
+    /// missing), the prepared statements, the cache and the producer. The
+    /// consumer is created by [`run`](Self::run), after the model is restored.
     pub async fn new(config: Config) -> anyhow::Result<Recommender> {
         telemetry::register();
         kafka::ensure_dlq(&config)
             .await
             .with_context(|| format!("creating the DLQ topic on {}", config.brokers))?;
+        cinerec_service_kit::kafka::ensure_topics(
+            &config.brokers,
+            &[(&config.source_topic, SOURCE_PARTITIONS)],
+        )
+        .await
+        .with_context(|| format!("creating the source topic on {}", config.brokers))?;
+        let partitions = changelog::partitions(&config.brokers, &config.source_topic)
+            .await
+            .with_context(|| format!("partitions of {}", config.source_topic))?;
+        let changelog_topic = config.changelog_topic();
+        changelog::ensure(&config.brokers, &changelog_topic, partitions)
+            .await
+            .with_context(|| format!("creating the changelog topic {changelog_topic}"))?;
         let session = store::connect(&config.cql).await?;
         store::migrate(&session, &config.cql).await?;
+        let leases = Leases::new(&session, &config.cql.keyspace, config.instance()).await?;
         let store = Store::new(session, &config.cql).await?;
         // The claim key is `<namespace>:<event_id>`; in-flight TTL covers one
-        // batch's writes with retries, done TTL any redelivery window.
+        // batch's changelog writes with retries, done TTL any redelivery window.
         let cache = Cache::new(&CacheConfig::new(
             config.cache_namespace.clone(),
             &config.cache_urls,
         )?)?;
+        let producer = kafka::producer(&config)?;
         Ok(Recommender {
-            producer: kafka::producer(&config)?,
+            changelog: changelog::Writer::new(
+                producer.clone(),
+                changelog_topic.clone(),
+                partitions,
+            ),
+            changelog_topic,
+            producer,
             dlq_topic: config.dlq_topic(),
-            state: Arc::new(Mutex::new(State::new(&config))),
-            clock: Arc::default(),
+            state: Arc::new(Mutex::new(State::new(&config, partitions))),
+            moves: Arc::new(Moves {
+                drain_timeout: Duration::from_millis(config.drain_timeout_ms),
+                ..Moves::default()
+            }),
             stats: Arc::default(),
             ready: Arc::default(),
+            leases,
             cache,
             store,
             config,
@@ -306,32 +533,35 @@ impl Recommender {
         &self.store
     }
 
-    /// Rebuilds the model, then consumes until `shutdown` fires; the refresh
-    /// task runs beside the consumer.
+    /// Restores the model, then consumes until `shutdown` fires; the
+    /// changelog follower and the flush task run beside the consumer.
     ///
-    /// Errors when the checkpoint cannot be read or a DLQ record cannot be
+    /// Errors when the changelog cannot be read or a DLQ record cannot be
     /// written (nothing may be dropped): the caller exits, a restart retries.
     pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
-        self.rebuild(&shutdown).await?;
-        if shutdown.is_triggered() {
+        let Some(reader) = self.restore(&shutdown).await? else {
             return Ok(());
-        }
-        let consumer = kafka::consumer(&self.config)?;
+        };
+        let follower = tokio::spawn(follow(reader, self.state.clone(), shutdown.clone()));
+        self.moves.flushing.store(true, Ordering::Release);
+        let flush = tokio::spawn(flush_loop(Flusher {
+            config: self.config.clone(),
+            state: self.state.clone(),
+            moves: self.moves.clone(),
+            store: self.store.clone(),
+            leases: self.leases.clone(),
+            stats: self.stats.clone(),
+            shutdown: shutdown.clone(),
+        }));
+        let consumer = kafka::consumer(&self.config, self.moves.clone())?;
         self.ready.store(true, Ordering::Release);
-        let refresh = tokio::spawn(refresh_loop(
-            self.config.clone(),
-            self.state.clone(),
-            self.store.clone(),
-            self.clock.clone(),
-            self.stats.clone(),
-            shutdown.clone(),
-        ));
-        tracing::info!(group = %self.config.group, topic = %self.config.source_topic, "recommender consuming");
+        tracing::info!(group = %self.config.group, topic = %self.config.source_topic, changelog = %self.changelog_topic, "recommender consuming");
         let outcome = self.consume(&consumer, &shutdown).await;
-        // The refresh task stops with the same token; wait for it so no write
-        // of this instance outlives `run`.
+        // The follower and the flush stop with the same token; wait for them
+        // so no write of this instance outlives `run`.
         shutdown.trigger();
-        let _ = refresh.await;
+        let _ = follower.await;
+        let _ = flush.await;
         match consumer.commit_consumer_state(CommitMode::Sync) {
             Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
             Err(e) => {
@@ -342,71 +572,72 @@ impl Recommender {
         outcome
     }
 
-    /// Loads `review_states` (paged) and the genres side tables into a fresh
-    /// model and trending state, then marks everything dirty.
-    async fn rebuild(&self, shutdown: &Shutdown) -> anyhow::Result<()> {
+    /// Reads every changelog partition to its end into a fresh model, then
+    /// rebuilds trending from each review's latest live state (in event-time
+    /// order, so the watermark keeps the older ones). `None`: shutdown came.
+    async fn restore(&self, shutdown: &Shutdown) -> anyhow::Result<Option<Reader>> {
         let started = Instant::now();
         let mut attempt = 0u32;
-        let (states, (movie_genres, user_genres)) = loop {
-            let mut states = Vec::new();
-            let loaded = async {
-                self.store.load_states(|s| states.push(s)).await?;
-                self.store.load_genres().await
+        loop {
+            let outcome = async {
+                let mut reader = Reader::new(&self.config.brokers, &self.changelog_topic).await?;
+                let mut st = State::new(&self.config, lock(&self.state).own.partitions);
+                let mut outcomes = Outcomes::default();
+                let n = reader
+                    .restore(|r| {
+                        st.apply(&r.event, r.partition, false, &mut outcomes);
+                    })
+                    .await?;
+                Ok::<_, KafkaError>((reader, st, n))
             };
-            match loaded.await {
-                Ok(genres) => break (states, genres),
-                Err(e) => {
-                    attempt += 1;
-                    if attempt >= 10 {
-                        return Err(e).context("reading the checkpoint (review_states)");
+            let (reader, mut st, records) = tokio::select! {
+                _ = shutdown.wait() => return Ok(None),
+                r = outcome => match r {
+                    Ok(done) => done,
+                    Err(e) => {
+                        attempt += 1;
+                        if attempt >= 10 {
+                            return Err(e).context("restoring from the changelog");
+                        }
+                        tracing::warn!(error = %e, attempt, "restoring from the changelog: retrying");
+                        tokio::time::sleep(self.config.backoff().delay(attempt)).await;
+                        continue;
                     }
-                    tracing::warn!(error = %e, attempt, "reading the checkpoint: retrying");
-                    tokio::select! {
-                        _ = shutdown.wait() => return Ok(()),
-                        _ = tokio::time::sleep(self.config.backoff().delay(attempt)) => {}
-                    }
+                },
+            };
+            let mut live: Vec<ReviewState> = st
+                .model
+                .review_states()
+                .filter(|s| !s.deleted)
+                .copied()
+                .collect();
+            live.sort_by_key(|s| s.changed_at_us);
+            let State {
+                trending,
+                movie_genres,
+                ..
+            } = &mut st;
+            for s in &live {
+                if let Some(genres) = movie_genres.get(&s.movie_id) {
+                    trending.observe(s.changed_at_us, s.movie_id, genres);
                 }
             }
-        };
-        let reviews = states.len() as u64;
-        let mut st = lock(&self.state);
-        st.movie_genres = movie_genres.into_iter().collect();
-        st.user_genres = user_genres.into_iter().collect();
-        let mut live: Vec<ReviewState> = Vec::with_capacity(states.len());
-        for s in states {
-            let advanced = matches!(st.model.apply(s), Applied::Advanced { .. });
-            if advanced && !s.deleted {
-                live.push(s);
-            }
+            // Nothing is owned yet: each partition's rows are marked when its
+            // lease is taken.
+            st.changed_n.clear();
+            st.dirty_movies.clear();
+            st.dirty_genres.clear();
+            telemetry::model_size(
+                st.model.reviews(),
+                st.model.like_count(),
+                st.model.pair_count(),
+            );
+            let reviews = st.model.reviews() as u64;
+            *lock(&self.state) = st;
+            telemetry::changelog_read(records);
+            telemetry::rebuilt(reviews, started.elapsed());
+            return Ok(Some(reader));
         }
-        // Trending from the checkpoint counts each review's latest state once,
-        // in event-time order so the watermark does not drop the older ones.
-        live.sort_by_key(|s| s.changed_at_us);
-        let State {
-            trending,
-            movie_genres,
-            ..
-        } = &mut *st;
-        for s in &live {
-            if let Some(genres) = movie_genres.get(&s.movie_id) {
-                trending.observe(s.changed_at_us, s.movie_id, genres);
-            }
-        }
-        // The refresh work the previous process may not have finished.
-        let users: Vec<UserId> = st.model.users_with_likes().collect();
-        let movies: Vec<MovieId> = st.model.liked_movies().collect();
-        let genres: Vec<String> = st.movie_genres.values().flatten().cloned().collect();
-        st.dirty_users.extend(users);
-        st.dirty_movies.extend(movies);
-        st.dirty_genres.extend(genres);
-        telemetry::model_size(
-            st.model.reviews(),
-            st.model.like_count(),
-            st.model.pair_count(),
-        );
-        drop(st);
-        telemetry::rebuilt(reviews, started.elapsed());
-        Ok(())
     }
 
     async fn consume(
@@ -486,8 +717,8 @@ impl Recommender {
     }
 
     /// One batch, to completion: every record applied, skipped or in the
-    /// DLQ, its effects written, its offset stored — or, at shutdown,
-    /// abandoned explicitly (claims released, no offset stored).
+    /// DLQ, its advanced states in the changelog, its offset stored — or, at
+    /// shutdown, abandoned explicitly (claims released, no offset stored).
     async fn process_batch(
         &self,
         consumer: &RecommenderConsumer,
@@ -506,55 +737,39 @@ impl Recommender {
             .await;
             return Ok(Finished::Abandoned);
         }
-        let (effects, checkpoint, ts, outcomes) = self.apply(&mut fates);
-        // (a) the effects, then (b) the checkpoint: see the module docs.
-        let outcome = match self.write(&effects, ts, shutdown).await {
-            Ok(()) => self.write(&checkpoint, ts, shutdown).await,
-            Err(a) => Err(a),
-        };
-        if outcome.is_err() {
-            self.abandon(&fates, "shutdown while writing the batch's effects")
+        let (advanced, outcomes) = self.apply(batch, &mut fates);
+        let records: Vec<(i32, &EnrichedReview)> =
+            advanced.iter().map(|(p, ev)| (*p, &**ev)).collect();
+        let span = tracing::info_span!(
+            "changelog.write",
+            otel.name = "changelog write",
+            otel.kind = "producer",
+            messaging.system = "kafka",
+            messaging.destination.name = %self.changelog_topic,
+            cinerec.records = records.len(),
+        );
+        // (a) the changelog, then (b) done markers, then (c) offsets.
+        match self
+            .changelog
+            .write_all(&records, self.config.backoff(), shutdown)
+            .instrument(span)
+            .await
+        {
+            Ok(bytes) => telemetry::changelog_written(records.len(), bytes),
+            Err(changelog::Abandoned) => {
+                self.abandon(
+                    &fates,
+                    "shutdown while writing the batch's changelog records",
+                )
                 .await;
-            return Ok(Finished::Abandoned);
+                return Ok(Finished::Abandoned);
+            }
         }
         self.mark_done(&fates).await;
         telemetry::events_done(&self.stats, outcomes);
-        let now_ms = store::now_micros() / 1_000;
-        for m in batch {
-            if let Some(ts_ms) = m.timestamp().to_millis() {
-                let ms = u64::try_from(now_ms - ts_ms).unwrap_or(0);
-                telemetry::event_latency(Duration::from_millis(ms));
-            }
-        }
         store_offsets(consumer, batch);
         telemetry::batch_done(&self.stats, batch.len(), started.elapsed());
         Ok(Finished::Done)
-    }
-
-    /// Writes until landed; only shutdown (after its grace) gives up.
-    async fn write(&self, writes: &[Write], ts: i64, shutdown: &Shutdown) -> Result<(), Abandoned> {
-        let stop = async {
-            shutdown.wait().await;
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
-        };
-        let span = tracing::info_span!(
-            "cassandra.write",
-            otel.name = "cassandra write",
-            otel.kind = "client",
-            db.system.name = "cassandra",
-            db.namespace = %self.config.cql.keyspace,
-            cinerec.writes = writes.len(),
-        );
-        self.store
-            .write_all(
-                writes,
-                ts,
-                self.config.write_concurrency,
-                self.config.backoff(),
-                stop,
-            )
-            .instrument(span)
-            .await
     }
 
     /// Claims every fresh event ([`Cache::claim_batch`]): done before →
@@ -599,23 +814,18 @@ impl Recommender {
         Finished::Done
     }
 
-    /// Applies the claimed events in batch order under the lock and computes
-    /// the batch's writes at one timestamp: (effects, checkpoint, ts, counts).
-    fn apply(&self, fates: &mut [Fate]) -> (Vec<Write>, Vec<Write>, i64, Outcomes) {
+    /// Applies the claimed events in batch order under the lock: the states
+    /// that advanced (with their source partition) go to the changelog, and
+    /// their users to the next flush with the events' Kafka timestamps.
+    fn apply(
+        &self,
+        batch: &[OwnedMessage],
+        fates: &mut [Fate],
+    ) -> (Vec<(i32, Box<EnrichedReview>)>, Outcomes) {
         let mut st = lock(&self.state);
         let mut outcomes = Outcomes::default();
-        let mut changes: Vec<LikeChange> = Vec::new();
-        let mut users: HashSet<UserId> = HashSet::new();
-        // One checkpoint row per review/movie/user: all of a batch's writes
-        // share one timestamp, and Cassandra settles equal timestamps by
-        // comparing values, not by order — so never write a key twice.
-        let mut checkpoint = Checkpoint::default();
-        // Coalesced: each key the batch touched gets one absolute value,
-        // read from the model after the whole batch is applied.
-        let mut likes: HashSet<(UserId, MovieId)> = HashSet::new();
-        let mut ns: HashSet<MovieId> = HashSet::new();
-        let mut cs: HashSet<(MovieId, MovieId)> = HashSet::new();
-        for fate in fates.iter_mut() {
+        let mut advanced = Vec::new();
+        for (m, fate) in batch.iter().zip(fates.iter_mut()) {
             let ev = match std::mem::replace(fate, Fate::Duplicate) {
                 Fate::Claimed(ev) => ev,
                 Fate::Duplicate => {
@@ -627,55 +837,19 @@ impl Recommender {
                     continue;
                 }
             };
-            let from = changes.len();
-            let advanced = apply_one(&mut st, &ev, &mut changes, &mut checkpoint, &mut outcomes);
-            if advanced {
-                users.insert(ev.user_id);
-            }
-            // Right after each change, the user's other liked movies are
-            // exactly those whose C with the changed movie moved.
-            for &c in &changes[from..] {
-                likes.insert((c.user, c.movie));
-                ns.insert(c.movie);
-                for j in st.model.liked_by(c.user) {
-                    if j != c.movie {
-                        cs.insert((c.movie.min(j), c.movie.max(j)));
-                    }
-                }
-                st.mark_like_change(c);
-            }
             *fate = Fate::Applied {
                 event_id: ev.event_id,
             };
+            if st.apply(&ev, m.partition(), true, &mut outcomes) {
+                let ts = m
+                    .timestamp()
+                    .to_millis()
+                    .unwrap_or_else(|| store::now_micros() / 1_000);
+                st.direct.entry(ev.user_id).or_default().push(ts);
+                advanced.push((m.partition(), ev));
+            }
         }
-        let mut effects = Vec::with_capacity(likes.len() + ns.len() + cs.len() + users.len());
-        for (user, movie) in likes {
-            effects.push(Write::Like {
-                user,
-                movie,
-                liked: st.model.likes(user, movie),
-            });
-        }
-        for &movie in &ns {
-            effects.push(Write::N {
-                movie,
-                likers: st.model.n(movie),
-            });
-            effects.push(st.similar(movie));
-        }
-        for (a, b) in cs {
-            effects.push(Write::C {
-                a,
-                b,
-                users: st.model.c(a, b),
-            });
-        }
-        for user in users {
-            effects.push(st.recommendations(user));
-            st.dirty_users.remove(&user);
-        }
-        let ts = self.clock.next();
-        (effects, checkpoint.into_writes(), ts, outcomes)
+        (advanced, outcomes)
     }
 
     /// Writes every dead record to the DLQ: the original key and payload,
@@ -748,29 +922,6 @@ impl Recommender {
     }
 }
 
-/// A batch's checkpoint rows, one per key (the latest wins).
-#[derive(Debug, Default)]
-struct Checkpoint {
-    states: HashMap<model::ReviewId, ReviewState>,
-    movie_genres: HashMap<MovieId, Vec<String>>,
-    user_genres: HashMap<UserId, Vec<String>>,
-}
-
-impl Checkpoint {
-    fn into_writes(self) -> Vec<Write> {
-        let states = self.states.into_values().map(Write::State);
-        let movies = self
-            .movie_genres
-            .into_iter()
-            .map(|(movie, genres)| Write::MovieGenres { movie, genres });
-        let users = self
-            .user_genres
-            .into_iter()
-            .map(|(user, genres)| Write::UserGenres { user, genres });
-        states.chain(movies).chain(users).collect()
-    }
-}
-
 /// Decodes and validates every record; repeats of an event_id within the
 /// batch are duplicates.
 fn decode_batch(batch: &[OwnedMessage]) -> Vec<Fate> {
@@ -821,53 +972,6 @@ pub fn review_state(ev: &EnrichedReview) -> ReviewState {
     }
 }
 
-/// Applies one event to the model (and trending when it advanced); queues
-/// its checkpoint writes. Whether the model advanced.
-fn apply_one(
-    st: &mut State,
-    ev: &EnrichedReview,
-    changes: &mut Vec<LikeChange>,
-    checkpoint: &mut Checkpoint,
-    outcomes: &mut Outcomes,
-) -> bool {
-    let state = review_state(ev);
-    if st.movie_genres.get(&ev.movie_id) != Some(&ev.movie_genres) {
-        st.movie_genres.insert(ev.movie_id, ev.movie_genres.clone());
-        checkpoint
-            .movie_genres
-            .insert(ev.movie_id, ev.movie_genres.clone());
-    }
-    if st.user_genres.get(&ev.user_id) != Some(&ev.user_preferred_genres) {
-        st.user_genres
-            .insert(ev.user_id, ev.user_preferred_genres.clone());
-        checkpoint
-            .user_genres
-            .insert(ev.user_id, ev.user_preferred_genres.clone());
-    }
-    match st.model.apply_tracked(state, changes) {
-        Applied::Stale => {
-            outcomes.stale += 1;
-            false
-        }
-        Applied::Advanced { .. } => {
-            outcomes.applied += 1;
-            // Later states of the same review in the batch replace it.
-            checkpoint.states.insert(state.review_id, state);
-            // Only advanced, live states count: a redelivery never counts twice.
-            if !state.deleted {
-                match st
-                    .trending
-                    .observe(state.changed_at_us, state.movie_id, &ev.movie_genres)
-                {
-                    Observed::Counted => st.dirty_genres.extend(ev.movie_genres.iter().cloned()),
-                    Observed::Late => outcomes.late += 1,
-                }
-            }
-            true
-        }
-    }
-}
-
 fn store_offsets(consumer: &RecommenderConsumer, batch: &[OwnedMessage]) {
     for m in batch {
         // rd_kafka_offset_store stores offset + 1: the next to consume.
@@ -877,57 +981,172 @@ fn store_offsets(consumer: &RecommenderConsumer, batch: &[OwnedMessage]) {
     }
 }
 
-/// Every refresh interval: recompute and write the dirty rows, at most
-/// `refresh_max_users` users and as many movies per tick.
-async fn refresh_loop(
+/// The replica follower: every changelog record of every instance, applied
+/// to the model (this instance's own come back stale: no effect).
+async fn follow(mut reader: Reader, state: Arc<Mutex<State>>, shutdown: Shutdown) {
+    let mut outcomes = Outcomes::default();
+    loop {
+        let next = tokio::select! {
+            _ = shutdown.wait() => return,
+            r = reader.next() => r,
+        };
+        match next {
+            Ok(Some(r)) => {
+                lock(&state).apply(&r.event, r.partition, true, &mut outcomes);
+                telemetry::changelog_read(1);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "changelog read failed: retrying");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
+/// What the flush task needs.
+struct Flusher {
     config: Config,
     state: Arc<Mutex<State>>,
+    moves: Arc<Moves>,
     store: Store,
-    clock: Arc<Clock>,
+    leases: Leases,
     stats: Arc<Stats>,
     shutdown: Shutdown,
-) {
-    let mut tick = tokio::time::interval(config.refresh_interval());
+}
+
+/// One flush's rows: (key, digest, row, timestamp) and the latencies
+/// (Kafka timestamps, ms) its direct users' rows settle.
+type Rows = (Vec<(RowKey, u64, Write, i64)>, Vec<i64>);
+
+/// Every flush interval (or at once on a rebalance): take leases of new
+/// partitions, write the owned dirty rows, drain and release revoked ones.
+async fn flush_loop(f: Flusher) {
+    let mut tick = tokio::time::interval(f.config.refresh_interval());
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = shutdown.wait() => return,
+            _ = f.shutdown.wait() => break,
             _ = tick.tick() => {}
+            () = f.moves.wake.notified() => {}
         }
+        if f.flush_once(f.shutdown.wait()).await.is_err() {
+            break;
+        }
+    }
+    // The last rows of a graceful stop, within a grace period.
+    let _ = f.flush_once(tokio::time::sleep(SHUTDOWN_GRACE)).await;
+    f.moves.flushing.store(false, Ordering::Release);
+    // A revoke still waiting must not wait for a task that is gone.
+    for m in lock_queue(&f.moves.queue).drain(..) {
+        if let Move::Revoke(_, Some(ack)) = m {
+            let _ = ack.try_send(());
+        }
+    }
+}
+
+impl Flusher {
+    async fn flush_once<S>(&self, stop: S) -> Result<(), store::Abandoned>
+    where
+        S: std::future::Future<Output = ()>,
+    {
         let started = Instant::now();
-        // Recomputing thousands of users is CPU work under the model lock:
-        // keep it off the async workers.
-        let (st, ck, max) = (state.clone(), clock.clone(), config.refresh_max_users);
-        let Ok((writes, ts, done, left)) =
-            tokio::task::spawn_blocking(move || refresh_writes(&st, &ck, max)).await
+        let moves: Vec<Move> = std::mem::take(&mut *lock_queue(&self.moves.queue));
+        let mut revoked = Vec::new();
+        for m in moves {
+            match m {
+                Move::Assign(p) => self.take_lease(p).await,
+                Move::Revoke(p, ack) => revoked.push((p, ack)),
+            }
+        }
+        self.renew_leases().await;
+        let (st, max) = (self.state.clone(), self.config.refresh_max_users);
+        let Ok((rows, latencies)) = tokio::task::spawn_blocking(move || rows(&st, max)).await
         else {
-            tracing::error!("refresh computation panicked");
-            return;
+            tracing::error!("flush computation panicked");
+            return Err(store::Abandoned);
         };
-        let written = store
+        let writes: Vec<(Write, i64)> = rows.iter().map(|(_, _, w, ts)| (w.clone(), *ts)).collect();
+        let span = tracing::info_span!(
+            "cassandra.write",
+            otel.name = "cassandra write",
+            otel.kind = "client",
+            db.system.name = "cassandra",
+            db.namespace = %self.config.cql.keyspace,
+            cinerec.writes = writes.len(),
+        );
+        self.store
             .write_all(
                 &writes,
-                ts,
-                config.write_concurrency,
-                config.backoff(),
-                shutdown.wait(),
+                self.config.write_concurrency,
+                self.config.backoff(),
+                stop,
             )
-            .await;
-        if written.is_err() {
-            return;
+            .instrument(span)
+            .await?;
+        let now_ms = store::now_micros() / 1_000;
+        for ts in latencies {
+            let ms = u64::try_from(now_ms - ts).unwrap_or(0);
+            telemetry::event_latency(Duration::from_millis(ms));
         }
-        telemetry::refreshed(&stats, done.0, done.1, left, started.elapsed());
+        let mut st = lock(&self.state);
+        // Durable now, and only now: the next value is compared with these.
+        for (key, digest, _, _) in rows {
+            st.durable.insert(key, digest);
+        }
+        for (p, ack) in revoked {
+            st.own.leases.remove(&p);
+            telemetry::lease_released(p, writes.len(), st.own.leases.len());
+            if let Some(ack) = ack {
+                let _ = ack.try_send(());
+            }
+        }
+        let left = st.pending();
+        drop(st);
+        telemetry::refreshed(&self.stats, writes.len(), 0, left, started.elapsed());
+        Ok(())
+    }
+
+    async fn take_lease(&self, partition: i32) {
+        match self.leases.take(self.store.session(), partition).await {
+            Ok(lease) => {
+                let mut st = lock(&self.state);
+                st.take_partition(partition, lease);
+                telemetry::lease_taken(partition, lease.generation, st.own.leases.len());
+            }
+            Err(e) => {
+                telemetry::lease_failed(partition, &e);
+                lock_queue(&self.moves.queue).push(Move::Assign(partition));
+            }
+        }
+    }
+
+    async fn renew_leases(&self) {
+        let now = store::now_micros();
+        let due: Vec<i32> = lock(&self.state)
+            .own
+            .leases
+            .iter()
+            .filter(|(_, l)| l.needs_renewal(now))
+            .map(|(p, _)| *p)
+            .collect();
+        for p in due {
+            match self.leases.take(self.store.session(), p).await {
+                Ok(lease) => {
+                    lock(&self.state).own.leases.insert(p, lease);
+                }
+                Err(e) => telemetry::lease_failed(p, &e),
+            }
+        }
     }
 }
 
 /// Under the lock: expands the dirty sets, takes a bounded share of them and
-/// computes their rows. (writes, ts, (users, movies) done, (users, movies) left).
-fn refresh_writes(
-    state: &Mutex<State>,
-    clock: &Clock,
-    max: usize,
-) -> (Vec<Write>, i64, (usize, usize), (usize, usize)) {
+/// computes the rows this instance owns whose value differs from the last
+/// one durably written.
+fn rows(state: &Mutex<State>, max: usize) -> Rows {
     let mut st = lock(state);
+    let now = store::now_micros();
     // A changed N(m) changes similarity(m, j) for every current neighbour j.
     let changed: Vec<MovieId> = st.changed_n.drain().collect();
     for m in changed {
@@ -935,34 +1154,76 @@ fn refresh_writes(
         st.dirty_movies.insert(m);
         st.dirty_movies.extend(neighbours);
     }
+    let mut out = Vec::new();
+    let mut unchanged: HashMap<&'static str, u64> = HashMap::new();
+    let mut written: HashMap<&'static str, u64> = HashMap::new();
+    let mut emit = |st: &State, key: RowKey, row: Write, lease: Lease, out: &mut Vec<_>| {
+        let digest = row.digest();
+        let table = row.table();
+        if st.durable.get(&key) == Some(&digest) {
+            *unchanged.entry(table).or_default() += 1;
+        } else {
+            *written.entry(table).or_default() += 1;
+            out.push((key, digest, row, lease.timestamp(now)));
+        }
+    };
     let movies: Vec<MovieId> = st.dirty_movies.iter().copied().take(max).collect();
-    let mut writes = Vec::new();
     for &m in &movies {
         st.dirty_movies.remove(&m);
-        writes.push(st.similar(m));
-        // Whoever likes a movie whose similarities changed may see new scores.
-        let likers: Vec<UserId> = st.model.likers(m).collect();
+        st.dirty_similar.remove(&m);
+        if let Some(lease) = st.own.movie(m) {
+            emit(&st, RowKey::Movie(m), st.similar(m), lease, &mut out);
+        }
+        // Whoever likes a movie whose similarities changed may see new
+        // scores: the ones this instance owns.
+        let likers: Vec<UserId> = st
+            .model
+            .likers(m)
+            .filter(|u| st.own.user(*u).is_some())
+            .collect();
         st.dirty_users.extend(likers);
     }
-    let users: Vec<UserId> = st.dirty_users.iter().copied().take(max).collect();
-    for &u in &users {
+    let similar: Vec<MovieId> = st.dirty_similar.iter().copied().take(max).collect();
+    for m in similar {
+        st.dirty_similar.remove(&m);
+        if let Some(lease) = st.own.movie(m) {
+            emit(&st, RowKey::Movie(m), st.similar(m), lease, &mut out);
+        }
+    }
+    let mut latencies = Vec::new();
+    let direct: Vec<(UserId, Vec<i64>)> = st.direct.drain().collect();
+    for (u, ts) in direct {
         st.dirty_users.remove(&u);
-        writes.push(st.recommendations(u));
+        if let Some(lease) = st.own.user(u) {
+            emit(&st, RowKey::User(u), st.recommendations(u), lease, &mut out);
+            latencies.extend(ts);
+        }
+    }
+    let users: Vec<UserId> = st.dirty_users.iter().copied().take(max).collect();
+    for u in users {
+        st.dirty_users.remove(&u);
+        if let Some(lease) = st.own.user(u) {
+            emit(&st, RowKey::User(u), st.recommendations(u), lease, &mut out);
+        }
     }
     let genres: Vec<String> = st.dirty_genres.drain().collect();
-    for g in &genres {
-        if let Some(w) = st.trending_row(g) {
-            writes.push(w);
+    for g in genres {
+        if let (Some(lease), Some(row)) = (st.own.genre(&g), st.trending_row(&g)) {
+            emit(&st, RowKey::Genre(g), row, lease, &mut out);
         }
+    }
+    for (table, n) in &written {
+        telemetry::serving_rows(table, *n, unchanged.remove(table).unwrap_or(0));
+    }
+    for (table, n) in unchanged {
+        telemetry::serving_rows(table, 0, n);
     }
     telemetry::model_size(
         st.model.reviews(),
         st.model.like_count(),
         st.model.pair_count(),
     );
-    let left = (st.dirty_users.len(), st.dirty_movies.len());
-    let ts = clock.next();
-    (writes, ts, (users.len(), movies.len()), left)
+    (out, latencies)
 }
 
 /// The loop must be spawnable on a multi-threaded runtime.
@@ -975,35 +1236,6 @@ fn assert_send(r: Recommender, s: Shutdown) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn state(version: i64, rating: f32) -> ReviewState {
-        ReviewState {
-            review_id: 7,
-            user_id: 1,
-            movie_id: 2,
-            rating,
-            version,
-            changed_at_us: version,
-            deleted: false,
-        }
-    }
-
-    #[test]
-    fn a_batch_checkpoints_each_review_once_with_its_latest_state() {
-        let mut c = Checkpoint::default();
-        for s in [state(1, 5.0), state(2, 1.0)] {
-            c.states.insert(s.review_id, s);
-        }
-        c.movie_genres.insert(2, vec!["Drama".into()]);
-        c.movie_genres.insert(2, vec!["War".into()]);
-        let writes = c.into_writes();
-        assert_eq!(writes.len(), 2, "{writes:?}");
-        assert!(writes.contains(&Write::State(state(2, 1.0))));
-        assert!(writes.contains(&Write::MovieGenres {
-            movie: 2,
-            genres: vec!["War".into()]
-        }));
-    }
 
     #[test]
     fn a_null_rating_is_a_tombstone() {

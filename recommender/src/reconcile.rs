@@ -16,8 +16,10 @@
 //!
 //! # What is compared
 //!
-//! * `likes_by_user`, `movie_likes`, `co_likes` against [`model::batch`] of
-//!   those states, through [`model::diff`];
+//! * the recommender's durable state — its changelog topic, read in full
+//!   into a [`Model`] exactly as an instance restores it — against
+//!   [`model::batch`] of those states, through [`model::diff`] (likes, `N`,
+//!   `C`): what any instance restarted now would hold;
 //! * for every user with expected likes or with a row, the model prefix
 //!   (`from_model` entries) of `recommendations_by_user` against
 //!   [`Model::recommend`] of a model built by applying the states: the same
@@ -50,6 +52,10 @@ pub const DEFAULT_CQL_NODES: &str = "127.0.0.1:19042";
 pub const DEFAULT_REVIEW_KEYSPACE: &str = "review_svc";
 /// The recommender's keyspace.
 pub const DEFAULT_KEYSPACE: &str = "recommender";
+/// Kafka bootstrap servers of the local stack.
+pub const DEFAULT_BROKERS: &str = "127.0.0.1:19092";
+/// The recommender's changelog topic (its default group's).
+pub const DEFAULT_CHANGELOG_TOPIC: &str = "recommender-review-states-changelog";
 /// Differences printed by default.
 pub const DEFAULT_SHOW: usize = 20;
 /// Relative tolerance of recommendation scores: the recommender sums
@@ -75,9 +81,15 @@ pub struct Args {
     /// review-svc's keyspace (the reviews: the source of truth).
     #[arg(long, env = "REVIEW_SVC_KEYSPACE", default_value = DEFAULT_REVIEW_KEYSPACE)]
     pub review_keyspace: String,
-    /// The recommender's keyspace (what is checked).
+    /// The recommender's keyspace (its serving tables are checked).
     #[arg(long, env = "RECOMMENDER_KEYSPACE", default_value = DEFAULT_KEYSPACE)]
     pub keyspace: String,
+    /// Kafka bootstrap servers (the changelog's).
+    #[arg(long, env = "RECOMMENDER_KAFKA_BROKERS", default_value = DEFAULT_BROKERS)]
+    pub brokers: String,
+    /// The recommender's changelog topic (its durable model state).
+    #[arg(long, env = "RECOMMENDER_CHANGELOG_TOPIC", default_value = DEFAULT_CHANGELOG_TOPIC)]
+    pub changelog_topic: String,
     /// How many differences to print (all are counted).
     #[arg(long, default_value_t = DEFAULT_SHOW)]
     pub show: usize,
@@ -87,12 +99,20 @@ pub struct Args {
 }
 
 impl Args {
-    /// Local-stack defaults for the given keyspaces (tests).
-    pub fn local(cql_nodes: Vec<String>, review_keyspace: &str, keyspace: &str) -> Args {
+    /// Local-stack defaults for the given keyspaces and changelog (tests).
+    pub fn local(
+        cql_nodes: Vec<String>,
+        review_keyspace: &str,
+        keyspace: &str,
+        brokers: &str,
+        changelog_topic: &str,
+    ) -> Args {
         Args {
             cql_nodes,
             review_keyspace: review_keyspace.to_owned(),
             keyspace: keyspace.to_owned(),
+            brokers: brokers.to_owned(),
+            changelog_topic: changelog_topic.to_owned(),
             show: DEFAULT_SHOW,
             skip_recommendations: false,
         }
@@ -113,6 +133,14 @@ pub enum ReconcileError {
     /// A keyspace name that cannot be spliced into CQL.
     #[error("keyspace name {0:?} must be 1-48 of [a-z0-9_], starting with a letter")]
     BadKeyspace(String),
+    /// The changelog could not be read.
+    #[error("reading the changelog {topic}: {source}")]
+    Changelog {
+        /// The topic.
+        topic: String,
+        /// Kafka's error.
+        source: rdkafka::error::KafkaError,
+    },
     /// A table could not be read (missing, wrong shape, or the database failed).
     #[error("reading {table}: {source}")]
     Read {
@@ -201,8 +229,8 @@ pub enum Difference {
     Model(model::Difference),
     /// A user's model recommendations.
     Recommendation(UserId, Mismatch),
-    /// A row of `table` that cannot hold model content: a null, a negative
-    /// or zero count (zero rows are deleted), `movie_a >= movie_b`.
+    /// Stored data that cannot be model content: changelog records that do
+    /// not decode.
     BadRow {
         /// The table.
         table: &'static str,
@@ -246,16 +274,16 @@ pub struct Counts {
     pub users: usize,
     /// Likes (expected).
     pub likes: usize,
-    /// Rows of `likes_by_user` read.
-    pub like_rows: usize,
     /// `N` entries (expected).
     pub n: usize,
-    /// Rows of `movie_likes` read.
-    pub n_rows: usize,
     /// `C` entries (expected).
     pub c: usize,
-    /// Rows of `co_likes` read.
-    pub c_rows: usize,
+    /// Changelog records read.
+    pub changelog_records: u64,
+    /// Reviews the restored model holds (tombstones included).
+    pub changelog_reviews: usize,
+    /// Likes, `N` and `C` entries of the restored model.
+    pub actual: (usize, usize, usize),
     /// Rows of `recommendations_by_user` read.
     pub recommendation_rows: usize,
     /// Users whose recommendations were compared.
@@ -299,9 +327,15 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "recommender: {} likes_by_user rows, {} movie_likes rows, {} co_likes rows, \
+            "recommender: {} changelog records → {} reviews, {} likes, {} N, {} C; \
              {} recommendations_by_user rows; {} users' recommendations compared",
-            c.like_rows, c.n_rows, c.c_rows, c.recommendation_rows, c.recommendations_compared
+            c.changelog_records,
+            c.changelog_reviews,
+            c.actual.0,
+            c.actual.1,
+            c.actual.2,
+            c.recommendation_rows,
+            c.recommendations_compared
         );
         let _ = writeln!(out, "differences: {}", self.differences.len());
         for d in self.differences.iter().take(show) {
@@ -363,7 +397,8 @@ pub async fn reconcile(session: &Session, args: &Args) -> Result<Report, Reconci
 
     let states = read_reviews(session, rks, &mut report.counts).await?;
     let expected = model::batch(states.iter().copied());
-    let (actual, bad_rows) = read_model(session, ks, &mut report.counts).await?;
+    let (actual, corrupt) =
+        read_model(&args.brokers, &args.changelog_topic, &mut report.counts).await?;
     report.counts.users = expected.likes.len();
     report.counts.likes = expected.likes.values().map(BTreeSet::len).sum();
     report.counts.n = expected.n.len();
@@ -373,7 +408,13 @@ pub async fn reconcile(session: &Session, args: &Args) -> Result<Report, Reconci
             .into_iter()
             .map(Difference::Model),
     );
-    report.differences.extend(bad_rows);
+    if corrupt > 0 {
+        report.differences.push(Difference::BadRow {
+            table: "changelog",
+            key: args.changelog_topic.clone(),
+            problem: format!("{corrupt} records do not decode as EnrichedReview"),
+        });
+    }
 
     if !args.skip_recommendations {
         let mut live = Model::new();
@@ -547,79 +588,36 @@ async fn read_reviews(
     Ok(latest.into_values().collect())
 }
 
-/// likes, `N` and `C` as the recommender wrote them, and rows that cannot be
-/// model content.
+/// likes, `N` and `C` of the model the changelog restores (the same code
+/// path as an instance's restore: [`crate::changelog::Reader`] into
+/// [`Model::apply`]).
 async fn read_model(
-    session: &Session,
-    ks: &str,
+    brokers: &str,
+    topic: &str,
     counts: &mut Counts,
-) -> Result<(ModelState, Vec<Difference>), ReconcileError> {
-    let mut state = ModelState::default();
-    let mut bad = Vec::new();
-
-    let likes: Vec<(i64, i64)> =
-        scan(session, ks, "likes_by_user", "user_id, movie_id", "user_id").await?;
-    counts.like_rows = likes.len();
-    for (user, movie) in likes {
-        state.likes.entry(user).or_default().insert(movie);
-    }
-
-    let n: Vec<(i64, Option<i32>)> =
-        scan(session, ks, "movie_likes", "movie_id, likers", "movie_id").await?;
-    counts.n_rows = n.len();
-    for (movie, likers) in n {
-        match count(likers) {
-            Ok(v) => {
-                state.n.insert(movie, v);
-            }
-            Err(problem) => bad.push(Difference::BadRow {
-                table: "movie_likes",
-                key: format!("movie_id={movie}"),
-                problem,
-            }),
-        }
-    }
-
-    let c: Vec<(i64, i64, Option<i32>)> = scan(
-        session,
-        ks,
-        "co_likes",
-        "movie_a, movie_b, users",
-        "movie_a",
-    )
-    .await?;
-    counts.c_rows = c.len();
-    for (a, b, users) in c {
-        let key = || format!("movie_a={a} movie_b={b}");
-        if a >= b {
-            bad.push(Difference::BadRow {
-                table: "co_likes",
-                key: key(),
-                problem: "movie_a must be less than movie_b".into(),
-            });
-            continue;
-        }
-        match count(users) {
-            Ok(v) => {
-                state.c.insert((a, b), v);
-            }
-            Err(problem) => bad.push(Difference::BadRow {
-                table: "co_likes",
-                key: key(),
-                problem,
-            }),
-        }
-    }
-    Ok((state, bad))
-}
-
-/// A stored count: positive (rows are deleted at zero).
-fn count(value: Option<i32>) -> Result<u32, String> {
-    match value {
-        None => Err("count is null".into()),
-        Some(v) if v <= 0 => Err(format!("count is {v}; rows are deleted at 0")),
-        Some(v) => Ok(v as u32),
-    }
+) -> Result<(ModelState, u64), ReconcileError> {
+    let read = |source: rdkafka::error::KafkaError| ReconcileError::Changelog {
+        topic: topic.to_owned(),
+        source,
+    };
+    let mut reader = crate::changelog::Reader::new(brokers, topic)
+        .await
+        .map_err(read)?;
+    let mut model = Model::new();
+    counts.changelog_records = reader
+        .restore(|r| {
+            model.apply(crate::pipeline::review_state(&r.event));
+        })
+        .await
+        .map_err(read)?;
+    counts.changelog_reviews = model.reviews();
+    let state = model.state();
+    counts.actual = (
+        state.likes.values().map(BTreeSet::len).sum(),
+        state.n.len(),
+        state.c.len(),
+    );
+    Ok((state, reader.corrupt))
 }
 
 /// One row of `recommendations_by_user`.
@@ -860,13 +858,5 @@ mod tests {
             row(vec![4, 5], vec![1.5, 0.0], Some(1)).model_prefix(),
             Ok(vec![(4, 1.5)])
         );
-    }
-
-    #[test]
-    fn counts_must_be_positive() {
-        assert_eq!(count(Some(3)), Ok(3));
-        assert!(count(Some(0)).is_err());
-        assert!(count(Some(-1)).is_err());
-        assert!(count(None).is_err());
     }
 }

@@ -21,6 +21,11 @@
 //! | `recommender_refresh_seconds` | histogram | |
 //! | `recommender_refresh_pending` | gauge | `kind` = `users`, `movies` |
 //! | `recommender_offset_store_failures_total` | counter | |
+//! | `recommender_changelog_records_total` | counter | `source` = `written` (this instance's batches), `read` (the replica follower) |
+//! | `recommender_changelog_corrupt_total` | counter | |
+//! | `recommender_serving_rows_total` | counter | `table`, `outcome` = `written`, `unchanged` (equal to the last value durably written: skipped) |
+//! | `recommender_leases_total` | counter | `outcome` = `taken`, `failed`, `released` |
+//! | `recommender_owned_partitions` | gauge | |
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -57,6 +62,16 @@ pub const REBUILD_SECONDS: &str = "recommender_rebuild_seconds";
 pub const REFRESH_SECONDS: &str = "recommender_refresh_seconds";
 /// Dirty users/movies left for later refresh ticks.
 pub const REFRESH_PENDING: &str = "recommender_refresh_pending";
+/// Changelog records written or read.
+pub const CHANGELOG_RECORDS_TOTAL: &str = "recommender_changelog_records_total";
+/// Changelog records that did not decode.
+pub const CHANGELOG_CORRUPT_TOTAL: &str = "recommender_changelog_corrupt_total";
+/// Serving rows by outcome of the flush.
+pub const SERVING_ROWS_TOTAL: &str = "recommender_serving_rows_total";
+/// Partition leases by outcome.
+pub const LEASES_TOTAL: &str = "recommender_leases_total";
+/// Partitions this instance owns (lease held).
+pub const OWNED_PARTITIONS: &str = "recommender_owned_partitions";
 /// Offsets that could not be stored.
 pub const OFFSET_STORE_FAILURES_TOTAL: &str = "recommender_offset_store_failures_total";
 
@@ -259,12 +274,12 @@ pub fn model_size(reviews: usize, likes: usize, pairs: usize) {
     metrics::gauge!(MODEL_PAIRS).set(pairs as f64);
 }
 
-/// The model was rebuilt from the checkpoint.
+/// The model was restored from the changelog (every partition, to the end seen at start).
 pub fn rebuilt(reviews: u64, took: Duration) {
     tracing::info!(
         reviews,
         took_ms = took.as_millis() as u64,
-        "model rebuilt from review_states"
+        "model restored from the changelog"
     );
     metrics::gauge!(REBUILD_SECONDS).set(took.as_secs_f64());
 }
@@ -292,4 +307,65 @@ pub fn refreshed(stats: &Stats, users: usize, movies: usize, left: (usize, usize
 pub fn offset_store_failed(partition: i32, offset: i64, error: &dyn std::fmt::Display) {
     tracing::info!(partition, offset, %error, "offset not stored");
     metrics::counter!(OFFSET_STORE_FAILURES_TOTAL).increment(1);
+}
+
+/// Changelog records this instance's batches wrote (`bytes` encoded).
+pub fn changelog_written(records: usize, bytes: usize) {
+    metrics::counter!(CHANGELOG_RECORDS_TOTAL, "source" => "written").increment(records as u64);
+    tracing::trace!(records, bytes, "changelog records written");
+}
+
+/// A changelog record read by the replica follower.
+pub fn changelog_read(records: u64) {
+    metrics::counter!(CHANGELOG_RECORDS_TOTAL, "source" => "read").increment(records);
+}
+
+/// A changelog record that did not decode (skipped: its writer only writes
+/// what it decoded, so this is outside interference; counted and logged).
+pub fn changelog_corrupt(partition: i32, offset: i64, error: &str) {
+    tracing::error!(
+        partition,
+        offset,
+        error,
+        "changelog record undecodable: skipped"
+    );
+    metrics::counter!(CHANGELOG_CORRUPT_TOTAL).increment(1);
+}
+
+/// A flush wrote `written` rows of `table` and skipped `unchanged` rows whose
+/// value equals the last one durably written.
+pub fn serving_rows(table: &'static str, written: u64, unchanged: u64) {
+    if written > 0 {
+        metrics::counter!(SERVING_ROWS_TOTAL, "table" => table, "outcome" => "written")
+            .increment(written);
+    }
+    if unchanged > 0 {
+        metrics::counter!(SERVING_ROWS_TOTAL, "table" => table, "outcome" => "unchanged")
+            .increment(unchanged);
+    }
+}
+
+/// A partition's lease was taken (its serving rows are this instance's now).
+pub fn lease_taken(partition: i32, generation: i64, owned: usize) {
+    tracing::info!(partition, generation, owned, "partition lease taken");
+    metrics::counter!(LEASES_TOTAL, "outcome" => "taken").increment(1);
+    metrics::gauge!(OWNED_PARTITIONS).set(owned as f64);
+}
+
+/// Taking a lease failed (retried at the next flush).
+pub fn lease_failed(partition: i32, error: &dyn std::fmt::Display) {
+    tracing::warn!(partition, %error, "partition lease not taken: retrying");
+    metrics::counter!(LEASES_TOTAL, "outcome" => "failed").increment(1);
+}
+
+/// A revoked partition's rows were drained and its lease let go.
+pub fn lease_released(partition: i32, drained_rows: usize, owned: usize) {
+    tracing::info!(
+        partition,
+        drained_rows,
+        owned,
+        "partition revoked: drained, lease released"
+    );
+    metrics::counter!(LEASES_TOTAL, "outcome" => "released").increment(1);
+    metrics::gauge!(OWNED_PARTITIONS).set(owned as f64);
 }

@@ -1,15 +1,18 @@
 //! Reconciliation against the real stack: reviews written through
 //! review-svc's own store (creates, edits, deletes, plus a reserved-but-
-//! uncommitted version and a create still in flight), recommender tables
-//! written to match them → zero differences; then one like, one `N`, one `C`
-//! and one recommendation tampered with → exactly those four reported, exit
-//! code 1 (also from the `recommender reconcile` binary). A keyspace that
-//! does not exist is an error (exit code 2).
+//! uncommitted version and a create still in flight), the recommender's
+//! durable state (its changelog topic) and serving table written to match
+//! them → zero differences; then one like taken away in the changelog (a
+//! forged newer version) and one recommendation reordered → exactly the
+//! like, `N` and `C` differences that implies and the reordering, exit code 1
+//! (also from the `recommender reconcile` binary). A keyspace that does not
+//! exist is an error (exit code 2).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use cinerec_events::{EnrichedReview, Tier};
 use cinerec_tests::{Stack, unique_name, unreachable};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -76,27 +79,63 @@ async fn write_reviews(reviews: &ReviewStore) -> anyhow::Result<Vec<ReviewState>
     Ok(latest.values().map(state).collect())
 }
 
-/// Writes what a correct recommender would have written for `states`, with
-/// one trending top-up entry per recommendation row.
-async fn write_recommender_tables(
+/// The changelog record of a review state, as the recommender writes it.
+fn record(s: &ReviewState) -> EnrichedReview {
+    EnrichedReview {
+        event_id: Uuid::new_v4(),
+        review_id: Uuid::from_u128(s.review_id),
+        version: s.version,
+        deleted: s.deleted,
+        rating: (!s.deleted).then_some(s.rating),
+        user_id: s.user_id,
+        movie_id: s.movie_id,
+        changed_at_us: s.changed_at_us,
+        movie_title: String::new(),
+        movie_year: 2000,
+        movie_genres: vec!["Drama".into()],
+        movie_popularity: 0.0,
+        user_country: String::new(),
+        user_zone: String::new(),
+        user_preferred_genres: vec![],
+        user_tier: Tier::Free,
+        enriched_at_us: 0,
+    }
+}
+
+/// Appends review states to the changelog topic.
+async fn append(brokers: &str, topic: &str, states: &[ReviewState]) -> anyhow::Result<()> {
+    let producer = cinerec_service_kit::kafka::idempotent_producer(brokers, &[])?;
+    let writer = recommender::changelog::Writer::new(producer, topic.to_owned(), 1);
+    let records: Vec<EnrichedReview> = states.iter().map(record).collect();
+    let refs: Vec<(i32, &EnrichedReview)> = records.iter().map(|r| (0, r)).collect();
+    let backoff = recommender::store::Backoff {
+        base: std::time::Duration::from_millis(50),
+        max: std::time::Duration::from_millis(500),
+    };
+    writer
+        .write_all(&refs, backoff, &cinerec_service_kit::Shutdown::new())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(())
+}
+
+/// Writes what a correct recommender would have written for `states`: its
+/// changelog, and its recommendation rows with one trending top-up entry each.
+async fn write_recommender_state(
     session: &Session,
     ks: &str,
+    brokers: &str,
+    topic: &str,
     states: &[ReviewState],
 ) -> anyhow::Result<()> {
+    recommender::changelog::ensure(brokers, topic, 1).await?;
+    append(brokers, topic, states).await?;
     let expected = model::batch(states.iter().copied());
     let mut live = Model::new();
     for s in states {
         live.apply(*s);
     }
-    for (user, movies) in &expected.likes {
-        for movie in movies {
-            session
-                .query_unpaged(
-                    format!("INSERT INTO {ks}.likes_by_user (user_id, movie_id) VALUES (?, ?)"),
-                    (user, movie),
-                )
-                .await?;
-        }
+    for user in expected.likes.keys() {
         let top = live.recommend(*user, TOP_N);
         let mut ids: Vec<i64> = top.iter().map(|(m, _)| *m).collect();
         let mut scores: Vec<f64> = top.iter().map(|(_, s)| *s).collect();
@@ -109,22 +148,6 @@ async fn write_recommender_tables(
                      (user_id, movie_ids, scores, from_model, computed_at) VALUES (?, ?, ?, ?, ?)"
                 ),
                 (user, ids, scores, top.len() as i32, now_micros()),
-            )
-            .await?;
-    }
-    for (movie, n) in &expected.n {
-        session
-            .query_unpaged(
-                format!("INSERT INTO {ks}.movie_likes (movie_id, likers) VALUES (?, ?)"),
-                (movie, *n as i32),
-            )
-            .await?;
-    }
-    for ((a, b), c) in &expected.c {
-        session
-            .query_unpaged(
-                format!("INSERT INTO {ks}.co_likes (movie_a, movie_b, users) VALUES (?, ?, ?)"),
-                (a, b, *c as i32),
             )
             .await?;
     }
@@ -216,7 +239,8 @@ async fn reports_zero_differences_then_exactly_the_tampered_rows() -> anyhow::Re
     recommender::store::migrate(&session, &recommender_cql).await?;
 
     let states = write_reviews(&reviews).await?;
-    write_recommender_tables(&session, &ks, &states).await?;
+    let changelog = unique_name("rc_changelog");
+    write_recommender_state(&session, &ks, &stack.kafka_brokers, &changelog, &states).await?;
     let liked = states
         .iter()
         .find(|s| !s.deleted && s.rating >= 4.0)
@@ -224,7 +248,13 @@ async fn reports_zero_differences_then_exactly_the_tampered_rows() -> anyhow::Re
         .ok_or_else(|| anyhow::anyhow!("the history has a like"))?;
     write_unacknowledged(&session, &rks, &liked).await?;
 
-    let args = Args::local(stack.cql_nodes.clone(), &rks, &ks);
+    let args = Args::local(
+        stack.cql_nodes.clone(),
+        &rks,
+        &ks,
+        &stack.kafka_brokers,
+        &changelog,
+    );
     let report = reconcile::reconcile(&session, &args).await?;
     let expected = model::batch(states.iter().copied());
     assert!(
@@ -240,41 +270,37 @@ async fn reports_zero_differences_then_exactly_the_tampered_rows() -> anyhow::Re
         "the half-landed version and the create in flight"
     );
     assert_eq!(c.users, expected.likes.len());
-    assert_eq!(c.likes, c.like_rows);
-    assert_eq!((c.n, c.c), (c.n_rows, c.c_rows));
+    assert_eq!((c.likes, c.n, c.c), c.actual);
+    assert_eq!(c.changelog_records as usize, states.len());
     assert_eq!(c.recommendations_compared, expected.likes.len());
     assert!(c.c > 0, "the history has co-likes: {c:?}");
 
-    // Tamper: one like gone, one N and one C off, one recommendation reordered.
-    let (like_user, like_movie) = (liked.user_id, liked.movie_id);
-    session
-        .query_unpaged(
-            format!("DELETE FROM {ks}.likes_by_user WHERE user_id = ? AND movie_id = ?"),
-            (like_user, like_movie),
-        )
-        .await?;
-    let (&n_movie, &n) = expected
-        .n
-        .iter()
-        .next()
-        .ok_or_else(|| anyhow::anyhow!("N"))?;
-    session
-        .query_unpaged(
-            format!("UPDATE {ks}.movie_likes SET likers = ? WHERE movie_id = ?"),
-            ((n + 1) as i32, n_movie),
-        )
-        .await?;
-    let (&(a, b), &cab) = expected
-        .c
-        .iter()
-        .last()
-        .ok_or_else(|| anyhow::anyhow!("C"))?;
-    session
-        .query_unpaged(
-            format!("UPDATE {ks}.co_likes SET users = ? WHERE movie_a = ? AND movie_b = ?"),
-            ((cab + 5) as i32, a, b),
-        )
-        .await?;
+    // Tamper: a forged newer version takes one like away in the changelog
+    // (so N and every C with the user's other likes move too), and one
+    // recommendation is reordered.
+    let forged = ReviewState {
+        version: liked.version + 1,
+        rating: 1.0,
+        ..liked
+    };
+    append(&stack.kafka_brokers, &changelog, &[forged]).await?;
+    let tampered = model::batch(states.iter().copied().chain([forged]));
+    let model_differences: Vec<Difference> = model::diff(&expected, &tampered)
+        .into_iter()
+        .map(Difference::Model)
+        .collect();
+    assert!(
+        model_differences.contains(&Difference::Model(ModelDifference::Like(
+            liked.user_id,
+            liked.movie_id,
+            true
+        ))),
+        "{model_differences:?}"
+    );
+    assert!(
+        model_differences.len() >= 2,
+        "the like, its N: {model_differences:?}"
+    );
     let mut live = Model::new();
     for s in &states {
         live.apply(*s);
@@ -297,40 +323,53 @@ async fn reports_zero_differences_then_exactly_the_tampered_rows() -> anyhow::Re
         .await?;
 
     let report = reconcile::reconcile(&session, &args).await?;
-    assert_eq!(
-        report.differences,
-        vec![
-            Difference::Model(ModelDifference::Like(like_user, like_movie, true)),
-            Difference::Model(ModelDifference::N(n_movie, n, n + 1)),
-            Difference::Model(ModelDifference::C((a, b), cab, cab + 5)),
-            Difference::Recommendation(
-                rec_user,
-                Mismatch::Movie {
-                    position: 0,
-                    expected: top[0].0,
-                    actual: top[1].0
-                }
-            ),
-        ],
-        "{}",
-        report.render(50)
-    );
+    let mut want = model_differences.clone();
+    want.push(Difference::Recommendation(
+        rec_user,
+        Mismatch::Movie {
+            position: 0,
+            expected: top[0].0,
+            actual: top[1].0,
+        },
+    ));
+    assert_eq!(report.differences, want, "{}", report.render(50));
     assert_eq!(report.exit_code(), 1);
+    let total = want.len();
     let printed = report.render(2);
-    assert!(printed.contains("differences: 4"), "{printed}");
-    assert!(printed.contains("and 2 more"), "{printed}");
+    assert!(
+        printed.contains(&format!("differences: {total}")),
+        "{printed}"
+    );
+    assert!(
+        printed.contains(&format!("and {} more", total - 2)),
+        "{printed}"
+    );
     // The subcommand's exit status, in-process and as the binary.
     assert_eq!(reconcile::run(args.clone()).await?, ExitCode::from(1));
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_recommender"))
         .arg("reconcile")
         .args(["--cql-nodes", &stack.cql_nodes.join(",")])
         .args(["--review-keyspace", &rks, "--keyspace", &ks, "--show", "3"])
+        .args([
+            "--brokers",
+            &stack.kafka_brokers,
+            "--changelog-topic",
+            &changelog,
+        ])
         .output()
         .await?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(1), "{stdout}");
-    assert!(stdout.contains("differences: 4"), "{stdout}");
-    assert!(stdout.contains("and 1 more"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("differences: {total}")),
+        "{stdout}"
+    );
+    if total > 3 {
+        assert!(
+            stdout.contains(&format!("and {} more", total - 3)),
+            "{stdout}"
+        );
+    }
 
     // Without the recommendation comparison only the model differences remain.
     let skip = Args {
@@ -338,11 +377,8 @@ async fn reports_zero_differences_then_exactly_the_tampered_rows() -> anyhow::Re
         ..args.clone()
     };
     assert_eq!(
-        reconcile::reconcile(&session, &skip)
-            .await?
-            .differences
-            .len(),
-        3
+        reconcile::reconcile(&session, &skip).await?.differences,
+        model_differences
     );
 
     for k in [&rks, &ks] {
@@ -359,6 +395,8 @@ async fn a_missing_keyspace_is_an_error_not_a_clean_report() -> anyhow::Result<(
     let args = Args::local(
         stack.cql_nodes.clone(),
         &unique_name("rc_absent"),
+        &unique_name("rc_absent"),
+        &stack.kafka_brokers,
         &unique_name("rc_absent"),
     );
     let session = reconcile::connect(&stack.cql_nodes)

@@ -55,28 +55,52 @@ impl ClientContext for AtLeastOnceContext {
     }
 }
 
+impl AtLeastOnceContext {
+    /// A context for `topic`, publishing its lag to `lag_gauge` (if any):
+    /// for consumers that wrap it in a context of their own.
+    pub fn new(topic: &str, lag_gauge: Option<&'static str>) -> AtLeastOnceContext {
+        AtLeastOnceContext {
+            topic: topic.to_owned(),
+            lag_gauge,
+        }
+    }
+}
+
+/// Before partitions move away, commits what is stored. Callers run a batch
+/// to completion between polls and store its offsets before the next poll,
+/// so everything stored here is done.
+pub fn commit_stored_on_revoke<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    rebalance: &Rebalance<'_>,
+) {
+    if let Rebalance::Revoke(tpl) = rebalance {
+        match consumer.commit_consumer_state(CommitMode::Sync) {
+            Ok(()) => tracing::info!(
+                partitions = tpl.count(),
+                "revoked: stored offsets committed"
+            ),
+            Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+            Err(e) => tracing::warn!(error = %e, "revoked: committing stored offsets failed"),
+        }
+    }
+}
+
+/// Logs a finished rebalance.
+pub fn log_rebalance(rebalance: &Rebalance<'_>) {
+    match rebalance {
+        Rebalance::Assign(tpl) => tracing::info!(partitions = tpl.count(), "assigned"),
+        Rebalance::Revoke(tpl) => tracing::info!(partitions = tpl.count(), "revoked"),
+        Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
+    }
+}
+
 impl ConsumerContext for AtLeastOnceContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(tpl) = rebalance {
-            // Callers run a batch to completion between polls and store its
-            // offsets before the next poll, so everything stored here is done.
-            match consumer.commit_consumer_state(CommitMode::Sync) {
-                Ok(()) => tracing::info!(
-                    partitions = tpl.count(),
-                    "revoked: stored offsets committed"
-                ),
-                Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-                Err(e) => tracing::warn!(error = %e, "revoked: committing stored offsets failed"),
-            }
-        }
+        commit_stored_on_revoke(consumer, rebalance);
     }
 
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        match rebalance {
-            Rebalance::Assign(tpl) => tracing::info!(partitions = tpl.count(), "assigned"),
-            Rebalance::Revoke(tpl) => tracing::info!(partitions = tpl.count(), "revoked"),
-            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
-        }
+        log_rebalance(rebalance);
     }
 }
 
@@ -103,9 +127,20 @@ pub struct ConsumerSettings<'a> {
 pub fn at_least_once_consumer(
     settings: &ConsumerSettings<'_>,
 ) -> Result<AtLeastOnceConsumer, KafkaError> {
-    let consumer: AtLeastOnceConsumer = ClientConfig::new()
-        .set("bootstrap.servers", settings.brokers)
-        .set("group.id", settings.group)
+    let mut config = ClientConfig::new();
+    at_least_once_settings(&mut config, settings.brokers, settings.group);
+    let consumer: AtLeastOnceConsumer =
+        config.create_with_context(AtLeastOnceContext::new(settings.topic, settings.lag_gauge))?;
+    consumer.subscribe(&[settings.topic])?;
+    Ok(consumer)
+}
+
+/// The settings of [`at_least_once_consumer`], for consumers built with a
+/// context of their own.
+pub fn at_least_once_settings(config: &mut ClientConfig, brokers: &str, group: &str) {
+    config
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
         .set("enable.auto.commit", "true")
         .set("enable.auto.offset.store", "false")
         .set("auto.commit.interval.ms", "1000")
@@ -114,13 +149,7 @@ pub fn at_least_once_consumer(
         // others stopping theirs.
         .set("partition.assignment.strategy", "cooperative-sticky")
         .set("session.timeout.ms", "10000")
-        .set("statistics.interval.ms", STATISTICS_INTERVAL_MS)
-        .create_with_context(AtLeastOnceContext {
-            topic: settings.topic.to_owned(),
-            lag_gauge: settings.lag_gauge,
-        })?;
-    consumer.subscribe(&[settings.topic])?;
-    Ok(consumer)
+        .set("statistics.interval.ms", STATISTICS_INTERVAL_MS);
 }
 
 /// An idempotent producer (`acks=all`) to `brokers`; `extra` adds settings

@@ -166,6 +166,11 @@ pub struct RunNames {
 }
 
 impl RunNames {
+    /// The recommender's changelog topic (its default for the run's group).
+    pub fn recommender_changelog(&self) -> String {
+        format!("{}-review-states-changelog", self.recommender_group)
+    }
+
     fn new(prefix: &str) -> RunNames {
         let run = unique_name(prefix);
         let changes_topic = format!("{run}.reviews.changed");
@@ -801,6 +806,10 @@ impl Pipeline {
                 &self.names.review_keyspace,
                 "--keyspace",
                 &self.names.recommender_keyspace,
+                "--brokers",
+                &self.stack.kafka_brokers,
+                "--changelog-topic",
+                &self.names.recommender_changelog(),
             ]))
             .env("CINEREC_LOG", "warn")
             .stdin(Stdio::null())
@@ -839,11 +848,13 @@ impl Pipeline {
             rdkafka::ClientConfig::new()
                 .set("bootstrap.servers", &self.stack.kafka_brokers)
                 .create()?;
+        let changelog = n.recommender_changelog();
         let topics = [
             n.changes_topic.as_str(),
             n.enriched_topic.as_str(),
             n.changes_dlq.as_str(),
             n.enriched_dlq.as_str(),
+            &changelog,
         ];
         // A topic nobody created (no DLQ record) answers "unknown topic": fine.
         let _ = admin

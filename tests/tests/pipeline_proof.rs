@@ -4,7 +4,7 @@
 //! enricher and the recommender SIGKILLed once each and the Kafka broker
 //! restarted once, all during the load. Afterwards reconciliation finds zero
 //! differences, every acknowledged review is in the recommender's
-//! `review_states` at its latest acknowledged version, and both consumers
+//! the recommender's changelog at its latest acknowledged version, and both consumers
 //! counted duplicates they skipped.
 //!
 //! This restarts the shared Kafka broker: it is alone in its test binary.

@@ -181,44 +181,19 @@ impl World {
             .await
     }
 
-    /// likes/N/C as the tables hold them.
+    /// likes/N/C of the model the recommender's changelog restores (its
+    /// durable state: what a restarted instance would hold).
     pub async fn tables(&self) -> anyhow::Result<ModelState> {
-        let ks = &self.name;
-        let mut state = ModelState::default();
-        let mut rows = self
-            .session
-            .query_iter(
-                format!("SELECT user_id, movie_id FROM {ks}.likes_by_user"),
-                &[],
-            )
-            .await?
-            .rows_stream::<(i64, i64)>()?;
-        while let Some((u, m)) = rows.try_next().await? {
-            state.likes.entry(u).or_default().insert(m);
-        }
-        let mut rows = self
-            .session
-            .query_iter(
-                format!("SELECT movie_id, likers FROM {ks}.movie_likes"),
-                &[],
-            )
-            .await?
-            .rows_stream::<(i64, i32)>()?;
-        while let Some((m, n)) = rows.try_next().await? {
-            state.n.insert(m, u32::try_from(n)?);
-        }
-        let mut rows = self
-            .session
-            .query_iter(
-                format!("SELECT movie_a, movie_b, users FROM {ks}.co_likes"),
-                &[],
-            )
-            .await?
-            .rows_stream::<(i64, i64, i32)>()?;
-        while let Some((a, b, c)) = rows.try_next().await? {
-            state.c.insert((a, b), u32::try_from(c)?);
-        }
-        Ok(state)
+        let config = self.config();
+        let mut reader =
+            recommender::changelog::Reader::new(&config.brokers, &config.changelog_topic()).await?;
+        let mut m = Model::new();
+        reader
+            .restore(|r| {
+                m.apply(recommender::pipeline::review_state(&r.event));
+            })
+            .await?;
+        Ok(m.state())
     }
 
     /// recommendations_by_user, every row.
@@ -248,21 +223,12 @@ impl World {
         Ok(out)
     }
 
-    /// Rows of review_states.
+    /// Records in the changelog (every version written, before compaction).
     pub async fn checkpointed(&self) -> anyhow::Result<usize> {
-        let mut rows = self
-            .session
-            .query_iter(
-                format!("SELECT review_id FROM {}.review_states", self.name),
-                &[],
-            )
-            .await?
-            .rows_stream::<(Uuid,)>()?;
-        let mut n = 0;
-        while rows.try_next().await?.is_some() {
-            n += 1;
-        }
-        Ok(n)
+        let config = self.config();
+        let mut reader =
+            recommender::changelog::Reader::new(&config.brokers, &config.changelog_topic()).await?;
+        Ok(usize::try_from(reader.restore(|_| {}).await?)?)
     }
 
     /// Checks the contract: tables equal the batch recomputation over

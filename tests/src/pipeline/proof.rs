@@ -1,12 +1,11 @@
 //! What the end-to-end tests check once a run has settled: the recommender's
-//! `review_states` against what the load generator saw acknowledged, and
-//! reconciliation polled until it agrees.
+//! durable state (its changelog topic of review states) against what the
+//! load generator saw acknowledged, and reconciliation polled until it agrees.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use futures::TryStreamExt;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 use uuid::Uuid;
@@ -24,7 +23,7 @@ pub struct Acked {
     pub deleted: bool,
 }
 
-/// One row of the recommender's `review_states`.
+/// The latest state of one review in the recommender's changelog.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReviewState {
     /// The applied version.
@@ -43,34 +42,65 @@ pub async fn cql_session(p: &Pipeline) -> anyhow::Result<Session> {
         .map_err(|e| unreachable("Cassandra", &nodes.join(","), e))
 }
 
-/// Every row of the run's `review_states`.
-pub async fn review_states(
-    session: &Session,
-    p: &Pipeline,
-) -> anyhow::Result<HashMap<Uuid, ReviewState>> {
-    let ks = &p.names().recommender_keyspace;
-    let mut rows = session
-        .query_iter(
-            format!("SELECT review_id, version, deleted FROM {ks}.review_states"),
-            &[],
-        )
-        .await
-        .with_context(|| format!("reading {ks}.review_states"))?
-        .rows_stream::<(Uuid, Option<i64>, Option<bool>)>()?;
-    let mut out = HashMap::new();
-    while let Some((id, version, deleted)) = rows.try_next().await? {
-        out.insert(
-            id,
-            ReviewState {
-                version: version.unwrap_or_default(),
-                deleted: deleted.unwrap_or_default(),
-            },
-        );
+/// The latest state of every review in the run's recommender changelog
+/// (every partition read from the beginning to its end now).
+pub async fn review_states(p: &Pipeline) -> anyhow::Result<HashMap<Uuid, ReviewState>> {
+    use rdkafka::Message as _;
+    use rdkafka::consumer::{Consumer, StreamConsumer};
+    let brokers = &p.stack().kafka_brokers;
+    let topic = p.names().recommender_changelog();
+    let consumer: StreamConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("{topic}-proof-{}", Uuid::new_v4()))
+        .set("enable.auto.commit", "false")
+        .create()?;
+    let md = consumer
+        .fetch_metadata(Some(&topic), Duration::from_secs(10))
+        .with_context(|| format!("metadata of {topic}"))?;
+    let partitions = md.topics().first().map_or(0, |t| t.partitions().len());
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    let mut ends = HashMap::new();
+    for p in 0..i32::try_from(partitions)? {
+        tpl.add_partition_offset(&topic, p, rdkafka::Offset::Beginning)?;
+        let (low, high) = consumer.fetch_watermarks(&topic, p, Duration::from_secs(10))?;
+        if high > low {
+            ends.insert(p, high);
+        }
+    }
+    consumer.assign(&tpl)?;
+    let mut out: HashMap<Uuid, ReviewState> = HashMap::new();
+    while !ends.is_empty() {
+        let m = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
+            .await
+            .with_context(|| format!("reading {topic}"))??;
+        if ends
+            .get(&m.partition())
+            .is_some_and(|end| m.offset() + 1 >= *end)
+        {
+            ends.remove(&m.partition());
+        }
+        let Some(Ok(ev)) = m.payload().map(cinerec_events::EnrichedReview::decode) else {
+            anyhow::bail!(
+                "{topic}: record at {} of partition {} does not decode",
+                m.offset(),
+                m.partition()
+            );
+        };
+        let state = ReviewState {
+            version: ev.version,
+            deleted: ev.deleted || ev.rating.is_none(),
+        };
+        if out
+            .get(&ev.review_id)
+            .is_none_or(|have| have.version < state.version)
+        {
+            out.insert(ev.review_id, state);
+        }
     }
     Ok(out)
 }
 
-/// The acknowledged reviews `review_states` does not reflect (missing, at an
+/// The acknowledged reviews `changelog does not reflect (missing, at an
 /// older version, or at the same version with another tombstone flag), as
 /// `(review id, acknowledged, found)`.
 pub fn unreflected(
@@ -114,9 +144,9 @@ where
 #[derive(Debug, Clone)]
 pub struct Settled {
     /// The last reconciliation (`None` when acknowledged reviews were still
-    /// missing from `review_states`, so reconcile was not run yet).
+    /// missing from the recommender's changelog, so reconcile was not run yet).
     pub reconciled: Option<Reconciled>,
-    /// Acknowledged reviews `review_states` did not reflect at the end.
+    /// Acknowledged reviews the changelog did not reflect at the end.
     pub unreflected: Vec<(Uuid, Acked, Option<ReviewState>)>,
     /// How long it polled.
     pub took: Duration,
@@ -133,7 +163,7 @@ impl Settled {
         let mut out = String::new();
         if !self.unreflected.is_empty() {
             out.push_str(&format!(
-                "{} acknowledged reviews not reflected in review_states, e.g. {:?}\n",
+                "{} acknowledged reviews not reflected in the recommender's changelog, e.g. {:?}\n",
                 self.unreflected.len(),
                 &self.unreflected[..self.unreflected.len().min(5)]
             ));
@@ -150,11 +180,11 @@ impl Settled {
 }
 
 /// How long [`settle`] goes on without progress (fewer acknowledged reviews
-/// missing from `review_states`) before it gives up: consumers in a debug
+/// missing from the recommender's changelog) before it gives up: consumers in a debug
 /// build on a shared 2-core box drain a backlog slowly, but steadily.
 pub const STALL: Duration = Duration::from_secs(120);
 
-/// Polls until every acknowledged review is reflected in `review_states`
+/// Polls until every acknowledged review is reflected in the recommender's changelog
 /// and reconciliation reports zero differences, every few seconds, until
 /// `deadline` or [`STALL`] without progress; returns where it ended either
 /// way (the caller asserts [`Settled::ok`] after printing its summary).
@@ -163,12 +193,11 @@ pub async fn settle(
     acked: &HashMap<Uuid, Acked>,
     deadline: Duration,
 ) -> anyhow::Result<Settled> {
-    let session = cql_session(p).await?;
     let started = Instant::now();
     let mut said = Instant::now();
     let (mut fewest, mut progressed) = (usize::MAX, Instant::now());
     loop {
-        let states = review_states(&session, p).await?;
+        let states = review_states(p).await?;
         let unreflected = unreflected(acked, &states);
         let reconciled = if unreflected.is_empty() {
             Some(p.reconcile().await?)
