@@ -49,6 +49,19 @@ impl Buckets {
         )
     }
 
+    /// `self + other`, bucket by bucket (histograms of several instances).
+    pub fn plus(&self, other: &Buckets) -> Buckets {
+        let mut out = self.0.clone();
+        for (le, n) in &other.0 {
+            match out.iter_mut().find(|(b, _)| b == le) {
+                Some((_, m)) => *m += n,
+                None => out.push((*le, *n)),
+            }
+        }
+        out.sort_by(|a, b| a.0.total_cmp(&b.0));
+        Buckets(out)
+    }
+
     /// Events counted (the `+Inf` bucket).
     pub fn count(&self) -> u64 {
         self.0.last().map_or(0, |(_, n)| *n as u64)

@@ -280,11 +280,21 @@ impl Model {
         let seen = self.seen.get(&user);
         let mut scores: HashMap<MovieId, f64> = HashMap::new();
         for &i in liked {
-            for &j in self.c.get(&i).into_iter().flatten().map(|(j, _)| j) {
+            // The hot loop of every flush: take C(i, j) from the row being
+            // walked rather than looking it up again, and N(i) once per row.
+            let ni = f64::from(self.n(i));
+            if ni == 0.0 {
+                continue;
+            }
+            for (&j, &cij) in self.c.get(&i).into_iter().flatten() {
                 if seen.is_some_and(|s| s.contains(&j)) {
                     continue;
                 }
-                *scores.entry(j).or_insert(0.0) += self.similarity(i, j);
+                let nj = f64::from(self.n(j));
+                if nj == 0.0 {
+                    continue;
+                }
+                *scores.entry(j).or_insert(0.0) += f64::from(cij) / (ni * nj).sqrt();
             }
         }
         top_k(scores.into_iter(), k)

@@ -207,6 +207,9 @@ pub struct Ownership {
     pub partitions: i32,
     /// Owned partitions with their lease.
     pub leases: HashMap<i32, Lease>,
+    /// Assigned partitions whose lease is not taken yet: their users' rows
+    /// wait for it rather than being dropped.
+    pub pending: std::collections::HashSet<i32>,
     /// Which partition each user's events arrive on.
     pub user_partition: HashMap<UserId, i32>,
 }
@@ -216,6 +219,13 @@ impl Ownership {
     pub fn user(&self, user: UserId) -> Option<Lease> {
         let p = self.user_partition.get(&user)?;
         self.leases.get(p).copied()
+    }
+
+    /// Whether a user's partition is assigned here but not leased yet.
+    pub fn user_pending(&self, user: UserId) -> bool {
+        self.user_partition
+            .get(&user)
+            .is_some_and(|p| self.pending.contains(p))
     }
 
     /// The lease a movie's row is written under, if owned.

@@ -274,6 +274,7 @@ impl State {
     /// digests are forgotten (another owner wrote meanwhile).
     fn take_partition(&mut self, partition: i32, lease: Lease) {
         self.own.leases.insert(partition, lease);
+        self.own.pending.remove(&partition);
         let parts = self.own.partitions;
         let users: Vec<UserId> = self
             .own
@@ -1052,12 +1053,40 @@ impl Flusher {
     {
         let started = Instant::now();
         let moves: Vec<Move> = std::mem::take(&mut *lock_queue(&self.moves.queue));
-        let mut revoked = Vec::new();
+        // The last move of each partition decides; every assignment takes a
+        // fresh lease (another owner may have held the partition in between,
+        // with a higher generation), every final revoke drains, then releases.
+        let mut last: HashMap<i32, bool> = HashMap::new();
+        let mut acks = Vec::new();
         for m in moves {
             match m {
-                Move::Assign(p) => self.take_lease(p).await,
-                Move::Revoke(p, ack) => revoked.push((p, ack)),
+                Move::Assign(p) => {
+                    last.insert(p, true);
+                }
+                Move::Revoke(p, ack) => {
+                    last.insert(p, false);
+                    acks.extend(ack);
+                }
             }
+        }
+        let mut revoked = Vec::new();
+        let pending: Vec<i32> = {
+            let mut st = lock(&self.state);
+            for (p, assigned) in last {
+                if assigned {
+                    st.own.leases.remove(&p);
+                    st.own.pending.insert(p);
+                } else {
+                    st.own.pending.remove(&p);
+                    if st.own.leases.contains_key(&p) {
+                        revoked.push(p);
+                    }
+                }
+            }
+            st.own.pending.iter().copied().collect()
+        };
+        for p in pending {
+            self.take_lease(p).await;
         }
         self.renew_leases().await;
         let (st, max) = (self.state.clone(), self.config.refresh_max_users);
@@ -1094,13 +1123,15 @@ impl Flusher {
         for (key, digest, _, _) in rows {
             st.durable.insert(key, digest);
         }
-        for (p, ack) in revoked {
+        for p in revoked {
             st.own.leases.remove(&p);
             telemetry::lease_released(p, writes.len(), st.own.leases.len());
-            if let Some(ack) = ack {
-                let _ = ack.try_send(());
-            }
         }
+        drop(st);
+        for ack in acks {
+            let _ = ack.try_send(());
+        }
+        let st = lock(&self.state);
         let left = st.pending();
         drop(st);
         telemetry::refreshed(&self.stats, writes.len(), 0, left, started.elapsed());
@@ -1114,10 +1145,8 @@ impl Flusher {
                 st.take_partition(partition, lease);
                 telemetry::lease_taken(partition, lease.generation, st.own.leases.len());
             }
-            Err(e) => {
-                telemetry::lease_failed(partition, &e);
-                lock_queue(&self.moves.queue).push(Move::Assign(partition));
-            }
+            // Still pending: retried at the next flush.
+            Err(e) => telemetry::lease_failed(partition, &e),
         }
     }
 
@@ -1193,10 +1222,13 @@ fn rows(state: &Mutex<State>, max: usize) -> Rows {
     let mut latencies = Vec::new();
     let direct: Vec<(UserId, Vec<i64>)> = st.direct.drain().collect();
     for (u, ts) in direct {
-        st.dirty_users.remove(&u);
         if let Some(lease) = st.own.user(u) {
+            st.dirty_users.remove(&u);
             emit(&st, RowKey::User(u), st.recommendations(u), lease, &mut out);
             latencies.extend(ts);
+        } else if st.own.user_pending(u) {
+            // Its partition's lease is being taken: next tick.
+            st.direct.insert(u, ts);
         }
     }
     let users: Vec<UserId> = st.dirty_users.iter().copied().take(max).collect();

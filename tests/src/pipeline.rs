@@ -224,6 +224,15 @@ struct Running {
     log: PathBuf,
 }
 
+/// An extra instance of a consumer, beside the one [`Pipeline::start_service`]
+/// runs: the same group, cache namespace and keyspace, its own admin port.
+#[derive(Debug)]
+struct Replica {
+    service: Service,
+    admin: SocketAddr,
+    running: Option<Running>,
+}
+
 /// The five services of one run, as child processes.
 #[derive(Debug)]
 pub struct Pipeline {
@@ -241,8 +250,11 @@ pub struct Pipeline {
     /// How often each service exited during start-up (and was started again).
     early_exits: HashMap<Service, u32>,
     /// The last `/metrics` page of each earlier life of a service (scraped
-    /// just before it was SIGKILLed), so counters can be summed over lives.
+    /// just before it was SIGKILLed), so counters can be summed over lives
+    /// (and over replicas).
     earlier_lives: HashMap<Service, Vec<Metrics>>,
+    /// Extra instances, by id (the index; a stopped one keeps its slot).
+    replicas: Vec<Replica>,
 }
 
 /// The directory holding the workspace's binaries: the test executable lives
@@ -323,6 +335,7 @@ impl Pipeline {
             starts: HashMap::new(),
             early_exits: HashMap::new(),
             earlier_lives: HashMap::new(),
+            replicas: Vec::new(),
         };
         eprintln!(
             "pipeline {}: logs in {}",
@@ -607,6 +620,113 @@ impl Pipeline {
         }
     }
 
+    /// Starts one more instance of a consumer (the enricher or the
+    /// recommender) in the same group, with its own admin port, and waits
+    /// for its `/readyz`. Returns its id for
+    /// [`kill9_replica`](Self::kill9_replica) and [`stop_replica`](Self::stop_replica).
+    pub async fn add_replica(&mut self, service: Service) -> anyhow::Result<usize> {
+        anyhow::ensure!(
+            matches!(service, Service::Enricher | Service::Recommender),
+            "only the consumers scale out in one group, not {service}"
+        );
+        let admin = free_addrs(1)?[0];
+        let mut args = self.serve_args(service);
+        let at = args
+            .iter()
+            .position(|a| a == "--admin-addr")
+            .context("serve args without --admin-addr")?;
+        args[at + 1] = admin.to_string();
+        let id = self.replicas.len();
+        let label = format!("{}-replica{id}", service.name());
+        let (mut cmd, log) = self.command(service.name(), &label, &args)?;
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("starting {label} {args:?}"))?;
+        let deadline = Instant::now() + READY_DEADLINE;
+        loop {
+            if let Some(status) = child.try_wait()? {
+                bail!(
+                    "{label} exited ({status}) before it was ready; its log:\n{}",
+                    tail(&log, TAIL_LINES)
+                );
+            }
+            if let Ok((200, _)) = http::get(admin, "/readyz").await {
+                break;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                bail!("{label} not ready within {READY_DEADLINE:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.replicas.push(Replica {
+            service,
+            admin,
+            running: Some(Running { child, log }),
+        });
+        Ok(id)
+    }
+
+    /// Replica `id`'s `/metrics` now.
+    async fn scrape_replica(&self, id: usize) -> anyhow::Result<Metrics> {
+        let r = self.replicas.get(id).context("no such replica")?;
+        let (status, body) = http::get(r.admin, "/metrics").await?;
+        anyhow::ensure!(status == 200, "replica {id} /metrics answered {status}");
+        Metrics::parse(&body)
+    }
+
+    /// SIGKILLs replica `id` (its `/metrics` scraped just before, counted in
+    /// [`metric_total`](Self::metric_total)).
+    pub async fn kill9_replica(&mut self, id: usize) -> anyhow::Result<()> {
+        let page = self.scrape_replica(id).await;
+        let r = self.replicas.get_mut(id).context("no such replica")?;
+        let mut running = r.running.take().context("replica not running")?;
+        if let Ok(m) = page {
+            self.earlier_lives.entry(r.service).or_default().push(m);
+        }
+        running.child.kill().context("SIGKILL replica")?;
+        running.child.wait()?;
+        Ok(())
+    }
+
+    /// SIGTERMs replica `id` and waits for its exit status (a graceful
+    /// leave: its partitions are revoked and drained).
+    pub async fn stop_replica(&mut self, id: usize) -> anyhow::Result<std::process::ExitStatus> {
+        let page = self.scrape_replica(id).await;
+        let r = self.replicas.get_mut(id).context("no such replica")?;
+        let mut running = r.running.take().context("replica not running")?;
+        let service = r.service;
+        let status = Command::new("kill")
+            .args(["-TERM", &running.child.id().to_string()])
+            .status()?;
+        anyhow::ensure!(status.success(), "kill -TERM replica {id} failed");
+        let deadline = Instant::now() + POLL_DEADLINE;
+        let exit = loop {
+            if let Some(status) = running.child.try_wait()? {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = running.child.kill();
+                let _ = running.child.wait();
+                bail!("replica {id} did not exit within {POLL_DEADLINE:?} of SIGTERM");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        // Its final counts: the page before the stop is a lower bound.
+        if let Ok(m) = page {
+            self.earlier_lives.entry(service).or_default().push(m);
+        }
+        Ok(exit)
+    }
+
+    /// Running replicas of `service`.
+    pub fn replicas_running(&self, service: Service) -> usize {
+        self.replicas
+            .iter()
+            .filter(|r| r.service == service && r.running.is_some())
+            .count()
+    }
+
     /// How often `service` exited during start-up and was started again.
     pub fn early_exits(&self, service: Service) -> u32 {
         self.early_exits.get(&service).copied().unwrap_or(0)
@@ -700,8 +820,8 @@ impl Pipeline {
         Metrics::parse(&body)
     }
 
-    /// The sum of a counter over every life of `service`: the pages scraped
-    /// before each SIGKILL plus the running process's now. (Counts between
+    /// The sum of a counter over every life and replica of `service`: the
+    /// pages scraped before each SIGKILL or stop plus the running processes' now. (Counts between
     /// the last scrape and a kill are lost, so this is a lower bound.)
     pub async fn metric_total(
         &self,
@@ -716,6 +836,11 @@ impl Pipeline {
             .unwrap_or(0.0);
         if self.is_running(service) {
             total += self.scrape(service).await?.sum(name, labels);
+        }
+        for (id, r) in self.replicas.iter().enumerate() {
+            if r.service == service && r.running.is_some() {
+                total += self.scrape_replica(id).await?.sum(name, labels);
+            }
         }
         Ok(total)
     }
@@ -843,6 +968,10 @@ impl Pipeline {
             let _ = r.child.kill();
             let _ = r.child.wait();
         }
+        for mut r in self.replicas.drain(..).filter_map(|r| r.running) {
+            let _ = r.child.kill();
+            let _ = r.child.wait();
+        }
         let n = &self.names;
         let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
             rdkafka::ClientConfig::new()
@@ -896,6 +1025,10 @@ impl Pipeline {
 impl Drop for Pipeline {
     fn drop(&mut self) {
         for (_, mut r) in self.running.drain() {
+            let _ = r.child.kill();
+            let _ = r.child.wait();
+        }
+        for mut r in self.replicas.drain(..).filter_map(|r| r.running) {
             let _ = r.child.kill();
             let _ = r.child.wait();
         }

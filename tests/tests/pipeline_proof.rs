@@ -1,11 +1,14 @@
-//! The proof (issue 7 point 5): 20k operations through the whole pipeline
-//! with 10% of creations sent twice, 5% edits and 1% deletes, every change
-//! event and a range of enriched events redelivered at the Kafka level, the
-//! enricher and the recommender SIGKILLed once each and the Kafka broker
-//! restarted once, all during the load. Afterwards reconciliation finds zero
-//! differences, every acknowledged review is in the recommender's
-//! the recommender's changelog at its latest acknowledged version, and both consumers
-//! counted duplicates they skipped.
+//! The proof (issue 7 point 5, issue 12 point 4): 20k operations through the
+//! whole pipeline with 10% of creations sent twice, 5% edits and 1% deletes,
+//! every change event and a range of enriched events redelivered at the
+//! Kafka level, with **two enrichers and three recommenders** in their
+//! groups; during the load one enricher and one recommender are SIGKILLed
+//! mid-batch and restarted, a fourth recommender joins and one leaves
+//! (SIGTERM: revoked, drained) — rebalances under load — and the Kafka
+//! broker is restarted once. Afterwards reconciliation finds zero
+//! differences, every acknowledged review is in the recommender's changelog
+//! at its latest acknowledged version, and both consumers counted duplicates
+//! they skipped.
 //!
 //! This restarts the shared Kafka broker: it is alone in its test binary.
 
@@ -46,6 +49,14 @@ async fn run(p: &mut Pipeline) -> anyhow::Result<()> {
     )?;
 
     // Faults while the load runs, placed by its progress.
+    wait_writes(p, OPS / 10).await?;
+    let leaving = p.add_replica(Service::Recommender).await?;
+    p.add_replica(Service::Recommender).await?;
+    p.add_replica(Service::Enricher).await?;
+    eprintln!(
+        "{:?}: 3 recommenders and 2 enrichers running",
+        started.elapsed()
+    );
     wait_writes(p, OPS / 4).await?;
     p.kill9_and_restart(Service::Enricher).await?;
     eprintln!("{:?}: enricher SIGKILLed and restarted", started.elapsed());
@@ -54,6 +65,15 @@ async fn run(p: &mut Pipeline) -> anyhow::Result<()> {
     eprintln!(
         "{:?}: recommender SIGKILLed and restarted",
         started.elapsed()
+    );
+    wait_writes(p, OPS * 6 / 10).await?;
+    p.add_replica(Service::Recommender).await?;
+    let left = p.stop_replica(leaving).await?;
+    anyhow::ensure!(left.success(), "a leaving recommender exits 0: {left}");
+    eprintln!(
+        "{:?}: a fourth recommender joined, one left ({} replicas + 1)",
+        started.elapsed(),
+        p.replicas_running(Service::Recommender)
     );
     wait_writes(p, OPS * 7 / 10).await?;
     let away = p.restart_kafka().await?;

@@ -291,6 +291,18 @@ impl World {
     }
 }
 
+/// Polls `cond` until it holds.
+pub async fn wait_until(what: &str, cond: impl Fn() -> bool) -> anyhow::Result<()> {
+    let deadline = Instant::now() + POLL_DEADLINE;
+    while !cond() {
+        if Instant::now() > deadline {
+            bail!("{what}: not reached within {POLL_DEADLINE:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
 /// Same movies in the same order with scores within 1e-9 relative; movies
 /// whose expected scores tie (within that tolerance) may come in either order.
 pub fn same_ranking(

@@ -1,0 +1,608 @@
+//! `cinerec-bench recommender`: the recommender alone at N instances (issue
+//! 12 point 5). For each N: a fresh `reviews.enriched` (6 partitions),
+//! keyspace, group and cache namespace; N `recommender run` processes of the
+//! binary next to this executable; `EnrichedReview`s produced straight to the
+//! topic at a steady rate (open loop, paced every 10 ms) for the step; then
+//! a drain until every event is handled. Reported per N: sustained events/s,
+//! p50/p99 from the record's Kafka timestamp to its user's serving row being
+//! durable (the instances' histograms summed), CPU per instance and of
+//! Cassandra and Kafka, Cassandra writes per event, peak RSS per instance.
+//!
+//! `--restore N` also measures a restart: N review states appended to a
+//! fresh changelog topic, one recommender started on it, the time until it is
+//! ready (its model restored) and its peak RSS; then a handover: a second
+//! instance joins, the first is SIGKILLed, and the time until the survivor
+//! holds every partition's lease.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use cinerec_events::{EnrichedReview, Tier};
+use cinerec_tests::pipeline::{Metrics, bin_dir, free_addrs, http, repo_root};
+use cinerec_tests::{Stack, unique_name};
+use clap::Args;
+use rand::{Rng, SeedableRng};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use uuid::Uuid;
+
+use crate::latency::{Buckets, show};
+use crate::procs::{self, CpuSnapshot, Watched};
+
+/// The latency histogram.
+const LATENCY: &str = "recommender_event_latency_seconds";
+/// Every event handled, by outcome.
+const EVENTS: &str = "recommender_events_total";
+/// Cassandra writes (successful attempts).
+const WRITES: &str = "recommender_cassandra_write_seconds_count";
+/// Partitions of the run's topic.
+const PARTITIONS: i32 = 6;
+/// Genres the synthetic movies cycle through.
+const GENRES: [&str; 8] = [
+    "Drama",
+    "Comedy",
+    "Action",
+    "Horror",
+    "Romance",
+    "Thriller",
+    "Sci-Fi",
+    "Animation",
+];
+
+/// `cinerec-bench recommender` flags.
+#[derive(Debug, Args)]
+pub struct RecommenderArgs {
+    /// Instance counts to measure, one step each.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
+    instances: Vec<usize>,
+    /// Offered events/s.
+    #[arg(long, default_value_t = 5_000)]
+    rate: u64,
+    /// Length of the load, seconds.
+    #[arg(long, default_value_t = 20)]
+    secs: u64,
+    /// Longest wait for the instances to catch up after the load, seconds.
+    #[arg(long, default_value_t = 60)]
+    drain_secs: u64,
+    /// Users the events are spread over (uniform; each has a few hundred
+    /// candidate movies).
+    #[arg(long, default_value_t = 20_000)]
+    users: i64,
+    /// Movies (Zipf-like popularity).
+    #[arg(long, default_value_t = 5_000)]
+    movies: i64,
+    /// Flush interval of the instances (`--refresh-interval-ms`).
+    #[arg(long, default_value_t = 100)]
+    flush_ms: u64,
+    /// Also measure a restart with this many review states in the changelog (0: skip).
+    #[arg(long, default_value_t = 0)]
+    restore: u64,
+    /// Seed of the events.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+/// One N's figures.
+#[derive(Debug)]
+struct Step {
+    instances: usize,
+    produced: u64,
+    handled: u64,
+    load_secs: f64,
+    drain_secs: f64,
+    latency: Buckets,
+    writes: f64,
+    cpu: BTreeMap<String, f64>,
+    rss_kib: Vec<u64>,
+}
+
+/// One running instance.
+struct Instance {
+    child: Child,
+    admin: SocketAddr,
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn binary() -> anyhow::Result<PathBuf> {
+    let path = bin_dir()?.join("recommender");
+    anyhow::ensure!(
+        path.is_file(),
+        "{} is not built: cargo build --release -p recommender -p cinerec-bench",
+        path.display()
+    );
+    Ok(path)
+}
+
+fn spawn(
+    stack: &Stack,
+    run: &str,
+    name: &str,
+    flush_ms: u64,
+    logs: &Path,
+    changelog: Option<&str>,
+) -> anyhow::Result<Instance> {
+    let admin = free_addrs(1)?[0];
+    let log = std::fs::File::create(logs.join(format!("{name}.log")))?;
+    let mut cmd = Command::new(binary()?);
+    cmd.arg("run")
+        .args(["--brokers", &stack.kafka_brokers])
+        .args(["--group", &format!("{run}_rec")])
+        .args(["--source-topic", &format!("{run}.enriched")])
+        .args(["--cache-urls", &stack.memcached_urls.join(",")])
+        .args(["--cache-namespace", &format!("{run}_rec")])
+        .args(["--cql-nodes", &stack.cql_nodes.join(",")])
+        .args(["--keyspace", &format!("{run}_rec")])
+        .args(["--instance", name])
+        .args(["--refresh-interval-ms", &flush_ms.to_string()])
+        .args(["--admin-addr", &admin.to_string()])
+        .env("CINEREC_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    if let Some(topic) = changelog {
+        cmd.args(["--changelog-topic", topic]);
+    }
+    Ok(Instance {
+        child: cmd.spawn().context("starting the recommender")?,
+        admin,
+    })
+}
+
+async fn ready(i: &Instance, within: Duration) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    loop {
+        if let Ok((200, _)) = http::get(i.admin, "/readyz").await {
+            return Ok(started.elapsed());
+        }
+        anyhow::ensure!(
+            started.elapsed() < within,
+            "instance at {} not ready within {within:?}",
+            i.admin
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn scrape(instances: &[Instance]) -> anyhow::Result<Vec<Metrics>> {
+    let mut out = Vec::new();
+    for i in instances {
+        let (_, body) = http::get(i.admin, "/metrics").await?;
+        out.push(Metrics::parse(&body)?);
+    }
+    Ok(out)
+}
+
+fn sum(pages: &[Metrics], name: &str) -> f64 {
+    pages.iter().map(|p| p.sum(name, &[])).sum()
+}
+
+/// Synthetic events: uniform users, Zipf-like movies (rank^-0.8), a J-shaped
+/// rating mix (many 4–5 stars, some 1), genres by movie id.
+struct Events {
+    rng: rand::rngs::StdRng,
+    users: i64,
+    movies: i64,
+    /// Cumulative Zipf weights.
+    cdf: Vec<f64>,
+}
+
+impl Events {
+    fn new(seed: u64, users: i64, movies: i64) -> Events {
+        let mut cdf = Vec::with_capacity(movies as usize);
+        let mut total = 0.0;
+        for rank in 1..=movies {
+            total += (rank as f64).powf(-0.8);
+            cdf.push(total);
+        }
+        Events {
+            rng: rand::rngs::StdRng::seed_from_u64(seed),
+            users,
+            movies,
+            cdf,
+        }
+    }
+
+    fn next(&mut self) -> EnrichedReview {
+        let user = self.rng.random_range(1..=self.users);
+        let total = self.cdf.last().copied().unwrap_or(1.0);
+        let x = self.rng.random_range(0.0..total);
+        let movie = (self.cdf.partition_point(|c| *c < x) as i64 + 1).min(self.movies);
+        let rating =
+            [1.0, 2.0, 3.0, 3.5, 4.0, 4.0, 4.5, 5.0, 5.0, 5.0][self.rng.random_range(0..10)];
+        let now = now_us();
+        EnrichedReview {
+            event_id: Uuid::new_v4(),
+            review_id: Uuid::new_v4(),
+            version: 1,
+            deleted: false,
+            rating: Some(rating),
+            user_id: user,
+            movie_id: movie,
+            changed_at_us: now,
+            movie_title: format!("Movie {movie}"),
+            movie_year: 2000,
+            movie_genres: vec![GENRES[(movie as usize) % GENRES.len()].to_owned()],
+            movie_popularity: 0.01,
+            user_country: "NL".into(),
+            user_zone: "eu".into(),
+            user_preferred_genres: vec![GENRES[(user as usize) % GENRES.len()].to_owned()],
+            user_tier: Tier::Free,
+            enriched_at_us: now,
+        }
+    }
+}
+
+fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or_default()
+}
+
+fn producer(stack: &Stack) -> anyhow::Result<FutureProducer> {
+    Ok(ClientConfig::new()
+        .set("bootstrap.servers", &stack.kafka_brokers)
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .set("queue.buffering.max.messages", "1000000")
+        .set("message.timeout.ms", "60000")
+        .create()?)
+}
+
+async fn create_topic(stack: &Stack, topic: &str, compact: bool) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &stack.kafka_brokers)
+        .create()?;
+    let mut t = NewTopic::new(topic, PARTITIONS, TopicReplication::Fixed(1));
+    if compact {
+        t = t.set("cleanup.policy", "compact");
+    }
+    for r in admin
+        .create_topics(
+            &[t],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+        )
+        .await?
+    {
+        r.map_err(|(t, code)| anyhow::anyhow!("creating {t}: {code}"))?;
+    }
+    Ok(())
+}
+
+/// Produces `rate`/s for `secs` in 10 ms slices; returns how many were sent.
+async fn offer(
+    producer: &FutureProducer,
+    topic: &str,
+    events: &mut Events,
+    rate: u64,
+    secs: u64,
+) -> anyhow::Result<u64> {
+    let slice = Duration::from_millis(10);
+    let started = tokio::time::Instant::now();
+    let total = rate * secs;
+    let mut sent = 0u64;
+    let mut tick = tokio::time::interval(slice);
+    while sent < total {
+        tick.tick().await;
+        let due = ((started.elapsed().as_secs_f64() * rate as f64) as u64).min(total);
+        while sent < due {
+            let ev = events.next();
+            let payload = ev.encode()?;
+            let key = ev.key();
+            let record = FutureRecord::to(topic).key(&key).payload(&payload);
+            match producer.send_result(record) {
+                Ok(_) => sent += 1,
+                Err((e, _)) => {
+                    tracing_free_warn(&format!("produce queue full: {e}"));
+                    break;
+                }
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(60))?;
+    Ok(sent)
+}
+
+fn tracing_free_warn(msg: &str) {
+    eprintln!("bench: {msg}");
+}
+
+fn stack_dir() -> Option<PathBuf> {
+    std::env::var_os("CINEREC_STACK_DIR")
+        .map(PathBuf::from)
+        .or_else(|| repo_root().ok().map(|r| r.join(".stack")))
+}
+
+async fn step(args: &RecommenderArgs, n: usize, logs: &Path) -> anyhow::Result<Step> {
+    let stack = Stack::from_env();
+    let run = unique_name("benchrec");
+    let topic = format!("{run}.enriched");
+    create_topic(&stack, &topic, false).await?;
+    let step_logs = logs.join(format!("n{n}"));
+    std::fs::create_dir_all(&step_logs)?;
+    let mut instances = Vec::new();
+    for k in 0..n {
+        instances.push(spawn(
+            &stack,
+            &run,
+            &format!("i{k}"),
+            args.flush_ms,
+            &step_logs,
+            None,
+        )?);
+        // One at a time: each joins the group once the previous is consuming.
+        ready(
+            instances.last().context("just pushed")?,
+            Duration::from_secs(120),
+        )
+        .await?;
+    }
+    // Let the group settle (cooperative rebalances, leases taken).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut watched: Vec<Watched> = instances
+        .iter()
+        .enumerate()
+        .map(|(k, i)| Watched {
+            label: format!("recommender-{k}"),
+            pid: i.child.id(),
+        })
+        .collect();
+    if let Some(dir) = stack_dir() {
+        for part in ["cassandra", "kafka"] {
+            if let Some(pid) = procs::stack_pid(&dir, part) {
+                watched.push(Watched {
+                    label: part.to_owned(),
+                    pid,
+                });
+            }
+        }
+    }
+    let before = scrape(&instances).await?;
+    let cpu_before = CpuSnapshot::take(&watched);
+    let producer = producer(&stack)?;
+    let mut events = Events::new(args.seed, args.users, args.movies);
+    let started = Instant::now();
+    let produced = offer(&producer, &topic, &mut events, args.rate, args.secs).await?;
+    let load_secs = started.elapsed().as_secs_f64();
+    let handled_before = sum(&before, EVENTS);
+    let drain_started = Instant::now();
+    let mut after = scrape(&instances).await?;
+    while sum(&after, EVENTS) - handled_before < produced as f64
+        && drain_started.elapsed() < Duration::from_secs(args.drain_secs)
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        after = scrape(&instances).await?;
+    }
+    let drain_secs = drain_started.elapsed().as_secs_f64();
+    // The last flush of the last batch.
+    tokio::time::sleep(Duration::from_millis(args.flush_ms * 3)).await;
+    let cpu_after = CpuSnapshot::take(&watched);
+    let after = scrape(&instances).await?;
+    let mut latency = Buckets::default();
+    for (b, a) in before.iter().zip(&after) {
+        latency = latency.plus(&Buckets::scrape(a, LATENCY).since(&Buckets::scrape(b, LATENCY)));
+    }
+    let cpu = cpu_before
+        .until(&cpu_after, procs::clock_ticks())
+        .per_process;
+    let rss_kib = instances
+        .iter()
+        .map(|i| procs::peak_rss_kib(i.child.id()).unwrap_or(0))
+        .collect();
+    let step = Step {
+        instances: n,
+        produced,
+        handled: (sum(&after, EVENTS) - handled_before).max(0.0) as u64,
+        load_secs,
+        drain_secs,
+        latency,
+        writes: sum(&after, WRITES) - sum(&before, WRITES),
+        cpu,
+        rss_kib,
+    };
+    drop(instances);
+    cleanup(&stack, &run).await;
+    Ok(step)
+}
+
+async fn cleanup(stack: &Stack, run: &str) {
+    if let Ok(admin) = ClientConfig::new()
+        .set("bootstrap.servers", &stack.kafka_brokers)
+        .create::<AdminClient<DefaultClientContext>>()
+    {
+        let topics = [
+            format!("{run}.enriched"),
+            format!("{run}.enriched.dlq"),
+            format!("{run}_rec-review-states-changelog"),
+        ];
+        let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+        let _ = admin.delete_topics(&refs, &AdminOptions::new()).await;
+    }
+    if let Ok(session) = scylla::client::session_builder::SessionBuilder::new()
+        .known_nodes(&stack.cql_nodes)
+        .build()
+        .await
+    {
+        let _ = session
+            .query_unpaged(format!("DROP KEYSPACE IF EXISTS {run}_rec"), &[])
+            .await;
+    }
+}
+
+/// A restart over `states` review states: append them to a fresh changelog,
+/// start one instance on it, time its readiness.
+async fn restore(
+    args: &RecommenderArgs,
+    logs: &Path,
+) -> anyhow::Result<(Duration, u64, f64, Duration)> {
+    let stack = Stack::from_env();
+    let run = unique_name("benchrestore");
+    create_topic(&stack, &format!("{run}.enriched"), false).await?;
+    let changelog = format!("{run}_rec-review-states-changelog");
+    create_topic(&stack, &changelog, true).await?;
+    let producer = producer(&stack)?;
+    let mut events = Events::new(args.seed, args.users, args.movies);
+    let started = Instant::now();
+    for _ in 0..args.restore {
+        let ev = events.next();
+        let payload = ev.encode()?;
+        let p = i32::try_from(ev.user_id.rem_euclid(i64::from(PARTITIONS)))?;
+        loop {
+            let record = FutureRecord::to(&changelog)
+                .partition(p)
+                .key(ev.review_id.as_bytes().as_slice())
+                .payload(&payload);
+            match producer.send_result(record) {
+                Ok(_) => break,
+                Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(120))?;
+    eprintln!(
+        "bench: {} states appended to {changelog} in {:.1} s",
+        args.restore,
+        started.elapsed().as_secs_f64()
+    );
+    let dir = logs.join("restore");
+    std::fs::create_dir_all(&dir)?;
+    let instance = spawn(
+        &stack,
+        &run,
+        "restore",
+        args.flush_ms,
+        &dir,
+        Some(&changelog),
+    )?;
+    let took = ready(&instance, Duration::from_secs(600)).await?;
+    let pages = scrape(std::slice::from_ref(&instance)).await?;
+    let restore_secs = sum(&pages, "recommender_rebuild_seconds");
+    let rss = procs::peak_rss_kib(instance.child.id()).unwrap_or(0);
+    // Handover: a second instance joins (restores too), then the first is
+    // SIGKILLed; how long until the survivor holds every partition's lease.
+    let second = spawn(
+        &stack,
+        &run,
+        "survivor",
+        args.flush_ms,
+        &dir,
+        Some(&changelog),
+    )?;
+    ready(&second, Duration::from_secs(600)).await?;
+    let owned = |i: &Instance| {
+        let i = i.admin;
+        async move {
+            let (_, body) = http::get(i, "/metrics").await?;
+            Ok::<f64, anyhow::Error>(
+                Metrics::parse(&body)?.sum("recommender_owned_partitions", &[]),
+            )
+        }
+    };
+    let settle = Instant::now();
+    while owned(&second).await? < 1.0 && settle.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut first = instance;
+    first.child.kill()?;
+    first.child.wait()?;
+    let killed = Instant::now();
+    while owned(&second).await? < f64::from(PARTITIONS) {
+        anyhow::ensure!(
+            killed.elapsed() < Duration::from_secs(120),
+            "the survivor did not take every partition within 120 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let handover = killed.elapsed();
+    drop(first);
+    drop(second);
+    cleanup(&stack, &run).await;
+    Ok((took, rss, restore_secs, handover))
+}
+
+/// Runs every step and prints the table.
+pub async fn run(args: RecommenderArgs) -> anyhow::Result<()> {
+    let logs = bin_dir()?
+        .join("bench-logs")
+        .join(unique_name("recommender"));
+    std::fs::create_dir_all(&logs)?;
+    eprintln!("bench: logs in {}", logs.display());
+    let mut steps = Vec::new();
+    for &n in &args.instances {
+        eprintln!(
+            "bench: {n} instance(s), {} events/s for {} s",
+            args.rate, args.secs
+        );
+        let s = step(&args, n, &logs).await?;
+        eprintln!("bench: {s:?}");
+        steps.push(s);
+    }
+    println!(
+        "recommender alone, {} events/s offered for {} s, {} users, {} movies, flush every {} ms",
+        args.rate, args.secs, args.users, args.movies, args.flush_ms
+    );
+    println!(
+        "| N | produced | handled | sustained ev/s | p50 | p99 | recommender CPU (cores, each) | CPU ms / 1k events (all instances) | Cassandra CPU | Kafka CPU | Cassandra writes / event | peak RSS MiB (each) |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    for s in &steps {
+        let busy_secs = s.load_secs + s.drain_secs;
+        let rec: Vec<f64> = s
+            .cpu
+            .iter()
+            .filter(|(k, _)| k.starts_with("recommender"))
+            .map(|(_, v)| *v)
+            .collect();
+        let rec_total: f64 = rec.iter().sum();
+        let per_k = rec_total * busy_secs * 1e3 / (s.handled.max(1) as f64 / 1e3);
+        println!(
+            "| {} | {} | {} | {:.0} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} |",
+            s.instances,
+            s.produced,
+            s.handled,
+            s.handled as f64 / busy_secs.max(1e-3),
+            show(s.latency.quantile(0.5)),
+            show(s.latency.quantile(0.99)),
+            rec.iter()
+                .map(|c| format!("{c:.2}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+            per_k,
+            s.cpu.get("cassandra").copied().unwrap_or(0.0),
+            s.cpu.get("kafka").copied().unwrap_or(0.0),
+            s.writes / s.handled.max(1) as f64,
+            s.rss_kib
+                .iter()
+                .map(|k| format!("{:.0}", *k as f64 / 1024.0))
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
+    }
+    if args.restore > 0 {
+        let (took, rss, restore_secs, handover) = restore(&args, &logs).await?;
+        println!(
+            "restart over {} review states: ready after {:.1} s (restore itself {:.1} s), peak RSS {:.0} MiB; \
+             handover after a SIGKILL of one of two instances: the survivor holds all {PARTITIONS} leases {:.1} s later \
+             (the group's session timeout, 10 s, is most of it)",
+            args.restore,
+            took.as_secs_f64(),
+            restore_secs,
+            rss as f64 / 1024.0,
+            handover.as_secs_f64()
+        );
+    }
+    Ok(())
+}
