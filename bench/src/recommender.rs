@@ -100,6 +100,10 @@ struct Step {
     writes: f64,
     cpu: BTreeMap<String, f64>,
     rss_kib: Vec<u64>,
+    /// Means over the step: (flush s, Cassandra write s, batch s, events per batch).
+    means: (f64, f64, f64, f64),
+    /// p99 over the step: (flush, batch).
+    p99s: (Option<f64>, Option<f64>),
 }
 
 /// One running instance.
@@ -402,7 +406,29 @@ async fn step(args: &RecommenderArgs, n: usize, logs: &Path) -> anyhow::Result<S
         .iter()
         .map(|i| procs::peak_rss_kib(i.child.id()).unwrap_or(0))
         .collect();
+    let delta = |name: &str| sum(&after, name) - sum(&before, name);
+    let mean =
+        |name: &str| delta(&format!("{name}_sum")) / delta(&format!("{name}_count")).max(1.0);
+    let means = (
+        mean("recommender_refresh_seconds"),
+        mean("recommender_cassandra_write_seconds"),
+        mean("recommender_batch_seconds"),
+        mean("recommender_batch_events"),
+    );
+    let p99 = |name: &str| {
+        let mut b = Buckets::default();
+        for (x, y) in before.iter().zip(&after) {
+            b = b.plus(&Buckets::scrape(y, name).since(&Buckets::scrape(x, name)));
+        }
+        b.quantile(0.99)
+    };
+    let p99s = (
+        p99("recommender_refresh_seconds"),
+        p99("recommender_batch_seconds"),
+    );
     let step = Step {
+        means,
+        p99s,
         instances: n,
         produced,
         handled: (sum(&after, EVENTS) - handled_before).max(0.0) as u64,
@@ -589,6 +615,18 @@ pub async fn run(args: RecommenderArgs) -> anyhow::Result<()> {
                 .map(|k| format!("{:.0}", *k as f64 / 1024.0))
                 .collect::<Vec<_>>()
                 .join(" "),
+        );
+    }
+    for s in &steps {
+        println!(
+            "N = {}: mean flush {:.0} ms (p99 {}), mean Cassandra write {:.1} ms, mean batch {:.0} ms (p99 {}) of {:.0} events",
+            s.instances,
+            s.means.0 * 1e3,
+            show(s.p99s.0),
+            s.means.1 * 1e3,
+            s.means.2 * 1e3,
+            show(s.p99s.1),
+            s.means.3
         );
     }
     if args.restore > 0 {

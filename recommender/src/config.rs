@@ -39,11 +39,13 @@ pub const DEFAULT_BATCH_LINGER_MS: u64 = 5;
 /// differs from the last one durably written. Bounds the latency from an
 /// event to its user's recommendations row.
 pub const DEFAULT_REFRESH_INTERVAL_MS: u64 = 100;
-/// Most *indirectly* affected users (whose neighbours' similarities moved)
-/// and movies one flush recomputes; the users whose own events changed are
-/// always flushed at once. The rest wait for the next tick: bounded per
-/// tick, complete over ticks.
-pub const DEFAULT_REFRESH_MAX_USERS: usize = 2_000;
+/// Most rows the background refresh recomputes per flush: movies whose
+/// similarities moved, then users whose neighbours' did (the users whose
+/// own events changed are flushed first, all of them, every flush). The rest
+/// waits for the next tick: bounded per tick, complete over ticks. At the
+/// default flush interval: 3 000 rows/s, a budget that keeps the background
+/// refresh from crowding out the rows whose latency counts.
+pub const DEFAULT_REFRESH_MAX_USERS: usize = 300;
 /// Longest a revoke waits for the revoked partitions' pending rows to be
 /// written before the partitions go (a late drain is still safe: fenced).
 pub const DEFAULT_DRAIN_TIMEOUT_MS: u64 = 5_000;
@@ -144,7 +146,7 @@ pub struct Config {
     #[arg(long, env = "RECOMMENDER_REFRESH_INTERVAL_MS", default_value_t = DEFAULT_REFRESH_INTERVAL_MS,
           value_parser = clap::value_parser!(u64).range(10..))]
     pub refresh_interval_ms: u64,
-    /// Most indirectly affected users (and movies) one flush recomputes.
+    /// Most rows the background refresh recomputes per flush.
     #[arg(long, env = "RECOMMENDER_REFRESH_MAX_USERS", default_value_t = DEFAULT_REFRESH_MAX_USERS,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub refresh_max_users: usize,

@@ -70,6 +70,7 @@ use cinerec_cache::{BatchWait, Cache, CacheConfig, Settled};
 use cinerec_events::EnrichedReview;
 use cinerec_service_kit::kafka::dlq::DeadLetters;
 use cinerec_service_kit::{Shutdown, trace_context};
+use futures::FutureExt as _;
 use rdkafka::Message as _;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -142,7 +143,13 @@ struct State {
     /// Genres with new counted events.
     dirty_genres: HashSet<String>,
     /// Digest of the last value of each row that Cassandra acknowledged.
-    durable: HashMap<RowKey, u64>,
+    /// (timestamp, digest) of the newest-stamped value of each row that
+    /// Cassandra acknowledged: what the row holds.
+    durable: HashMap<RowKey, (i64, u64)>,
+    /// Writes of each row scheduled and not yet acknowledged: while any is
+    /// in flight, a value equal to the durable one is written anyway (the
+    /// one in flight may differ and land later).
+    inflight: HashMap<RowKey, u32>,
 }
 
 impl State {
@@ -163,6 +170,7 @@ impl State {
             dirty_users: HashSet::new(),
             dirty_genres: HashSet::new(),
             durable: HashMap::new(),
+            inflight: HashMap::new(),
         }
     }
 
@@ -330,6 +338,8 @@ enum Move {
 struct Moves {
     queue: Mutex<Vec<Move>>,
     wake: Notify,
+    /// A batch left users to flush.
+    direct: Notify,
     /// The flush task is running (a revoke waits for it only then).
     flushing: AtomicBool,
     drain_timeout: Duration,
@@ -545,7 +555,7 @@ impl Recommender {
         };
         let follower = tokio::spawn(follow(reader, self.state.clone(), shutdown.clone()));
         self.moves.flushing.store(true, Ordering::Release);
-        let flush = tokio::spawn(flush_loop(Flusher {
+        let flusher = Flusher {
             config: self.config.clone(),
             state: self.state.clone(),
             moves: self.moves.clone(),
@@ -553,7 +563,9 @@ impl Recommender {
             leases: self.leases.clone(),
             stats: self.stats.clone(),
             shutdown: shutdown.clone(),
-        }));
+        };
+        let direct = tokio::spawn(direct_loop(flusher.clone()));
+        let flush = tokio::spawn(flush_loop(flusher));
         let consumer = kafka::consumer(&self.config, self.moves.clone())?;
         self.ready.store(true, Ordering::Release);
         tracing::info!(group = %self.config.group, topic = %self.config.source_topic, changelog = %self.changelog_topic, "recommender consuming");
@@ -562,6 +574,7 @@ impl Recommender {
         // so no write of this instance outlives `run`.
         shutdown.trigger();
         let _ = follower.await;
+        let _ = direct.await;
         let _ = flush.await;
         match consumer.commit_consumer_state(CommitMode::Sync) {
             Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
@@ -756,7 +769,12 @@ impl Recommender {
             .instrument(span)
             .await
         {
-            Ok(bytes) => telemetry::changelog_written(records.len(), bytes),
+            Ok(bytes) => {
+                telemetry::changelog_written(records.len(), bytes);
+                if !records.is_empty() {
+                    self.moves.direct.notify_one();
+                }
+            }
             Err(changelog::Abandoned) => {
                 self.abandon(
                     &fates,
@@ -1005,7 +1023,8 @@ async fn follow(mut reader: Reader, state: Arc<Mutex<State>>, shutdown: Shutdown
     }
 }
 
-/// What the flush task needs.
+/// What the flush tasks need.
+#[derive(Clone)]
 struct Flusher {
     config: Config,
     state: Arc<Mutex<State>>,
@@ -1016,9 +1035,39 @@ struct Flusher {
     shutdown: Shutdown,
 }
 
-/// One flush's rows: (key, digest, row, timestamp) and the latencies
-/// (Kafka timestamps, ms) its direct users' rows settle.
-type Rows = (Vec<(RowKey, u64, Write, i64)>, Vec<i64>);
+/// One serving row to write: its key, value digest, value and fenced timestamp.
+struct Row {
+    key: RowKey,
+    digest: u64,
+    write: Write,
+    ts: i64,
+}
+
+/// Runs a row computation off the async workers (it holds the model lock and
+/// may take milliseconds).
+async fn compute<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, store::Abandoned> {
+    tokio::task::spawn_blocking(f).await.map_err(|_| {
+        tracing::error!("flush computation panicked");
+        store::Abandoned
+    })
+}
+
+/// As soon as a batch's changelog records are acknowledged: its users' rows
+/// (the latency that counts), never waiting behind the background refresh,
+/// whose writes may stall on a slow Cassandra write.
+async fn direct_loop(f: Flusher) {
+    loop {
+        tokio::select! {
+            _ = f.shutdown.wait() => return,
+            () = f.moves.direct.notified() => {}
+        }
+        if f.flush_once(f.shutdown.wait(), false).await.is_err() {
+            return;
+        }
+    }
+}
 
 /// Every flush interval (or at once on a rebalance): take leases of new
 /// partitions, write the owned dirty rows, drain and release revoked ones.
@@ -1026,17 +1075,20 @@ async fn flush_loop(f: Flusher) {
     let mut tick = tokio::time::interval(f.config.refresh_interval());
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        // A batch's users are written as soon as its changelog records are
+        // acknowledged (latency); the background refresh runs on the tick
+        // (and with rebalances), bounded.
         tokio::select! {
             _ = f.shutdown.wait() => break,
             _ = tick.tick() => {}
             () = f.moves.wake.notified() => {}
-        }
-        if f.flush_once(f.shutdown.wait()).await.is_err() {
+        };
+        if f.flush_once(f.shutdown.wait(), true).await.is_err() {
             break;
         }
     }
     // The last rows of a graceful stop, within a grace period.
-    let _ = f.flush_once(tokio::time::sleep(SHUTDOWN_GRACE)).await;
+    let _ = f.flush_once(tokio::time::sleep(SHUTDOWN_GRACE), true).await;
     f.moves.flushing.store(false, Ordering::Release);
     // A revoke still waiting must not wait for a task that is gone.
     for m in lock_queue(&f.moves.queue).drain(..) {
@@ -1047,12 +1099,18 @@ async fn flush_loop(f: Flusher) {
 }
 
 impl Flusher {
-    async fn flush_once<S>(&self, stop: S) -> Result<(), store::Abandoned>
+    async fn flush_once<S>(&self, stop: S, background: bool) -> Result<(), store::Abandoned>
     where
         S: std::future::Future<Output = ()>,
     {
         let started = Instant::now();
-        let moves: Vec<Move> = std::mem::take(&mut *lock_queue(&self.moves.queue));
+        // Rebalances are the background flush's: one task takes and lets go
+        // of leases, so their order is the queue's.
+        let moves: Vec<Move> = if background {
+            std::mem::take(&mut *lock_queue(&self.moves.queue))
+        } else {
+            Vec::new()
+        };
         // The last move of each partition decides; every assignment takes a
         // fresh lease (another owner may have held the partition in between,
         // with a higher generation), every final revoke drains, then releases.
@@ -1085,17 +1143,59 @@ impl Flusher {
             }
             st.own.pending.iter().copied().collect()
         };
-        for p in pending {
-            self.take_lease(p).await;
+        if background {
+            for p in pending {
+                self.take_lease(p).await;
+            }
+            self.renew_leases().await;
         }
-        self.renew_leases().await;
-        let (st, max) = (self.state.clone(), self.config.refresh_max_users);
-        let Ok((rows, latencies)) = tokio::task::spawn_blocking(move || rows(&st, max)).await
-        else {
-            tracing::error!("flush computation panicked");
-            return Err(store::Abandoned);
+        let stop = stop.shared();
+        // (1) The rows of users whose own events advanced: their latency is
+        // the pipeline's, so they go first and alone.
+        let st = self.state.clone();
+        let (direct, latencies) = compute(move || direct_rows(&st)).await?;
+        let written = direct.len();
+        self.write_rows(direct, stop.clone()).await?;
+        let now_ms = store::now_micros() / 1_000;
+        for ts in latencies {
+            let ms = u64::try_from(now_ms - ts).unwrap_or(0);
+            telemetry::event_latency(Duration::from_millis(ms));
+        }
+        // (2) The background refresh: neighbours whose similarities moved,
+        // movies, genres — at most `refresh_max_users` rows recomputed.
+        let written = if background {
+            let (st, max) = (self.state.clone(), self.config.refresh_max_users);
+            let rows = compute(move || background_rows(&st, max)).await?;
+            let n = rows.len();
+            self.write_rows(rows, stop).await?;
+            written + n
+        } else {
+            written
         };
-        let writes: Vec<(Write, i64)> = rows.iter().map(|(_, _, w, ts)| (w.clone(), *ts)).collect();
+        let mut st = lock(&self.state);
+        for p in revoked {
+            st.own.leases.remove(&p);
+            telemetry::lease_released(p, written, st.own.leases.len());
+        }
+        let left = st.pending();
+        drop(st);
+        for ack in acks {
+            let _ = ack.try_send(());
+        }
+        telemetry::refreshed(&self.stats, written, 0, left, started.elapsed());
+        Ok(())
+    }
+
+    /// Writes the rows, then records their digests as durable — only now,
+    /// after Cassandra acknowledged them: the next value is compared with these.
+    async fn write_rows<S>(&self, rows: Vec<Row>, stop: S) -> Result<(), store::Abandoned>
+    where
+        S: std::future::Future<Output = ()>,
+    {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let writes: Vec<(Write, i64)> = rows.iter().map(|r| (r.write.clone(), r.ts)).collect();
         let span = tracing::info_span!(
             "cassandra.write",
             otel.name = "cassandra write",
@@ -1113,28 +1213,20 @@ impl Flusher {
             )
             .instrument(span)
             .await?;
-        let now_ms = store::now_micros() / 1_000;
-        for ts in latencies {
-            let ms = u64::try_from(now_ms - ts).unwrap_or(0);
-            telemetry::event_latency(Duration::from_millis(ms));
-        }
         let mut st = lock(&self.state);
-        // Durable now, and only now: the next value is compared with these.
-        for (key, digest, _, _) in rows {
-            st.durable.insert(key, digest);
+        for r in rows {
+            if let Some(n) = st.inflight.get_mut(&r.key) {
+                *n -= 1;
+                if *n == 0 {
+                    st.inflight.remove(&r.key);
+                }
+            }
+            // The direct and the background flush write concurrently: the
+            // row holds the value with the highest timestamp.
+            if st.durable.get(&r.key).is_none_or(|(ts, _)| *ts < r.ts) {
+                st.durable.insert(r.key, (r.ts, r.digest));
+            }
         }
-        for p in revoked {
-            st.own.leases.remove(&p);
-            telemetry::lease_released(p, writes.len(), st.own.leases.len());
-        }
-        drop(st);
-        for ack in acks {
-            let _ = ack.try_send(());
-        }
-        let st = lock(&self.state);
-        let left = st.pending();
-        drop(st);
-        telemetry::refreshed(&self.stats, writes.len(), 0, left, started.elapsed());
         Ok(())
     }
 
@@ -1170,38 +1262,98 @@ impl Flusher {
     }
 }
 
-/// Under the lock: expands the dirty sets, takes a bounded share of them and
-/// computes the rows this instance owns whose value differs from the last
-/// one durably written.
-fn rows(state: &Mutex<State>, max: usize) -> Rows {
-    let mut st = lock(state);
-    let now = store::now_micros();
-    // A changed N(m) changes similarity(m, j) for every current neighbour j.
-    let changed: Vec<MovieId> = st.changed_n.drain().collect();
-    for m in changed {
-        let neighbours: Vec<MovieId> = st.model.co_liked(m).collect();
-        st.dirty_movies.insert(m);
-        st.dirty_movies.extend(neighbours);
-    }
-    let mut out = Vec::new();
-    let mut unchanged: HashMap<&'static str, u64> = HashMap::new();
-    let mut written: HashMap<&'static str, u64> = HashMap::new();
-    let mut emit = |st: &State, key: RowKey, row: Write, lease: Lease, out: &mut Vec<_>| {
-        let digest = row.digest();
-        let table = row.table();
-        if st.durable.get(&key) == Some(&digest) {
-            *unchanged.entry(table).or_default() += 1;
+/// Collects the rows whose value differs from the last one durably written,
+/// counting both kinds per table.
+#[derive(Default)]
+struct Emitter {
+    out: Vec<Row>,
+    written: HashMap<&'static str, u64>,
+    unchanged: HashMap<&'static str, u64>,
+}
+
+impl Emitter {
+    /// Stamps the row now (under the lock, so stamps follow the model's
+    /// order) and keeps it unless it equals what the row durably holds.
+    fn emit(&mut self, st: &mut State, key: RowKey, write: Write, lease: Lease) {
+        let digest = write.digest();
+        let table = write.table();
+        let settled = !st.inflight.contains_key(&key)
+            && st.durable.get(&key).is_some_and(|(_, d)| *d == digest);
+        if settled {
+            *self.unchanged.entry(table).or_default() += 1;
         } else {
-            *written.entry(table).or_default() += 1;
-            out.push((key, digest, row, lease.timestamp(now)));
+            *self.written.entry(table).or_default() += 1;
+            *st.inflight.entry(key.clone()).or_default() += 1;
+            self.out.push(Row {
+                key,
+                digest,
+                write,
+                ts: lease.timestamp(store::now_micros()),
+            });
         }
+    }
+
+    fn finish(mut self) -> Vec<Row> {
+        for (table, n) in &self.written {
+            telemetry::serving_rows(table, *n, self.unchanged.remove(table).unwrap_or(0));
+        }
+        for (table, n) in self.unchanged {
+            telemetry::serving_rows(table, 0, n);
+        }
+        self.out
+    }
+}
+
+/// The rows of the owned users whose own events advanced, and those events'
+/// Kafka timestamps (ms). The lock is taken per row, so a batch waiting to
+/// apply never waits for a whole flush's computation.
+fn direct_rows(state: &Mutex<State>) -> (Vec<Row>, Vec<i64>) {
+    let direct: Vec<(UserId, Vec<i64>)> = lock(state).direct.drain().collect();
+    let mut e = Emitter::default();
+    let mut latencies = Vec::new();
+    for (u, ts) in direct {
+        let mut st = lock(state);
+        if let Some(lease) = st.own.user(u) {
+            st.dirty_users.remove(&u);
+            let row = st.recommendations(u);
+            e.emit(&mut st, RowKey::User(u), row, lease);
+            latencies.extend(ts);
+        } else if st.own.user_pending(u) {
+            // Its partition's lease is being taken: next tick.
+            st.direct.entry(u).or_default().extend(ts);
+        }
+    }
+    (e.finish(), latencies)
+}
+
+/// Expands the dirty sets and computes up to `max` rows of them (movies
+/// first, then users), plus the dirty genres' trending rows; the lock is
+/// taken per row.
+fn background_rows(state: &Mutex<State>, max: usize) -> Vec<Row> {
+    let mut e = Emitter::default();
+    let movies: Vec<MovieId> = {
+        let mut st = lock(state);
+        // A changed N(m) changes similarity(m, j) for every current neighbour j.
+        let changed: Vec<MovieId> = st.changed_n.drain().collect();
+        for m in changed {
+            let neighbours: Vec<MovieId> = st.model.co_liked(m).collect();
+            st.dirty_movies.insert(m);
+            st.dirty_movies.extend(neighbours);
+        }
+        let movies: Vec<MovieId> = st.dirty_movies.iter().copied().take(max).collect();
+        for m in &movies {
+            st.dirty_movies.remove(m);
+            st.dirty_similar.remove(m);
+        }
+        movies
     };
-    let movies: Vec<MovieId> = st.dirty_movies.iter().copied().take(max).collect();
-    for &m in &movies {
-        st.dirty_movies.remove(&m);
-        st.dirty_similar.remove(&m);
+    let mut budget = max;
+    for m in movies {
+        let mut st = lock(state);
         if let Some(lease) = st.own.movie(m) {
-            emit(&st, RowKey::Movie(m), st.similar(m), lease, &mut out);
+            let row = st.similar(m);
+            e.emit(&mut st, RowKey::Movie(m), row, lease);
+            budget = budget.saturating_sub(1);
         }
         // Whoever likes a movie whose similarities changed may see new
         // scores: the ones this instance owns.
@@ -1212,50 +1364,51 @@ fn rows(state: &Mutex<State>, max: usize) -> Rows {
             .collect();
         st.dirty_users.extend(likers);
     }
-    let similar: Vec<MovieId> = st.dirty_similar.iter().copied().take(max).collect();
+    let similar: Vec<MovieId> = {
+        let mut st = lock(state);
+        let similar: Vec<MovieId> = st.dirty_similar.iter().copied().take(budget).collect();
+        for m in &similar {
+            st.dirty_similar.remove(m);
+        }
+        similar
+    };
     for m in similar {
-        st.dirty_similar.remove(&m);
+        let mut st = lock(state);
         if let Some(lease) = st.own.movie(m) {
-            emit(&st, RowKey::Movie(m), st.similar(m), lease, &mut out);
+            let row = st.similar(m);
+            e.emit(&mut st, RowKey::Movie(m), row, lease);
+            budget = budget.saturating_sub(1);
         }
     }
-    let mut latencies = Vec::new();
-    let direct: Vec<(UserId, Vec<i64>)> = st.direct.drain().collect();
-    for (u, ts) in direct {
-        if let Some(lease) = st.own.user(u) {
-            st.dirty_users.remove(&u);
-            emit(&st, RowKey::User(u), st.recommendations(u), lease, &mut out);
-            latencies.extend(ts);
-        } else if st.own.user_pending(u) {
-            // Its partition's lease is being taken: next tick.
-            st.direct.insert(u, ts);
+    let users: Vec<UserId> = {
+        let mut st = lock(state);
+        let users: Vec<UserId> = st.dirty_users.iter().copied().take(budget).collect();
+        for u in &users {
+            st.dirty_users.remove(u);
         }
-    }
-    let users: Vec<UserId> = st.dirty_users.iter().copied().take(max).collect();
+        users
+    };
     for u in users {
-        st.dirty_users.remove(&u);
+        let mut st = lock(state);
         if let Some(lease) = st.own.user(u) {
-            emit(&st, RowKey::User(u), st.recommendations(u), lease, &mut out);
+            let row = st.recommendations(u);
+            e.emit(&mut st, RowKey::User(u), row, lease);
         }
     }
+    let mut st = lock(state);
     let genres: Vec<String> = st.dirty_genres.drain().collect();
     for g in genres {
         if let (Some(lease), Some(row)) = (st.own.genre(&g), st.trending_row(&g)) {
-            emit(&st, RowKey::Genre(g), row, lease, &mut out);
+            e.emit(&mut st, RowKey::Genre(g), row, lease);
         }
-    }
-    for (table, n) in &written {
-        telemetry::serving_rows(table, *n, unchanged.remove(table).unwrap_or(0));
-    }
-    for (table, n) in unchanged {
-        telemetry::serving_rows(table, 0, n);
     }
     telemetry::model_size(
         st.model.reviews(),
         st.model.like_count(),
         st.model.pair_count(),
     );
-    (out, latencies)
+    drop(st);
+    e.finish()
 }
 
 /// The loop must be spawnable on a multi-threaded runtime.
