@@ -1,9 +1,11 @@
 //! Recommender throughput on the local stack: a backlog of `EVENTS` enriched
 //! events (`USERS` users, `MOVIES` movies with Zipf-like popularity, a
 //! J-shaped rating mix, 10 % edits of earlier reviews) is published first,
-//! then one recommender drains it. Reports events/s until every event's
-//! effects and checkpoint are written, the time until the refresh work is
-//! done (the quiescence point), the model's size and peak RSS.
+//! then one recommender drains it. Reports events/s until every event is
+//! handled (its state in the changelog, its offset stored), the time until
+//! the flush work is done (the quiescence point), the model's size and peak
+//! RSS. (`cinerec-bench recommender` measures N instances as processes under
+//! a steady offered rate.)
 //!
 //! `cargo bench -p recommender --bench throughput` (with `dev/stack up`).
 
@@ -110,7 +112,6 @@ async fn run() -> anyhow::Result<()> {
     let mut config = world.config();
     config.batch_size = 1_000;
     config.batch_linger_ms = 5;
-    config.refresh_interval_ms = 1_000;
     config.in_flight_ttl_ms = 10_000;
     let (shutdown, handle, task) = world.spawn(config).await?;
     let started = Instant::now();

@@ -21,6 +21,14 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
+/// The live model's maps: foldhash instead of SipHash. A profile of the
+/// recommender at 5 000 events/s put 13 % of its CPU in SipHash, all of it
+/// on these integer keys; foldhash is seeded per process, so keys chosen to
+/// collide still cannot be chosen offline.
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+/// See [`Map`].
+type Set<K> = HashSet<K, foldhash::fast::RandomState>;
+
 /// A user id (user-svc).
 pub type UserId = i64;
 /// A movie id (movie-svc).
@@ -99,22 +107,22 @@ pub struct ModelState {
 #[derive(Debug, Clone, Default)]
 pub struct Model {
     /// Latest state per review, tombstones included.
-    reviews: HashMap<ReviewId, ReviewState>,
+    reviews: Map<ReviewId, ReviewState>,
     /// Reviews per (user, movie); usually one.
-    by_pair: HashMap<(UserId, MovieId), Vec<ReviewId>>,
+    by_pair: Map<(UserId, MovieId), Vec<ReviewId>>,
     /// Movies each user has a live review of: never recommended back.
-    seen: HashMap<UserId, HashSet<MovieId>>,
+    seen: Map<UserId, Set<MovieId>>,
     /// Invariant: `m ∈ likes[u]` iff the effective rating of (u, m) ≥ threshold.
-    likes: HashMap<UserId, HashSet<MovieId>>,
+    likes: Map<UserId, Set<MovieId>>,
     /// Invariant: `n[i] = |{u : i ∈ likes[u]}|`, no zero entries.
-    n: HashMap<MovieId, u32>,
+    n: Map<MovieId, u32>,
     /// Invariant: symmetric, `c[i][j] = |{u : i, j ∈ likes[u]}|` for `i ≠ j`,
     /// no zero entries and no empty inner maps.
-    c: HashMap<MovieId, HashMap<MovieId, u32>>,
+    c: Map<MovieId, Map<MovieId, u32>>,
     /// Invariant: `u ∈ likers[i]` iff `i ∈ likes[u]`; no empty sets. The
     /// reverse index the consumer needs to find whose recommendations a
     /// similarity change touches.
-    likers: HashMap<MovieId, HashSet<UserId>>,
+    likers: Map<MovieId, Set<UserId>>,
 }
 
 impl Model {
@@ -278,7 +286,7 @@ impl Model {
             return Vec::new();
         };
         let seen = self.seen.get(&user);
-        let mut scores: HashMap<MovieId, f64> = HashMap::new();
+        let mut scores: Map<MovieId, f64> = Map::default();
         for &i in liked {
             // The hot loop of every flush: take C(i, j) from the row being
             // walked rather than looking it up again, and N(i) once per row.
@@ -368,16 +376,16 @@ impl Model {
 
     /// Number of (user, movie) likes.
     pub fn like_count(&self) -> usize {
-        self.likes.values().map(HashSet::len).sum()
+        self.likes.values().map(Set::len).sum()
     }
 
     /// Number of movie pairs `i < j` with `C(i, j) > 0`.
     pub fn pair_count(&self) -> usize {
-        self.c.values().map(HashMap::len).sum::<usize>() / 2
+        self.c.values().map(Map::len).sum::<usize>() / 2
     }
 }
 
-fn decrement(c: &mut HashMap<MovieId, HashMap<MovieId, u32>>, i: MovieId, j: MovieId) {
+fn decrement(c: &mut Map<MovieId, Map<MovieId, u32>>, i: MovieId, j: MovieId) {
     if let Some(row) = c.get_mut(&i) {
         if let Some(count) = row.get_mut(&j) {
             *count -= 1;
@@ -395,7 +403,15 @@ fn decrement(c: &mut HashMap<MovieId, HashMap<MovieId, u32>>, i: MovieId, j: Mov
 /// models write equal recommendations.
 fn top_k(scored: impl Iterator<Item = (MovieId, f64)>, k: usize) -> Vec<(MovieId, f64)> {
     let mut all: Vec<(MovieId, f64)> = scored.filter(|(_, s)| *s > 0.0).collect();
-    all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    // A total order (ids are distinct), so selecting the best k first and
+    // sorting only those gives exactly the full sort's prefix — without
+    // sorting thousands of candidates (13 % of the CPU in the profile).
+    let order = |a: &(MovieId, f64), b: &(MovieId, f64)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+    if all.len() > k && k > 0 {
+        all.select_nth_unstable_by(k - 1, order);
+        all.truncate(k);
+    }
+    all.sort_by(order);
     all.truncate(k);
     all
 }
