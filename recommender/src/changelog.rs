@@ -42,8 +42,9 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message as _;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Message as _, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 use uuid::Uuid;
 
 use crate::store::Backoff;
@@ -125,7 +126,13 @@ pub struct Writer {
     producer: FutureProducer,
     topic: String,
     partitions: i32,
+    /// This instance's name, in every record's [`HEADER_WRITER`].
+    writer: String,
 }
+
+/// The header naming the instance that wrote a record: its own follower
+/// skips it without decoding (it applied the state before writing it).
+pub const HEADER_WRITER: &str = "cinerec.writer";
 
 impl std::fmt::Debug for Writer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -141,12 +148,13 @@ impl std::fmt::Debug for Writer {
 pub struct Abandoned;
 
 impl Writer {
-    /// A writer over an idempotent producer (`acks=all`).
-    pub fn new(producer: FutureProducer, topic: String, partitions: i32) -> Writer {
+    /// A writer over an idempotent producer (`acks=all`), as instance `writer`.
+    pub fn new(producer: FutureProducer, topic: String, partitions: i32, writer: String) -> Writer {
         Writer {
             producer,
             topic,
             partitions: partitions.max(1),
+            writer,
         }
     }
 
@@ -180,10 +188,16 @@ impl Writer {
         while !pending.is_empty() {
             let sends = pending.iter().map(|&i| {
                 let (partition, key, payload) = &encoded[i];
+                let headers =
+                    rdkafka::message::OwnedHeaders::new().insert(rdkafka::message::Header {
+                        key: HEADER_WRITER,
+                        value: Some(self.writer.as_bytes()),
+                    });
                 let record = FutureRecord::to(&self.topic)
                     .partition(*partition)
                     .key(&key[..])
-                    .payload(payload);
+                    .payload(payload)
+                    .headers(headers);
                 let fut = self.producer.send(record, Duration::from_secs(30));
                 async move { (i, fut.await) }
             });
@@ -297,9 +311,14 @@ impl Reader {
         Ok(n)
     }
 
-    /// The next record (waits for one); `None` for a record that did not decode.
-    pub async fn next(&mut self) -> Result<Option<Record>, KafkaError> {
-        let decoded = decode(&self.consumer.recv().await?);
+    /// The next record (waits for one); `None` for a record that did not
+    /// decode, or that `own` (this instance) wrote: it is skipped undecoded.
+    pub async fn next(&mut self, own: &str) -> Result<Option<Record>, KafkaError> {
+        let m = self.consumer.recv().await?;
+        if written_by(&m, own) {
+            return Ok(None);
+        }
+        let decoded = decode(&m);
         Ok(self.counted(decoded))
     }
 
@@ -313,6 +332,14 @@ impl Reader {
             }
         }
     }
+}
+
+fn written_by(m: &rdkafka::message::BorrowedMessage<'_>, writer: &str) -> bool {
+    use rdkafka::message::Headers as _;
+    m.headers().is_some_and(|h| {
+        h.iter()
+            .any(|h| h.key == HEADER_WRITER && h.value == Some(writer.as_bytes()))
+    })
 }
 
 fn decode(m: &rdkafka::message::BorrowedMessage<'_>) -> Result<Record, (i32, i64, String)> {

@@ -39,12 +39,13 @@ pub const DEFAULT_BATCH_LINGER_MS: u64 = 5;
 /// differs from the last one durably written. Bounds the latency from an
 /// event to its user's recommendations row.
 pub const DEFAULT_REFRESH_INTERVAL_MS: u64 = 100;
-/// Most rows the background refresh recomputes per flush: movies whose
+/// Most rows the background refresh recomputes per flush, for the whole
+/// group (each instance takes its share of partitions' worth): movies whose
 /// similarities moved, then users whose neighbours' did (the users whose
-/// own events changed are flushed first, all of them, every flush). The rest
-/// waits for the next tick: bounded per tick, complete over ticks. At the
-/// default flush interval: 3 000 rows/s, a budget that keeps the background
-/// refresh from crowding out the rows whose latency counts.
+/// own events changed are flushed at once, all of them, by their own task).
+/// The rest waits for the next tick: bounded per tick, complete over ticks.
+/// At the default flush interval: 3 000 rows/s, a budget that keeps the
+/// background refresh from crowding out the rows whose latency counts.
 pub const DEFAULT_REFRESH_MAX_USERS: usize = 300;
 /// Longest a revoke waits for the revoked partitions' pending rows to be
 /// written before the partitions go (a late drain is still safe: fenced).
@@ -114,7 +115,9 @@ pub struct Config {
     /// durable state); `<group>-review-states-changelog` when unset.
     #[arg(long, env = "RECOMMENDER_CHANGELOG_TOPIC")]
     pub changelog_topic: Option<String>,
-    /// This instance's name in the partition lease table (default: host and pid).
+    /// This instance's name in the partition lease table and on its
+    /// changelog records (default: host, pid and a random suffix); unique per
+    /// running instance.
     #[arg(long, env = "RECOMMENDER_INSTANCE")]
     pub instance: Option<String>,
     /// Longest a revoke waits for the revoked partitions' rows (ms).
@@ -218,11 +221,14 @@ impl Config {
             .unwrap_or_else(|| format!("{}-review-states-changelog", self.group))
     }
 
-    /// This instance's name: configured, or `<host>-<pid>`.
+    /// This instance's name: configured, or `<host>-<pid>-<random>` (two
+    /// instances must never share one: each skips its own changelog records).
+    /// Call once per instance.
     pub fn instance(&self) -> String {
         self.instance.clone().unwrap_or_else(|| {
             let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "recommender".into());
-            format!("{host}-{}", std::process::id())
+            let nonce = uuid::Uuid::new_v4().simple().to_string();
+            format!("{host}-{}-{}", std::process::id(), &nonce[..8])
         })
     }
 

@@ -286,7 +286,9 @@ impl Model {
             return Vec::new();
         };
         let seen = self.seen.get(&user);
-        let mut scores: Map<MovieId, f64> = Map::default();
+        // Sized for a typical candidate set: growing it was 4 % of the CPU.
+        let mut scores: Map<MovieId, f64> =
+            Map::with_capacity_and_hasher(1_024, foldhash::fast::RandomState::default());
         for &i in liked {
             // The hot loop of every flush: take C(i, j) from the row being
             // walked rather than looking it up again, and N(i) once per row.

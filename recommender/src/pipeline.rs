@@ -458,6 +458,8 @@ pub struct Recommender {
     producer: FutureProducer,
     changelog: changelog::Writer,
     changelog_topic: String,
+    /// This instance's name (leases, changelog records' writer header).
+    instance: String,
     cache: Cache,
     store: Store,
     leases: Leases,
@@ -509,7 +511,8 @@ impl Recommender {
             .with_context(|| format!("creating the changelog topic {changelog_topic}"))?;
         let session = store::connect(&config.cql).await?;
         store::migrate(&session, &config.cql).await?;
-        let leases = Leases::new(&session, &config.cql.keyspace, config.instance()).await?;
+        let instance = config.instance();
+        let leases = Leases::new(&session, &config.cql.keyspace, instance.clone()).await?;
         let store = Store::new(session, &config.cql).await?;
         // The claim key is `<namespace>:<event_id>`; in-flight TTL covers one
         // batch's changelog writes with retries, done TTL any redelivery window.
@@ -523,7 +526,9 @@ impl Recommender {
                 producer.clone(),
                 changelog_topic.clone(),
                 partitions,
+                instance.clone(),
             ),
+            instance,
             changelog_topic,
             producer,
             dlq_topic: config.dlq_topic(),
@@ -563,7 +568,12 @@ impl Recommender {
         let Some(reader) = self.restore(&shutdown).await? else {
             return Ok(());
         };
-        let follower = tokio::spawn(follow(reader, self.state.clone(), shutdown.clone()));
+        let follower = tokio::spawn(follow(
+            reader,
+            self.instance.clone(),
+            self.state.clone(),
+            shutdown.clone(),
+        ));
         self.moves.flushing.store(true, Ordering::Release);
         let flusher = Flusher {
             config: self.config.clone(),
@@ -1010,14 +1020,15 @@ fn store_offsets(consumer: &RecommenderConsumer, batch: &[OwnedMessage]) {
     }
 }
 
-/// The replica follower: every changelog record of every instance, applied
-/// to the model (this instance's own come back stale: no effect).
-async fn follow(mut reader: Reader, state: Arc<Mutex<State>>, shutdown: Shutdown) {
+/// The replica follower: every changelog record of every other instance,
+/// applied to the model (this instance's own are skipped undecoded: it
+/// applied them before writing them; were they applied, they would be stale).
+async fn follow(mut reader: Reader, own: String, state: Arc<Mutex<State>>, shutdown: Shutdown) {
     let mut outcomes = Outcomes::default();
     loop {
         let next = tokio::select! {
             _ = shutdown.wait() => return,
-            r = reader.next() => r,
+            r = reader.next(&own) => r,
         };
         match next {
             Ok(Some(r)) => {
@@ -1340,14 +1351,19 @@ fn direct_rows(state: &Mutex<State>) -> (Vec<Row>, Vec<i64>) {
     (e.finish(), latencies)
 }
 
-/// Expands the dirty sets and computes up to `max` rows of them (movies
-/// first, then users), plus the dirty genres' trending rows; the lock is
-/// taken per row.
-fn background_rows(state: &Mutex<State>, max: usize) -> Vec<Row> {
+/// Expands the dirty sets and computes up to this instance's share of
+/// `max` rows of them (`max` × owned partitions / partitions; movies first,
+/// then users), plus the dirty genres' trending rows; the lock is taken per
+/// row.
+fn background_rows(state: &Mutex<State>, mut max: usize) -> Vec<Row> {
     let mut e = Emitter::default();
     let movies: Vec<MovieId> = {
         let mut st = lock(state);
         st.fallback.clear();
+        // The budget is the group's: each instance spends its share, so the
+        // background writes per event stay flat as instances are added.
+        let (owned, parts) = (st.own.leases.len(), st.own.partitions.max(1) as usize);
+        max = (max * owned).div_ceil(parts);
         // A changed N(m) changes similarity(m, j) for every current neighbour j.
         let changed: Vec<MovieId> = st.changed_n.drain().collect();
         for m in changed {

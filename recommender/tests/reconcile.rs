@@ -105,7 +105,7 @@ fn record(s: &ReviewState) -> EnrichedReview {
 /// Appends review states to the changelog topic.
 async fn append(brokers: &str, topic: &str, states: &[ReviewState]) -> anyhow::Result<()> {
     let producer = cinerec_service_kit::kafka::idempotent_producer(brokers, &[])?;
-    let writer = recommender::changelog::Writer::new(producer, topic.to_owned(), 1);
+    let writer = recommender::changelog::Writer::new(producer, topic.to_owned(), 1, "test".into());
     let records: Vec<EnrichedReview> = states.iter().map(record).collect();
     let refs: Vec<(i32, &EnrichedReview)> = records.iter().map(|r| (0, r)).collect();
     let backoff = recommender::store::Backoff {
