@@ -377,7 +377,13 @@ where
             (Some(_), true) => HandshakeMatch::Both,
             (Some(_), false) => HandshakeMatch::Client,
         };
-        let (server_protocol, server_hash) = if server_hash_ok {
+        // Our protocol goes with every answer but BOTH, as Java's server does.
+        // On NONE the client may already hold the right server hash (it talked
+        // to us before a restart, or it switched protocols in one JVM); Java's
+        // `Requestor.setRemote` parses `serverProtocol` unconditionally on any
+        // non-BOTH match, so a null there is a NullPointerException that
+        // poisons every later call from that JVM.
+        let (server_protocol, server_hash) = if matches!(match_, HandshakeMatch::Both) {
             (None, None)
         } else {
             (Some(self.local.text().to_string()), Some(self.local.hash()))
