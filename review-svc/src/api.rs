@@ -344,11 +344,11 @@ async fn list_by_user(
     Path(id): Path<String>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let user_id: i64 = id.parse().ok().filter(|&u: &i64| u > 0).ok_or_else(|| {
+    let user_id = crate::model::canonical_id(&id).ok_or_else(|| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "bad_id",
-            "user id must be a positive integer",
+            "user id must be a positive integer in canonical decimal (digits only, no sign or leading zero)",
         )
     })?;
     let Query(query) =

@@ -301,11 +301,11 @@ pub async fn get(
     reader: Option<Extension<Arc<Recommendations>>>,
 ) -> Result<Response, ApiError> {
     let principal = authenticate(&state, &headers)?;
-    let user_id: i64 = id.parse().ok().filter(|&u: &i64| u > 0).ok_or_else(|| {
+    let user_id = crate::model::canonical_id(&id).ok_or_else(|| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "bad_id",
-            "user id must be a positive integer",
+            "user id must be a positive integer in canonical decimal (digits only, no sign or leading zero)",
         )
     })?;
     if !principal.may_act_for(user_id) {

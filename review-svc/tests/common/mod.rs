@@ -294,6 +294,22 @@ pub fn metrics_text() -> String {
     telemetry::metrics_handle().render()
 }
 
+/// The value of one counter series in [`metrics_text`] (`series` is the name
+/// with its labels as rendered, e.g. `foo_total{code="x"}`); 0 if absent.
+pub fn counter(series: &str) -> f64 {
+    metrics_text()
+        .lines()
+        .filter_map(|line| line.strip_prefix(series))
+        .filter_map(|rest| rest.strip_prefix(' '))
+        .find_map(|value| value.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// `review_svc_requests_rejected_total{code}` now.
+pub fn rejected(code: &str) -> f64 {
+    counter(&format!("review_svc_requests_rejected_total{{code=\"{code}\"}}"))
+}
+
 /// Relay pacing for tests: quick polls and sweeps, the shortest safe settle.
 pub fn fast_relay() -> RelayArgs {
     RelayArgs {
