@@ -57,7 +57,19 @@ pub struct Limits {
     /// the server stops reading that connection (TCP pushes back on the
     /// client) instead of queueing without bound.
     pub max_in_flight_per_connection: usize,
+    /// Longest a peer may take to deliver one message once it has started
+    /// it: a socket frame from its first byte to its last, an HTTP request
+    /// from its first header byte to the end of its body (and an idle HTTP
+    /// keep-alive connection before its next request). Past it the
+    /// connection is closed, so a peer that stalls mid-frame cannot hold the
+    /// bytes it sent, nor the connection, forever. At the default message
+    /// limit (16 MiB) the default (30 s) asks for ~0.5 MiB/s from a peer
+    /// sending the largest message allowed.
+    pub frame_timeout: std::time::Duration,
 }
+
+/// Default of [`Limits::frame_timeout`].
+pub const DEFAULT_FRAME_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Default for Limits {
     fn default() -> Self {
@@ -71,6 +83,7 @@ impl Default for Limits {
             max_metadata_entries: 256,
             max_cached_protocols: 1024,
             max_in_flight_per_connection: 1024,
+            frame_timeout: DEFAULT_FRAME_TIMEOUT,
         }
     }
 }

@@ -129,7 +129,7 @@ mod server {
     use super::*;
     use crate::error::BoxError;
     use crate::server::{Request, Responder, Response};
-    use hyper_util::rt::TokioIo;
+    use hyper_util::rt::{TokioIo, TokioTimer};
     use std::convert::Infallible;
     use std::fmt;
     use std::sync::Arc;
@@ -149,6 +149,7 @@ mod server {
                 .await
                 .map_err(|e| Error::with_source(Kind::Transport, "accept failed", e))?;
             let _ = stream.set_nodelay(true);
+            let frame_timeout = responder.limits().frame_timeout;
             let service = HttpService {
                 responder: responder.clone(),
             };
@@ -157,7 +158,13 @@ mod server {
                     let service = service.clone();
                     async move { Ok::<_, Infallible>(service.handle(req).await) }
                 });
+                // The header-read timer also runs while a keep-alive
+                // connection waits for its next request, so an idle or
+                // half-sent head is closed after `frame_timeout`; the body
+                // has its own deadline in `handle`.
                 if let Err(e) = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(frame_timeout)
                     .serve_connection(TokioIo::new(stream), svc)
                     .await
                 {
@@ -193,6 +200,17 @@ mod server {
         r.headers_mut().insert(
             http::header::CONTENT_TYPE,
             http::HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        r
+    }
+
+    /// A refusal after which the connection cannot carry another request:
+    /// the body was not (fully) read, so the next bytes are not a request head.
+    fn closing(status: http::StatusCode, reason: String) -> http::Response<Full<Bytes>> {
+        let mut r = plain(status, reason);
+        r.headers_mut().insert(
+            http::header::CONNECTION,
+            http::HeaderValue::from_static("close"),
         );
         r
     }
@@ -234,15 +252,32 @@ mod server {
                 );
             }
             let limits = *self.responder.limits();
-            let body = match Limited::new(req.into_body(), body_limit(&limits))
-                .collect()
-                .await
-            {
-                Ok(b) => b.to_bytes(),
-                Err(e) => {
-                    return plain(
+            let limit = body_limit(&limits);
+            // A declared Content-Length above the limit is refused before
+            // any of the body is awaited (hyper's size hint is that length).
+            let body = req.into_body();
+            let declared = body.size_hint().lower();
+            if declared > limit as u64 {
+                return closing(
+                    http::StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("declared body of {declared} bytes exceeds the limit of {limit} bytes"),
+                );
+            }
+            let collected =
+                tokio::time::timeout(limits.frame_timeout, Limited::new(body, limit).collect())
+                    .await;
+            let body = match collected {
+                Ok(Ok(b)) => b.to_bytes(),
+                Ok(Err(e)) => {
+                    return closing(
                         http::StatusCode::PAYLOAD_TOO_LARGE,
                         format!("body rejected: {e}"),
+                    );
+                }
+                Err(_) => {
+                    return closing(
+                        http::StatusCode::REQUEST_TIMEOUT,
+                        format!("body not complete within {:?}", limits.frame_timeout),
                     );
                 }
             };

@@ -60,22 +60,42 @@ async fn write_loop<W: AsyncWrite + Unpin>(
 }
 
 /// Reads the next frame, `Ok(None)` at a clean end of stream.
+///
+/// A frame must be complete within `limits.frame_timeout` of its first byte
+/// arriving (a deadline for the whole frame, not per read, so a peer
+/// trickling a byte at a time cannot stretch it); waiting between frames is
+/// not bounded, since clients keep idle connections open on purpose.
 async fn read_frame<R: AsyncRead + Unpin>(
     io: &mut R,
     buf: &mut BytesMut,
     limits: &Limits,
 ) -> Result<Option<(i32, Bytes)>> {
+    let mut deadline = None;
     loop {
         if let Some(frame) = wire::read_netty_frame(buf, limits)? {
             return Ok(Some(frame));
         }
+        if !buf.is_empty() && deadline.is_none() {
+            deadline = Some(tokio::time::Instant::now() + limits.frame_timeout);
+        }
         if buf.capacity() - buf.len() < 8 * 1024 {
             buf.reserve(64 * 1024);
         }
-        let n = io
-            .read_buf(buf)
-            .await
-            .map_err(|e| Error::with_source(Kind::Transport, "read failed", e))?;
+        let read = io.read_buf(buf);
+        let read = match deadline {
+            Some(at) => tokio::time::timeout_at(at, read).await.map_err(|_| {
+                Error::new(
+                    Kind::Timeout,
+                    format!(
+                        "frame not complete within {:?} of its first byte ({} bytes buffered)",
+                        limits.frame_timeout,
+                        buf.len()
+                    ),
+                )
+            })?,
+            None => read.await,
+        };
+        let n = read.map_err(|e| Error::with_source(Kind::Transport, "read failed", e))?;
         if n == 0 {
             return if buf.is_empty() {
                 Ok(None)
