@@ -136,16 +136,28 @@ async fn a_replay_returns_the_original_result_not_the_current_state() -> anyhow:
     let mine = json!({"rating": 5.0, "text": "mine"}).to_string();
     let put_key = [("idempotency-key", "edit-13")];
     let (status, _, original) = h
-        .call(Method::PUT, &uri, Some(&token), &put_key, Some(mine.clone()))
+        .call(
+            Method::PUT,
+            &uri,
+            Some(&token),
+            &put_key,
+            Some(mine.clone()),
+        )
         .await?;
-    assert_eq!((status, original["version"].clone()), (StatusCode::OK, json!(2)));
+    assert_eq!(
+        (status, original["version"].clone()),
+        (StatusCode::OK, json!(2))
+    );
 
     // Another client edits after it.
     let theirs = json!({"rating": 1.0, "text": "theirs"}).to_string();
     let (status, _, later) = h
         .call(Method::PUT, &uri, Some(&admin), &[], Some(theirs))
         .await?;
-    assert_eq!((status, later["version"].clone()), (StatusCode::OK, json!(3)));
+    assert_eq!(
+        (status, later["version"].clone()),
+        (StatusCode::OK, json!(3))
+    );
 
     let (status, headers, replay) = h
         .call(Method::PUT, &uri, Some(&token), &put_key, Some(mine))
@@ -163,7 +175,13 @@ async fn a_replay_returns_the_original_result_not_the_current_state() -> anyhow:
 
     // The same for a keyed POST replayed after the edits: version 1 as created.
     let (status, _, replay) = h
-        .call(Method::POST, "/v1/reviews", Some(&token), &post_key, Some(body))
+        .call(
+            Method::POST,
+            "/v1/reviews",
+            Some(&token),
+            &post_key,
+            Some(body),
+        )
         .await?;
     assert_eq!(status, StatusCode::OK, "{replay}");
     assert_eq!(replay, created, "the POST replay is the POST's own answer");
