@@ -70,7 +70,10 @@ pub fn router(state: AppState) -> Router {
 pub struct ApiError {
     status: StatusCode,
     code: &'static str,
+    /// What the client reads: our words only.
     reason: String,
+    /// What only the log gets (a driver's or a dependency's error text).
+    detail: Option<String>,
 }
 
 impl ApiError {
@@ -83,16 +86,27 @@ impl ApiError {
             status,
             code,
             reason: reason.into(),
+            detail: None,
         }
+    }
+
+    /// Adds text for the log that the client must not see.
+    pub(crate) fn with_detail(mut self, detail: impl Into<String>) -> ApiError {
+        self.detail = Some(detail.into());
+        self
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if self.status.is_server_error() {
-            events::request_failed(self.code, &self.reason);
+            events::request_failed(self.code, &self.detail.as_deref().unwrap_or(&self.reason));
         } else {
-            events::request_rejected(self.code, self.status.as_u16(), &self.reason);
+            events::request_rejected(
+                self.code,
+                self.status.as_u16(),
+                self.detail.as_deref().unwrap_or(&self.reason),
+            );
         }
         let body = serde_json::json!({ "error": self.code, "reason": self.reason });
         (self.status, axum::Json(body)).into_response()
@@ -118,7 +132,21 @@ impl From<StoreError> for ApiError {
             StoreError::Database(_) => "database_unavailable",
             StoreError::Corrupt(_) => "stored_data_malformed",
         };
-        ApiError::new(status, code, e.to_string())
+        match e {
+            // Driver text names hosts, statements and internals: it goes to
+            // the log, the client gets our words.
+            StoreError::Database(detail) => {
+                ApiError::new(status, code, "the review store is unavailable; retry later")
+                    .with_detail(detail)
+            }
+            StoreError::Corrupt(detail) => ApiError::new(
+                status,
+                code,
+                "a stored review could not be read (malformed row)",
+            )
+            .with_detail(detail),
+            other => ApiError::new(status, code, other.to_string()),
+        }
     }
 }
 
@@ -175,7 +203,12 @@ fn json_body<T: DeserializeOwned>(
                 format!("request body exceeds {MAX_BODY_BYTES} bytes"),
             )
         } else {
-            ApiError::new(StatusCode::BAD_REQUEST, "unreadable_body", e.body_text())
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "unreadable_body",
+                "the request body could not be read to its end",
+            )
+            .with_detail(e.body_text())
         }
     })?;
     serde_json::from_slice(&body)
@@ -351,8 +384,14 @@ async fn list_by_user(
             "user id must be a positive integer in canonical decimal (digits only, no sign or leading zero)",
         )
     })?;
-    let Query(query) =
-        query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", e.body_text()))?;
+    let Query(query) = query.map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_query",
+            format!("query takes only limit (1-{MAX_LIST}) and after (a review id)"),
+        )
+        .with_detail(e.body_text())
+    })?;
     let limit = query.limit.unwrap_or(DEFAULT_LIST);
     if !(1..=MAX_LIST).contains(&limit) {
         return Err(ApiError::new(
@@ -366,4 +405,23 @@ async fn list_by_user(
         .list_by_user(user_id, query.after, limit)
         .await?;
     Ok(axum::Json(serde_json::json!({ "reviews": reviews, "next_after": next })).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_failures_do_not_show_driver_text() {
+        let driver = "Connection broken: 10.0.0.7:9042 ConnectionPool BrokenPipe";
+        for e in [
+            StoreError::Database(driver.into()),
+            StoreError::Corrupt(driver.into()),
+        ] {
+            let api = ApiError::from(e);
+            assert_eq!(api.status, StatusCode::SERVICE_UNAVAILABLE);
+            assert!(!api.reason.contains("10.0.0.7"), "{}", api.reason);
+            assert_eq!(api.detail.as_deref(), Some(driver), "kept for the log");
+        }
+    }
 }
