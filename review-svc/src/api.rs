@@ -412,6 +412,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn openapi_documents_every_refusal_an_operation_can_answer() {
+        let doc: serde_json::Value = serde_json::from_str(OPENAPI_JSON).expect("valid JSON");
+        // POST answers 409 write_conflict when a keyed create stays busy.
+        assert!(doc["paths"]["/v1/reviews"]["post"]["responses"]["409"].is_object());
+        // The server's own refusals apply to every operation.
+        for (path, ops) in doc["paths"].as_object().expect("paths") {
+            let methods = ["get", "put", "post", "delete"];
+            for (method, op) in ops
+                .as_object()
+                .expect("operations")
+                .iter()
+                .filter(|(m, _)| methods.contains(&m.as_str()))
+            {
+                for status in ["408", "431", "503"] {
+                    assert!(
+                        op["responses"][status].is_object(),
+                        "{method} {path} documents {status}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
     fn store_failures_do_not_show_driver_text() {
         let driver = "Connection broken: 10.0.0.7:9042 ConnectionPool BrokenPipe";
         for e in [
