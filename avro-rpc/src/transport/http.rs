@@ -263,9 +263,19 @@ mod server {
                     format!("declared body of {declared} bytes exceeds the limit of {limit} bytes"),
                 );
             }
+            // A large declared body is charged to the server's budget for
+            // incomplete messages before it is awaited (a chunked body,
+            // with no length to charge, is bounded by `limit` alone).
+            let mut held = crate::budget::Held::new(Some(self.responder.frame_budget()));
+            if declared > crate::budget::LARGE_FRAME as u64
+                && let Err(e) = held.charge_to(declared as usize, &limits)
+            {
+                return closing(http::StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+            }
             let collected =
                 tokio::time::timeout(limits.frame_timeout, Limited::new(body, limit).collect())
                     .await;
+            drop(held);
             let body = match collected {
                 Ok(Ok(b)) => b.to_bytes(),
                 Ok(Err(e)) => {
