@@ -25,7 +25,10 @@ fn rss_kib() -> u64 {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let n: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(8);
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(8);
     let protocol = Protocol::parse(include_str!("../tests/protocols/greeter.avpr"))?;
     let handler = tower::service_fn(|_req: Request| async move {
         Ok::<_, std::convert::Infallible>(Response::ok(Value::Null))

@@ -181,3 +181,40 @@ async fn an_http_head_stalled_midway_or_never_sent_is_closed_after_the_timeout()
         "nothing sent: closed"
     );
 }
+
+/// `serve_http_until`: after the signal, no new connection is served, an
+/// idle keep-alive connection is closed and the server returns.
+#[tokio::test]
+async fn serve_http_until_stops_and_closes_idle_connections() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let responder = Arc::new(
+        Responder::new(greeter(), handler(Controls::default())).with_limits(limits(NEVER)),
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(avro_rpc::transport::http::serve_http_until(
+        listener,
+        responder,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    // A keep-alive connection that has been answered once (a 405: GET).
+    let mut idle = TcpStream::connect(addr).await.unwrap();
+    idle.write_all(b"GET / HTTP/1.1\r\nHost: test\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = [0u8; 12];
+    idle.read_exact(&mut head).await.unwrap();
+    assert_eq!(&head, b"HTTP/1.1 405");
+    let _ = stop.send(());
+    assert!(
+        until_closed(&mut idle).await.is_some(),
+        "idle connection closed"
+    );
+    let returned = tokio::time::timeout(BOUND, server).await;
+    assert!(
+        matches!(returned, Ok(Ok(Ok(())))),
+        "server returned: {returned:?}"
+    );
+}

@@ -122,7 +122,7 @@ mod client {
 }
 
 #[cfg(feature = "server")]
-pub use self::server::{HttpService, serve_http};
+pub use self::server::{HttpService, serve_http, serve_http_until};
 
 #[cfg(feature = "server")]
 mod server {
@@ -143,17 +143,49 @@ mod server {
         S::Error: Into<BoxError>,
         S::Future: Send,
     {
+        serve_http_until(listener, responder, std::future::pending()).await
+    }
+
+    /// Like [`serve_http`] until `signal` completes; then stops accepting,
+    /// lets every connection finish the request it is serving (idle ones
+    /// close at once) and returns when all have closed.
+    pub async fn serve_http_until<S, F>(
+        listener: TcpListener,
+        responder: Arc<Responder<S>>,
+        signal: F,
+    ) -> Result<()>
+    where
+        S: Service<Request, Response = Response> + Clone + Send + Sync + 'static,
+        S::Error: Into<BoxError>,
+        S::Future: Send,
+        F: std::future::Future<Output = ()>,
+    {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let mut connections = tokio::task::JoinSet::new();
+        tokio::pin!(signal);
         loop {
-            let (stream, peer) = listener
-                .accept()
-                .await
-                .map_err(|e| Error::with_source(Kind::Transport, "accept failed", e))?;
+            let accepted = tokio::select! {
+                () = &mut signal => break,
+                accepted = listener.accept() => accepted,
+            };
+            let (stream, peer) = match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: keep serving the
+                    // connections there are, try again shortly.
+                    tracing::warn!(error = %e, "accepting an avro-rpc HTTP connection failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
             let _ = stream.set_nodelay(true);
             let frame_timeout = responder.limits().frame_timeout;
             let service = HttpService {
                 responder: responder.clone(),
             };
-            tokio::spawn(async move {
+            let mut stop = stop_rx.clone();
+            while connections.try_join_next().is_some() {}
+            connections.spawn(async move {
                 let svc = hyper::service::service_fn(move |req| {
                     let service = service.clone();
                     async move { Ok::<_, Infallible>(service.handle(req).await) }
@@ -162,16 +194,30 @@ mod server {
                 // connection waits for its next request, so an idle or
                 // half-sent head is closed after `frame_timeout`; the body
                 // has its own deadline in `handle`.
-                if let Err(e) = hyper::server::conn::http1::Builder::new()
+                let connection = hyper::server::conn::http1::Builder::new()
                     .timer(TokioTimer::new())
                     .header_read_timeout(frame_timeout)
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await
-                {
+                    .serve_connection(TokioIo::new(stream), svc);
+                tokio::pin!(connection);
+                let stopped = async move {
+                    // The guard `wait_for` returns is not Send: drop it here.
+                    let _ = stop.wait_for(|stop| *stop).await.map(|_| ());
+                };
+                let result = tokio::select! {
+                    result = connection.as_mut() => result,
+                    () = stopped => {
+                        connection.as_mut().graceful_shutdown();
+                        connection.await
+                    }
+                };
+                if let Err(e) = result {
                     tracing::debug!(%peer, error = %e, "avro-rpc HTTP connection ended");
                 }
             });
         }
+        let _ = stop_tx.send(true);
+        while connections.join_next().await.is_some() {}
+        Ok(())
     }
 
     /// Turns HTTP requests into Avro RPC exchanges; usable inside any hyper
