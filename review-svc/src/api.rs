@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -215,6 +215,20 @@ fn json_body<T: DeserializeOwned>(
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.to_string()))
 }
 
+/// The `{id}` path segment, or our 400 when axum cannot decode it (say,
+/// percent-encoded bytes that are not UTF-8): axum's own answer would be
+/// plain text, outside the contract, and counted nowhere.
+pub(crate) fn path_segment(id: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    id.map(|Path(id)| id).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_path",
+            "the path's id segment is not valid percent-encoded UTF-8",
+        )
+        .with_detail(e.body_text())
+    })
+}
+
 fn review_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| {
         ApiError::new(
@@ -314,10 +328,11 @@ async fn create(
 
 async fn edit(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let id = path_segment(id)?;
     let principal = authenticate(&state, &headers)?;
     let id = review_id(&id)?;
     let request: EditReview = json_body(&headers, body)?;
@@ -334,9 +349,10 @@ async fn edit(
 
 async fn delete(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let id = path_segment(id)?;
     let principal = authenticate(&state, &headers)?;
     let id = review_id(&id)?;
     let key = idempotency_key(&headers)?;
@@ -351,8 +367,9 @@ async fn delete(
 
 async fn get_review(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
+    let id = path_segment(id)?;
     let id = review_id(&id)?;
     match state.store.get(id).await? {
         None => Err(StoreError::NotFound(id).into()),
@@ -374,9 +391,10 @@ struct ListQuery {
 
 async fn list_by_user(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
+    let id = path_segment(id)?;
     let user_id = crate::model::canonical_id(&id).ok_or_else(|| {
         ApiError::new(
             StatusCode::BAD_REQUEST,

@@ -308,11 +308,12 @@ pub fn rfc3339_micros(us: i64) -> Option<String> {
 /// token, 403 for someone else's.
 pub async fn get(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, axum::extract::rejection::PathRejection>,
     headers: HeaderMap,
     reader: Option<Extension<Arc<Recommendations>>>,
 ) -> Result<Response, ApiError> {
     let principal = authenticate(&state, &headers)?;
+    let id = crate::api::path_segment(id)?;
     let user_id = crate::model::canonical_id(&id).ok_or_else(|| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
