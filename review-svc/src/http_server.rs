@@ -56,8 +56,9 @@ pub const DEFAULT_MAX_IN_FLIGHT: usize = 512;
 /// a larger one is 431 with our body.
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 /// hyper's read buffer per connection: heads between [`MAX_HEADER_BYTES`]
-/// and this get our 431; beyond it hyper answers its own (counted as
-/// `headers_too_large`, but with hyper's empty body).
+/// and this get our 431 from [`guard`]; beyond it hyper refuses the head
+/// itself (431, counted as `headers_too_large`; the connection's IO puts
+/// our body in place of hyper's empty one).
 pub const MAX_HEAD_BUFFER: usize = 64 * 1024;
 
 /// Limits of the public HTTP server.
@@ -179,6 +180,10 @@ struct ConnState {
     head_started: AtomicU64,
     /// Requests handed to the router and not answered yet.
     in_flight: AtomicUsize,
+    /// A router response is on its way to the socket (set when the router
+    /// answered, cleared by the next write): whatever hyper writes while
+    /// this is clear and a head is being read is hyper's own refusal.
+    response_pending: std::sync::atomic::AtomicBool,
 }
 
 const NONE: u64 = u64::MAX;
@@ -190,6 +195,7 @@ impl ConnState {
             last_activity: AtomicU64::new(0),
             head_started: AtomicU64::new(NONE),
             in_flight: AtomicUsize::new(0),
+            response_pending: std::sync::atomic::AtomicBool::new(false),
         }
     }
     fn now(&self) -> u64 {
@@ -198,7 +204,9 @@ impl ConnState {
     fn read_some(&self) {
         let now = self.now();
         self.last_activity.store(now, Ordering::Relaxed);
-        if self.in_flight.load(Ordering::Acquire) == 0 {
+        if self.in_flight.load(Ordering::Acquire) == 0
+            && !self.response_pending.load(Ordering::Acquire)
+        {
             let _ =
                 self.head_started
                     .compare_exchange(NONE, now, Ordering::AcqRel, Ordering::Relaxed);
@@ -210,7 +218,22 @@ impl ConnState {
     }
     fn request_finished(&self) {
         self.last_activity.store(self.now(), Ordering::Relaxed);
+        self.response_pending.store(true, Ordering::Release);
         self.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Whether bytes hyper is writing now are its own answer to a head it
+    /// could not parse (no request reached the router for it).
+    fn hypers_own_answer(&self, data: &[u8]) -> bool {
+        if self.response_pending.swap(false, Ordering::AcqRel) {
+            return false;
+        }
+        self.in_flight.load(Ordering::Acquire) == 0
+            && self.head_started.load(Ordering::Acquire) != NONE
+            && data.starts_with(b"HTTP/1.1 4")
+            && data
+                .windows(19)
+                .any(|w| w.eq_ignore_ascii_case(b"content-length: 0\r\n"))
     }
     /// Why the connection should be closed now, if it should.
     fn expired(&self, header: Duration, idle: Duration) -> Option<&'static str> {
@@ -228,10 +251,66 @@ impl ConnState {
     }
 }
 
-/// The connection's IO, noting when bytes arrive.
+/// The connection's IO, noting when bytes arrive, and putting our
+/// `{error, reason}` body in place of the empty one hyper writes when it
+/// refuses a head itself (400 for what is not HTTP, 431 past its buffer):
+/// hyper has no hook for that response.
 struct WatchedIo<IO> {
     io: IO,
     state: Arc<ConnState>,
+    /// Our replacement of hyper's refusal, still to be written.
+    replacement: Vec<u8>,
+}
+
+/// Our answer in place of hyper's bodiless refusal (status from its
+/// status line).
+fn replacement_for(data: &[u8]) -> Vec<u8> {
+    let status: u16 = data
+        .get(9..12)
+        .and_then(|s| std::str::from_utf8(s).ok())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(400);
+    let (status, code, reason, phrase) = match status {
+        431 => (
+            431,
+            "headers_too_large",
+            format!("request head exceeds {MAX_HEAD_BUFFER} bytes"),
+            "Request Header Fields Too Large",
+        ),
+        414 => (
+            414,
+            "uri_too_long",
+            "request URI is too long".to_owned(),
+            "URI Too Long",
+        ),
+        _ => (
+            400,
+            "malformed_request",
+            "the request is not a valid HTTP/1.1 request".to_owned(),
+            "Bad Request",
+        ),
+    };
+    let body = serde_json::json!({ "error": code, "reason": reason }).to_string();
+    format!(
+        "HTTP/1.1 {status} {phrase}\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+impl<IO: AsyncWrite + Unpin> WatchedIo<IO> {
+    /// Writes what is left of the replacement; `Ready(Ok)` once it is out.
+    fn drain(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        while !self.replacement.is_empty() {
+            let n = std::task::ready!(Pin::new(&mut self.io).poll_write(cx, &self.replacement))?;
+            if n == 0 {
+                return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
+            }
+            self.replacement.drain(..n);
+        }
+        Poll::Ready(Ok(()))
+    }
 }
 
 impl<IO: AsyncRead + Unpin> AsyncRead for WatchedIo<IO> {
@@ -255,12 +334,25 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for WatchedIo<IO> {
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<std::io::Result<usize>> {
+        std::task::ready!(self.drain(cx))?;
+        if self.state.hypers_own_answer(data) {
+            // hyper closes the connection after this answer, so nothing of
+            // its own follows; ours goes out in its place (drained here or
+            // by the flush or shutdown hyper does next).
+            self.replacement = replacement_for(data);
+            if let Poll::Ready(Err(e)) = self.drain(cx) {
+                return Poll::Ready(Err(e));
+            }
+            return Poll::Ready(Ok(data.len()));
+        }
         Pin::new(&mut self.io).poll_write(cx, data)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        std::task::ready!(self.drain(cx))?;
         Pin::new(&mut self.io).poll_flush(cx)
     }
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        std::task::ready!(self.drain(cx))?;
         Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
@@ -378,6 +470,7 @@ async fn serve_connection(
     let io = WatchedIo {
         io: stream,
         state: state.clone(),
+        replacement: Vec::new(),
     };
     let service = Tracked {
         router: app,
@@ -414,8 +507,8 @@ async fn serve_connection(
         }
     };
     if let Err(e) = result {
-        // hyper answered these itself (with an empty body) before closing;
-        // the count keeps them visible.
+        // hyper refused these heads itself (WatchedIo put our body in place
+        // of its empty one) and closed: counted here.
         if e.is_parse_too_large() {
             events::request_rejected("headers_too_large", 431, "request head over hyper's buffer");
         } else if e.is_parse() {

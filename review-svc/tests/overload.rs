@@ -2,8 +2,8 @@
 //! limit get 503 `too_many_connections`, requests past the in-flight limit
 //! are shed with 503 `overloaded`, oversized heads get 431 and an oversized
 //! body streamed for real gets 413 — each with the `{error, reason}` body
-//! and counted; hyper's own refusals (a head past its buffer, a request line
-//! that is not HTTP) are counted too.
+//! and counted — hyper's own refusals too (a head past its buffer, a request
+//! line that is not HTTP), whose empty bodies the server replaces with ours.
 
 mod common;
 
@@ -143,27 +143,36 @@ async fn oversized_heads_and_garbage_are_refused_and_counted() -> anyhow::Result
     );
     assert_eq!(rejected("headers_too_large") - before, 1.0);
 
-    // Past hyper's buffer: hyper answers 431 itself; still counted.
+    // Past hyper's buffer: hyper refuses the head itself; our body, counted.
     let before = rejected("headers_too_large");
     let mut s = TcpStream::connect(addr).await?;
     s.write_all(
         format!(
             "GET /openapi.json HTTP/1.1\r\nHost: test\r\nX-Huge: {}\r\n\r\n",
-            "a".repeat(100 * 1024)
+            "a".repeat(1024 * 1024)
         )
         .as_bytes(),
     )
     .await?;
     let r = read_response(&mut s, BOUND).await?;
     assert_eq!(r.status, 431, "{r:?}");
+    assert_eq!(r.json()["error"], "headers_too_large", "{r:?}");
+    assert!(
+        r.json()["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("65536")),
+        "{r:?}"
+    );
     wait_for(|| rejected("headers_too_large") - before == 1.0).await;
 
-    // Not HTTP at all: hyper's 400, counted.
+    // Not HTTP at all: hyper's 400, with our body, counted.
     let before = rejected("malformed_request");
     let mut s = TcpStream::connect(addr).await?;
     s.write_all(b"HELLO THERE\r\n\r\n").await?;
     let r = read_response(&mut s, BOUND).await?;
     assert_eq!(r.status, 400, "{r:?}");
+    assert_eq!(r.json()["error"], "malformed_request", "{r:?}");
+    assert!(r.json()["reason"].as_str().is_some_and(|r| !r.is_empty()));
     wait_for(|| rejected("malformed_request") - before == 1.0).await;
     shutdown.trigger();
     h.cleanup().await
