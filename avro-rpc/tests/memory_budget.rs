@@ -157,6 +157,25 @@ async fn partial_frames_are_bounded_per_connection_and_in_total() {
     assert!(answer.starts_with("HTTP/1.1 503 "), "{answer}");
     assert!(answer.contains("budget"), "{answer}");
     assert_eq!(budget.refused(), 3);
+    // A chunked body (no length to charge up front) is charged as it
+    // arrives: 256 KiB fit beside the first frame, one byte more does not.
+    let mut chunked = TcpStream::connect(http).await.unwrap();
+    let mut bytes = b"POST / HTTP/1.1\r\nHost: t\r\nContent-Type: avro/binary\r\n\
+                      Transfer-Encoding: chunked\r\n\r\n"
+        .to_vec();
+    for _ in 0..16 {
+        bytes.extend_from_slice(format!("{:x}\r\n", 16 * KIB).as_bytes());
+        bytes.resize(bytes.len() + 16 * KIB, 0);
+        bytes.extend_from_slice(b"\r\n");
+    }
+    bytes.extend_from_slice(b"1\r\nx\r\n");
+    chunked.write_all(&bytes).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(BOUND, chunked.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 503 "), "{answer}");
+    assert!(answer.contains("total budget"), "{answer}");
+    assert_eq!(budget.refused(), 4);
 
     // The first frame completes: its charge is released (the message is
     // handled like any other; all zeros read as a handshake and a ping).

@@ -220,6 +220,47 @@ mod server {
         Ok(())
     }
 
+    /// Why a request body was not taken.
+    enum BodyRefused {
+        TooLarge,
+        Budget(Error),
+        Read(BoxError),
+    }
+
+    /// Reads a body up to `limit` bytes, charging what it holds past
+    /// [`LARGE_FRAME`](crate::budget::LARGE_FRAME) to `held` as it arrives
+    /// (in 64 KiB steps, so the shared counter is not touched per chunk).
+    async fn collect_body<B>(
+        body: B,
+        limit: usize,
+        held: &mut crate::budget::Held<'_>,
+        limits: &Limits,
+    ) -> std::result::Result<Bytes, BodyRefused>
+    where
+        B: hyper::body::Body<Data = Bytes>,
+        B::Error: Into<BoxError>,
+    {
+        const STEP: usize = 64 * 1024;
+        let mut body = std::pin::pin!(body);
+        let mut buf = bytes::BytesMut::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| BodyRefused::Read(e.into()))?;
+            let Ok(data) = frame.into_data() else {
+                continue; // trailers
+            };
+            let len = buf.len() + data.len();
+            if len > limit {
+                return Err(BodyRefused::TooLarge);
+            }
+            if len > crate::budget::LARGE_FRAME {
+                held.charge_to(len.next_multiple_of(STEP), limits)
+                    .map_err(BodyRefused::Budget)?;
+            }
+            buf.extend_from_slice(&data);
+        }
+        Ok(buf.freeze())
+    }
+
     /// Turns HTTP requests into Avro RPC exchanges; usable inside any hyper
     /// or axum server through [`HttpService::handle`].
     pub struct HttpService<S> {
@@ -309,25 +350,36 @@ mod server {
                     format!("declared body of {declared} bytes exceeds the limit of {limit} bytes"),
                 );
             }
-            // A large declared body is charged to the server's budget for
-            // incomplete messages before it is awaited (a chunked body,
-            // with no length to charge, is bounded by `limit` alone).
+            // A large body is charged to the server's budget for incomplete
+            // messages: a declared one before it is awaited, a chunked one
+            // as it arrives.
             let mut held = crate::budget::Held::new(Some(self.responder.frame_budget()));
             if declared > crate::budget::LARGE_FRAME as u64
                 && let Err(e) = held.charge_to(declared as usize, &limits)
             {
                 return closing(http::StatusCode::SERVICE_UNAVAILABLE, e.to_string());
             }
-            let collected =
-                tokio::time::timeout(limits.frame_timeout, Limited::new(body, limit).collect())
-                    .await;
+            let collected = tokio::time::timeout(
+                limits.frame_timeout,
+                collect_body(body, limit, &mut held, &limits),
+            )
+            .await;
             drop(held);
             let body = match collected {
-                Ok(Ok(b)) => b.to_bytes(),
-                Ok(Err(e)) => {
+                Ok(Ok(b)) => b,
+                Ok(Err(BodyRefused::TooLarge)) => {
                     return closing(
                         http::StatusCode::PAYLOAD_TOO_LARGE,
-                        format!("body rejected: {e}"),
+                        format!("body exceeds the limit of {limit} bytes"),
+                    );
+                }
+                Ok(Err(BodyRefused::Budget(e))) => {
+                    return closing(http::StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+                }
+                Ok(Err(BodyRefused::Read(e))) => {
+                    return closing(
+                        http::StatusCode::BAD_REQUEST,
+                        format!("reading the body failed: {e}"),
                     );
                 }
                 Err(_) => {
