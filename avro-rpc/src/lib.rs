@@ -7,6 +7,7 @@
 //! typed clients and server traits on top of this runtime.
 #![forbid(unsafe_code)]
 
+pub mod budget;
 pub mod codec;
 pub mod codegen;
 pub mod error;

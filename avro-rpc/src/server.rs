@@ -16,6 +16,7 @@ use apache_avro::types::Value;
 use bytes::Bytes;
 use tower::{Service, ServiceExt};
 
+use crate::budget::FrameBudget;
 use crate::codec::{AvroCodec, Codec, Limits};
 use crate::error::{BoxError, Error, Kind, Result};
 use crate::protocol::{Md5Hash, Message, Protocol};
@@ -146,6 +147,9 @@ pub struct Responder<S> {
     /// Client protocols by the hash the client announced. Bounded by
     /// `limits.max_cached_protocols` so clients cannot grow it without end.
     known: Mutex<HashMap<Md5Hash, Protocol>>,
+    /// Memory all connections of this server may hold for frames still
+    /// arriving (`limits.max_incomplete_bytes_total`).
+    budget: Arc<FrameBudget>,
     handler: S,
 }
 
@@ -171,6 +175,9 @@ where
             codec: Arc::new(AvroCodec::new()),
             limits: Limits::default(),
             known: Mutex::new(HashMap::new()),
+            budget: Arc::new(FrameBudget::new(
+                Limits::default().max_incomplete_bytes_total,
+            )),
             handler,
         }
     }
@@ -184,7 +191,14 @@ where
     /// Replaces the decoding limits.
     pub fn with_limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
+        self.budget = Arc::new(FrameBudget::new(limits.max_incomplete_bytes_total));
         self
+    }
+
+    /// The memory budget for incomplete frames shared by this server's
+    /// connections (bytes in use, refusals).
+    pub fn frame_budget(&self) -> &FrameBudget {
+        &self.budget
     }
 
     /// Our protocol.
@@ -377,7 +391,13 @@ where
             (Some(_), true) => HandshakeMatch::Both,
             (Some(_), false) => HandshakeMatch::Client,
         };
-        let (server_protocol, server_hash) = if server_hash_ok {
+        // Our protocol goes with every answer but BOTH, as Java's server does.
+        // On NONE the client may already hold the right server hash (it talked
+        // to us before a restart, or it switched protocols in one JVM); Java's
+        // `Requestor.setRemote` parses `serverProtocol` unconditionally on any
+        // non-BOTH match, so a null there is a NullPointerException that
+        // poisons every later call from that JVM.
+        let (server_protocol, server_hash) = if matches!(match_, HandshakeMatch::Both) {
             (None, None)
         } else {
             (Some(self.local.text().to_string()), Some(self.local.hash()))

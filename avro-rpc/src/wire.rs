@@ -391,6 +391,32 @@ pub fn write_netty_frame(out: &mut BytesMut, serial: i32, message: &[u8]) {
     }
 }
 
+/// How many bytes the Netty frame at the front of `buf` occupies as far as
+/// its header and the buffer lengths visible so far declare it (at least
+/// `buf.len()` when those are all here; call after [`read_netty_frame`]
+/// returned `Ok(None)`, so the declared lengths are within the limits).
+pub fn netty_frame_declared(buf: &[u8]) -> usize {
+    let mut peek: &[u8] = buf;
+    if peek.len() < 8 {
+        return 8;
+    }
+    peek.advance(4);
+    let count = usize::try_from(peek.get_i32()).unwrap_or(0);
+    let mut declared = 8usize;
+    for _ in 0..count {
+        if peek.len() < 4 {
+            return declared + 4;
+        }
+        let len = usize::try_from(peek.get_i32()).unwrap_or(0);
+        declared = declared.saturating_add(4 + len);
+        if peek.len() < len {
+            return declared;
+        }
+        peek.advance(len);
+    }
+    declared
+}
+
 /// Takes one complete Netty frame off the front of `buf`, if it has arrived.
 /// Returns `Ok(None)` (consuming nothing) when more bytes are needed; header
 /// fields are checked against `limits` as soon as they are visible, so an

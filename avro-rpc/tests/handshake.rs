@@ -195,3 +195,26 @@ async fn a_message_the_server_lacks_is_a_system_error() {
         other => panic!("expected a system error, got {other:?}"),
     }
 }
+
+/// A client that already holds our hash (it talked to us before we restarted,
+/// or a JVM switched to another protocol) but whose own hash we do not know:
+/// NONE must still carry `serverProtocol` and `serverHash`, as Java's server
+/// sends them; Java's `Requestor` dereferences both on every non-BOTH match.
+#[tokio::test]
+async fn none_with_the_right_server_hash_still_carries_the_server_protocol() {
+    let server = greeter_v2();
+    let responder = avro_rpc::Responder::new(server.clone(), handler(Controls::default()));
+    let mut request = Vec::new();
+    HandshakeRequest {
+        client_hash: greeter().hash(),
+        client_protocol: None,
+        server_hash: server.hash(),
+        meta: None,
+    }
+    .encode(&mut request);
+    let reply = responder.respond_stateless(&request).await.unwrap();
+    let resp = HandshakeResponse::decode(&mut &reply[..], &Limits::default()).unwrap();
+    assert_eq!(resp.match_, HandshakeMatch::None);
+    assert_eq!(resp.server_protocol.as_deref(), Some(&**server.text()));
+    assert_eq!(resp.server_hash, Some(server.hash()));
+}

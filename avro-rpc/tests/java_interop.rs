@@ -9,7 +9,7 @@
 //!   README's exact values (schema resolution included).
 //! - Java `InteropClient` (v1 and v2) → Rust server (v1 and v2) serving the
 //!   README's deterministic behaviour on loopback over the socket transport and
-//!   HTTP; every run must end `27 passed, 0 failed` with exit status 0.
+//!   HTTP; every run must end `28 passed, 0 failed` with exit status 0.
 //!
 //! Needs `java` (17+) and `mvn` on PATH (`interop/run-java.sh` builds the
 //! harness on first use). Without them these tests FAIL with a message
@@ -30,7 +30,7 @@ use java::*;
 const GUARD: Duration = Duration::from_secs(180);
 
 /// The checks of one Java `InteropClient` run (README "Checks").
-const JAVA_CHECKS: usize = 27;
+const JAVA_CHECKS: usize = 28;
 
 /// A v1 and a v2 Rust client against one Java server, over both transports.
 fn rust_clients_against_java_server(sv: Version) {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -70,7 +70,10 @@ pub fn router(state: AppState) -> Router {
 pub struct ApiError {
     status: StatusCode,
     code: &'static str,
+    /// What the client reads: our words only.
     reason: String,
+    /// What only the log gets (a driver's or a dependency's error text).
+    detail: Option<String>,
 }
 
 impl ApiError {
@@ -83,16 +86,27 @@ impl ApiError {
             status,
             code,
             reason: reason.into(),
+            detail: None,
         }
+    }
+
+    /// Adds text for the log that the client must not see.
+    pub(crate) fn with_detail(mut self, detail: impl Into<String>) -> ApiError {
+        self.detail = Some(detail.into());
+        self
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if self.status.is_server_error() {
-            events::request_failed(self.code, &self.reason);
+            events::request_failed(self.code, &self.detail.as_deref().unwrap_or(&self.reason));
         } else {
-            events::request_rejected(self.code, self.status.as_u16(), &self.reason);
+            events::request_rejected(
+                self.code,
+                self.status.as_u16(),
+                self.detail.as_deref().unwrap_or(&self.reason),
+            );
         }
         let body = serde_json::json!({ "error": self.code, "reason": self.reason });
         (self.status, axum::Json(body)).into_response()
@@ -118,7 +132,21 @@ impl From<StoreError> for ApiError {
             StoreError::Database(_) => "database_unavailable",
             StoreError::Corrupt(_) => "stored_data_malformed",
         };
-        ApiError::new(status, code, e.to_string())
+        match e {
+            // Driver text names hosts, statements and internals: it goes to
+            // the log, the client gets our words.
+            StoreError::Database(detail) => {
+                ApiError::new(status, code, "the review store is unavailable; retry later")
+                    .with_detail(detail)
+            }
+            StoreError::Corrupt(detail) => ApiError::new(
+                status,
+                code,
+                "a stored review could not be read (malformed row)",
+            )
+            .with_detail(detail),
+            other => ApiError::new(status, code, other.to_string()),
+        }
     }
 }
 
@@ -175,11 +203,30 @@ fn json_body<T: DeserializeOwned>(
                 format!("request body exceeds {MAX_BODY_BYTES} bytes"),
             )
         } else {
-            ApiError::new(StatusCode::BAD_REQUEST, "unreadable_body", e.body_text())
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "unreadable_body",
+                "the request body could not be read to its end",
+            )
+            .with_detail(e.body_text())
         }
     })?;
     serde_json::from_slice(&body)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.to_string()))
+}
+
+/// The `{id}` path segment, or our 400 when axum cannot decode it (say,
+/// percent-encoded bytes that are not UTF-8): axum's own answer would be
+/// plain text, outside the contract, and counted nowhere.
+pub(crate) fn path_segment(id: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    id.map(|Path(id)| id).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_path",
+            "the path's id segment is not valid percent-encoded UTF-8",
+        )
+        .with_detail(e.body_text())
+    })
 }
 
 fn review_id(raw: &str) -> Result<Uuid, ApiError> {
@@ -281,10 +328,11 @@ async fn create(
 
 async fn edit(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let id = path_segment(id)?;
     let principal = authenticate(&state, &headers)?;
     let id = review_id(&id)?;
     let request: EditReview = json_body(&headers, body)?;
@@ -301,9 +349,10 @@ async fn edit(
 
 async fn delete(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let id = path_segment(id)?;
     let principal = authenticate(&state, &headers)?;
     let id = review_id(&id)?;
     let key = idempotency_key(&headers)?;
@@ -318,8 +367,9 @@ async fn delete(
 
 async fn get_review(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
+    let id = path_segment(id)?;
     let id = review_id(&id)?;
     match state.store.get(id).await? {
         None => Err(StoreError::NotFound(id).into()),
@@ -341,18 +391,25 @@ struct ListQuery {
 
 async fn list_by_user(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let user_id: i64 = id.parse().ok().filter(|&u: &i64| u > 0).ok_or_else(|| {
+    let id = path_segment(id)?;
+    let user_id = crate::model::canonical_id(&id).ok_or_else(|| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "bad_id",
-            "user id must be a positive integer",
+            "user id must be a positive integer in canonical decimal (digits only, no sign or leading zero)",
         )
     })?;
-    let Query(query) =
-        query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", e.body_text()))?;
+    let Query(query) = query.map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_query",
+            format!("query takes only limit (1-{MAX_LIST}) and after (a review id)"),
+        )
+        .with_detail(e.body_text())
+    })?;
     let limit = query.limit.unwrap_or(DEFAULT_LIST);
     if !(1..=MAX_LIST).contains(&limit) {
         return Err(ApiError::new(
@@ -366,4 +423,47 @@ async fn list_by_user(
         .list_by_user(user_id, query.after, limit)
         .await?;
     Ok(axum::Json(serde_json::json!({ "reviews": reviews, "next_after": next })).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openapi_documents_every_refusal_an_operation_can_answer() {
+        let doc: serde_json::Value = serde_json::from_str(OPENAPI_JSON).expect("valid JSON");
+        // POST answers 409 write_conflict when a keyed create stays busy.
+        assert!(doc["paths"]["/v1/reviews"]["post"]["responses"]["409"].is_object());
+        // The server's own refusals apply to every operation.
+        for (path, ops) in doc["paths"].as_object().expect("paths") {
+            let methods = ["get", "put", "post", "delete"];
+            for (method, op) in ops
+                .as_object()
+                .expect("operations")
+                .iter()
+                .filter(|(m, _)| methods.contains(&m.as_str()))
+            {
+                for status in ["408", "431", "503"] {
+                    assert!(
+                        op["responses"][status].is_object(),
+                        "{method} {path} documents {status}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn store_failures_do_not_show_driver_text() {
+        let driver = "Connection broken: 10.0.0.7:9042 ConnectionPool BrokenPipe";
+        for e in [
+            StoreError::Database(driver.into()),
+            StoreError::Corrupt(driver.into()),
+        ] {
+            let api = ApiError::from(e);
+            assert_eq!(api.status, StatusCode::SERVICE_UNAVAILABLE);
+            assert!(!api.reason.contains("10.0.0.7"), "{}", api.reason);
+            assert_eq!(api.detail.as_deref(), Some(driver), "kept for the log");
+        }
+    }
 }

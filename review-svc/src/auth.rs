@@ -1,7 +1,12 @@
 //! Bearer-token authentication: JWTs signed HS256 (shared secret) or RS256
-//! (RSA key pair), with issuer, audience and expiry checked. The subject is
-//! the acting user id; the `admin` scope may act for anyone. [`Minter`]
-//! signs tokens for the `mint-token` dev subcommand and tests.
+//! (RSA key pair), with issuer, audience, `exp`, `nbf` and `iat` checked
+//! against a bounded clock-skew leeway ([`LEEWAY_SECS`]). The subject is the
+//! acting user id in canonical decimal; the `admin` scope may act for anyone.
+//! [`Minter`] signs tokens for the `mint-token` dev subcommand and tests.
+//!
+//! Why a token was refused is said in our own words ([`AuthError`]'s
+//! messages): jsonwebtoken's error text names its internals and changes
+//! between versions, so it goes to the log only, never to the client.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -13,6 +18,11 @@ use crate::config::AuthArgs;
 /// Shortest HS256 secret accepted: an empty or short secret (say, an unset
 /// Secret rendered as "") would make tokens forgeable by guessing.
 pub const MIN_HS256_SECRET: usize = 16;
+
+/// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds. Set
+/// explicitly rather than taking jsonwebtoken's default (60 s) so a change
+/// of library cannot widen the window in which an expired token still works.
+pub const LEEWAY_SECS: u64 = 30;
 
 /// The scope that lets a token act for any user.
 pub const ADMIN_SCOPE: &str = "admin";
@@ -28,8 +38,12 @@ pub struct Claims {
     pub aud: String,
     /// Expiry (s since the epoch).
     pub exp: u64,
-    /// Issued at (s since the epoch).
+    /// Issued at (s since the epoch); more than [`LEEWAY_SECS`] in the
+    /// future is refused.
     pub iat: u64,
+    /// Not before (s since the epoch), checked when present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
     /// Space-separated scopes.
     #[serde(default)]
     pub scope: String,
@@ -51,7 +65,8 @@ impl Principal {
     }
 }
 
-/// Why a request is not authenticated (all map to 401).
+/// Why a request is not authenticated (all map to 401). The messages are
+/// the client's `reason`: our words, no library text.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     /// No `Authorization: Bearer` header.
@@ -60,9 +75,55 @@ pub enum AuthError {
     /// The token's algorithm has no configured key.
     #[error("token algorithm {0:?} is not accepted")]
     Algorithm(Algorithm),
-    /// Signature, expiry, issuer, audience or shape wrong.
-    #[error("invalid token: {0}")]
-    Invalid(#[from] jsonwebtoken::errors::Error),
+    /// The header names no algorithm we know (`none`, say) or is not JSON.
+    #[error("malformed token")]
+    Malformed(#[source] jsonwebtoken::errors::Error),
+    /// The signature does not verify with the key for its algorithm.
+    #[error("token signature is invalid")]
+    Signature,
+    /// `exp` has passed.
+    #[error("token has expired")]
+    Expired,
+    /// `nbf` is still ahead.
+    #[error("token is not valid yet")]
+    NotYetValid,
+    /// `iat` is ahead of our clock by more than the leeway.
+    #[error("token is issued in the future")]
+    IssuedInFuture,
+    /// Wrong `iss`.
+    #[error("token issuer is not accepted")]
+    Issuer,
+    /// Wrong `aud`.
+    #[error("token audience is not accepted")]
+    Audience,
+    /// A claim we require is absent.
+    #[error("token lacks the {0} claim")]
+    MissingClaim(&'static str),
+    /// `sub` is neither a canonical decimal user id nor an admin's name.
+    #[error("token subject is not a user id in canonical decimal")]
+    Subject,
+}
+
+impl AuthError {
+    /// Maps jsonwebtoken's error onto ours, keeping it as the source for the log.
+    fn from_jwt(e: jsonwebtoken::errors::Error) -> AuthError {
+        use jsonwebtoken::errors::ErrorKind;
+        match e.kind() {
+            ErrorKind::InvalidSignature => AuthError::Signature,
+            ErrorKind::ExpiredSignature => AuthError::Expired,
+            ErrorKind::ImmatureSignature => AuthError::NotYetValid,
+            ErrorKind::InvalidIssuer => AuthError::Issuer,
+            ErrorKind::InvalidAudience => AuthError::Audience,
+            ErrorKind::MissingRequiredClaim(c) => AuthError::MissingClaim(match c.as_str() {
+                "exp" => "exp",
+                "iss" => "iss",
+                "aud" => "aud",
+                "sub" => "sub",
+                _ => "a required",
+            }),
+            _ => AuthError::Malformed(e),
+        }
+    }
 }
 
 /// Building keys from config failed.
@@ -162,7 +223,7 @@ impl Authenticator {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or(AuthError::Missing)?;
-        let header = jsonwebtoken::decode_header(token)?;
+        let header = jsonwebtoken::decode_header(token).map_err(AuthError::from_jwt)?;
         // The key is chosen by our config, never by the token: a token
         // claiming HS256 is never checked against the RSA public key.
         let key = match header.alg {
@@ -175,12 +236,45 @@ impl Authenticator {
         validation.set_issuer(&[&self.issuer]);
         validation.set_audience(&[&self.audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        let claims = jsonwebtoken::decode::<Claims>(token, key, &validation)?.claims;
-        Ok(Principal {
-            user_id: claims.sub.parse().ok(),
-            admin: claims.scope.split_whitespace().any(|s| s == ADMIN_SCOPE),
-        })
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        validation.leeway = LEEWAY_SECS;
+        let claims = jsonwebtoken::decode::<Claims>(token, key, &validation)
+            .map_err(|e| {
+                tracing::debug!(error = %e, "token refused");
+                AuthError::from_jwt(e)
+            })?
+            .claims;
+        // jsonwebtoken does not look at `iat`: a token minted "later" than
+        // now is a clock that is off or a forgery that stretches its life.
+        if claims.iat > now_secs().saturating_add(LEEWAY_SECS) {
+            return Err(AuthError::IssuedInFuture);
+        }
+        let user_id = crate::model::canonical_id(&claims.sub);
+        let admin = claims.scope.split_whitespace().any(|s| s == ADMIN_SCOPE);
+        // A subject that looks numeric but is not canonical ("+11", "011")
+        // is refused outright rather than read as a non-user: it is an
+        // attempt to alias an id, not an admin service's name.
+        if user_id.is_none() && looks_numeric(&claims.sub) {
+            return Err(AuthError::Subject);
+        }
+        Ok(Principal { user_id, admin })
     }
+}
+
+/// Seconds since the Unix epoch on this host's clock.
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Whether `sub` is some spelling of a number (sign, digits, spaces, zeros).
+fn looks_numeric(sub: &str) -> bool {
+    let t = sub.trim();
+    let t = t.strip_prefix(['+', '-']).unwrap_or(t);
+    !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// Signs tokens (dev subcommand and tests).
@@ -230,16 +324,14 @@ impl Minter {
         scopes: &[&str],
         ttl: Duration,
     ) -> Result<String, jsonwebtoken::errors::Error> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+        let now = now_secs();
         self.mint_claims(&Claims {
             sub: sub.to_owned(),
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
             exp: now + ttl.as_secs(),
             iat: now,
+            nbf: None,
             scope: scopes.join(" "),
         })
     }
@@ -309,6 +401,87 @@ mod tests {
                 .authenticate(Some("Bearer not.a.jwt"))
                 .is_err()
         );
+    }
+
+    fn claims(sub: &str, now: u64) -> Claims {
+        Claims {
+            sub: sub.into(),
+            iss: "iss".into(),
+            aud: "aud".into(),
+            exp: now + 600,
+            iat: now,
+            nbf: None,
+            scope: String::new(),
+        }
+    }
+
+    fn check(claims: &Claims) -> Result<Principal, AuthError> {
+        let token = Minter::hs256(SECRET, "iss", "aud")
+            .mint_claims(claims)
+            .expect("mints");
+        authenticator().authenticate(Some(&format!("Bearer {token}")))
+    }
+
+    #[test]
+    fn time_claims_are_checked_within_the_leeway() {
+        let now = now_secs();
+        let beyond = LEEWAY_SECS + 15;
+        let not_yet = Claims {
+            nbf: Some(now + beyond),
+            ..claims("5", now)
+        };
+        assert!(matches!(check(&not_yet), Err(AuthError::NotYetValid)));
+        let from_the_future = Claims {
+            iat: now + beyond,
+            ..claims("5", now)
+        };
+        assert!(matches!(
+            check(&from_the_future),
+            Err(AuthError::IssuedInFuture)
+        ));
+        // Inside jsonwebtoken's default leeway (60 s) but past ours.
+        let expired = Claims {
+            exp: now - beyond,
+            iat: now - 600,
+            ..claims("5", now)
+        };
+        assert!(beyond < 60 && matches!(check(&expired), Err(AuthError::Expired)));
+        // Skew within the leeway is tolerated.
+        let skewed = Claims {
+            nbf: Some(now + 5),
+            iat: now + 5,
+            ..claims("5", now)
+        };
+        assert_eq!(check(&skewed).expect("within leeway").user_id, Some(5));
+    }
+
+    #[test]
+    fn only_canonical_decimal_subjects_are_users() {
+        let now = now_secs();
+        for alias in ["+11", "011", "-11", " 11", "0"] {
+            assert!(
+                matches!(check(&claims(alias, now)), Err(AuthError::Subject)),
+                "{alias:?}"
+            );
+        }
+        assert_eq!(check(&claims("11", now)).expect("valid").user_id, Some(11));
+        assert_eq!(check(&claims("ops-bot", now)).expect("valid").user_id, None);
+    }
+
+    #[test]
+    fn reasons_are_ours_not_the_librarys() {
+        let now = now_secs();
+        let expired = Claims {
+            exp: now - 3600,
+            iat: now - 7200,
+            ..claims("5", now)
+        };
+        let err = check(&expired).expect_err("expired");
+        assert_eq!(err.to_string(), "token has expired");
+        let err = authenticator()
+            .authenticate(Some("Bearer not.a.jwt"))
+            .expect_err("garbage");
+        assert_eq!(err.to_string(), "malformed token");
     }
 
     #[test]

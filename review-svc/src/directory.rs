@@ -205,8 +205,13 @@ fn existence<T, E: std::fmt::Debug>(
         Ok(_) => Ok(true),
         Err(CallError::Declared(e)) if not_found(&e) => Ok(false),
         Err(e) => {
+            // The call's error (which may carry the dependency's own
+            // database text) is logged and counted here; the client's
+            // reason names only who did not answer.
             crate::events::directory_unavailable(what, addr, &e);
-            Err(DirectoryError(format!("{what} at {addr}: {e}")))
+            Err(DirectoryError(format!(
+                "{what} at {addr} could not be asked; retry later"
+            )))
         }
     }
 }

@@ -21,6 +21,17 @@ pub fn request_failed(code: &'static str, error: &dyn std::fmt::Display) {
     metrics::counter!("review_svc_requests_failed_total", "code" => code).increment(1);
 }
 
+/// The API server closed a connection that sat idle, or that started a
+/// request head and did not finish it in time (`reason`: `idle_timeout`,
+/// `header_timeout`).
+pub fn http_connection_closed(reason: &'static str) {
+    tracing::debug!(reason, "API connection closed");
+    metrics::counter!("review_svc_http_connections_closed_total", "reason" => reason).increment(1);
+    if reason == "header_timeout" {
+        metrics::counter!("review_svc_requests_rejected_total", "code" => reason).increment(1);
+    }
+}
+
 /// user-svc or movie-svc could not answer an existence check (down,
 /// deadline passed, or a system error): the request fails with 503.
 pub fn directory_unavailable(dependency: &'static str, addr: &str, error: &dyn std::fmt::Display) {

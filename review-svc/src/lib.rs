@@ -11,6 +11,8 @@
 //! * [`auth`], [`directory`] — who may write, and whether users/movies exist.
 //! * [`recommendations`] — `GET /v1/users/{id}/recommendations`, read from the
 //!   recommender's `recommendations_by_user`.
+//! * [`http_server`] — the API's HTTP server: head/idle/request timeouts,
+//!   connection limit, load shedding.
 //! * [`events`] — the one place each notable occurrence is logged and counted.
 #![forbid(unsafe_code)]
 
@@ -20,6 +22,7 @@ pub mod config;
 pub mod directory;
 pub mod event;
 pub mod events;
+pub mod http_server;
 pub mod model;
 pub mod recommendations;
 pub mod relay;

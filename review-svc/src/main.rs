@@ -17,6 +17,7 @@ use review_svc::config::{
     DirectoryArgs, KafkaArgs, RelayArgs,
 };
 use review_svc::directory;
+use review_svc::http_server::{self, HttpArgs};
 use review_svc::recommendations::{Recommendations, RecommendationsArgs};
 use review_svc::relay::{self, Relay};
 use review_svc::rpc;
@@ -68,6 +69,8 @@ enum Command {
         relay: RelayArgs,
         #[command(flatten)]
         recommendations: RecommendationsArgs,
+        #[command(flatten)]
+        http: HttpArgs,
     },
     /// Only tail the change log into Kafka (run exactly one per keyspace).
     Relay {
@@ -175,6 +178,7 @@ async fn main() -> anyhow::Result<()> {
             kafka,
             relay,
             recommendations,
+            http,
         } => {
             check_settle(&relay)?;
             let store = Arc::new(ReviewStore::new(session, &config.cql).await?);
@@ -242,7 +246,7 @@ async fn main() -> anyhow::Result<()> {
                 relay = !no_relay,
                 "serving"
             );
-            let served = serve(listener, state, recommendations, shutdown.clone()).await;
+            let served = serve(listener, state, recommendations, http, shutdown.clone()).await;
             shutdown.trigger();
             // RPC calls in flight drain (up to the drain timeout) while the
             // admin port still answers probes.
@@ -265,24 +269,31 @@ async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     recommendations: Arc<Recommendations>,
+    http: HttpArgs,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
-    // One server span per request, a child of the caller's `traceparent`;
-    // outside the router so every route (and the 404/405 fallbacks) is traced.
+    http_server::serve(listener, app(state, recommendations, &http), http, shutdown).await?;
+    Ok(())
+}
+
+/// The API router with its layers, outermost last.
+fn app(state: AppState, recommendations: Arc<Recommendations>, http: &HttpArgs) -> axum::Router {
+    // Innermost: header size, load shedding and the request deadline, so a
+    // shed or timed-out request is still measured and traced.
     // Metrics per route template and status class, inside the span so the
     // span covers them; on the Router so the matched route is known.
-    let app = api::router(state)
-        .layer(axum::Extension(recommendations))
-        .layer(axum::middleware::from_fn(
-            cinerec_service_kit::http_metrics::http_server_metrics,
-        ))
-        .layer(axum::middleware::from_fn(
-            cinerec_service_kit::trace_context::http_server_span,
-        ));
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.wait().await })
-        .await?;
-    Ok(())
+    // One server span per request, a child of the caller's `traceparent`;
+    // outside the router so every route (and the 404/405 fallbacks) is traced.
+    http_server::guard(
+        api::router(state).layer(axum::Extension(recommendations)),
+        http,
+    )
+    .layer(axum::middleware::from_fn(
+        cinerec_service_kit::http_metrics::http_server_metrics,
+    ))
+    .layer(axum::middleware::from_fn(
+        cinerec_service_kit::trace_context::http_server_span,
+    ))
 }
 
 /// Ready when Cassandra answers and, if this process relays, every relay

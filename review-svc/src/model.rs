@@ -10,6 +10,20 @@ pub const MAX_TEXT_BYTES: usize = 4 * 1024;
 /// Largest request body accepted on writes.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
+/// Parses a user id written in canonical decimal: digits only, no sign, no
+/// leading zero, positive, within `i64`. Token subjects and path segments
+/// are identities, so exactly one spelling maps to each id: `"+11"`,
+/// `"011"` and `" 11"` must not act as, or read as, user 11 (Rust's
+/// `str::parse` accepts a leading `+`).
+pub fn canonical_id(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    let canonical = matches!(b.first(), Some(b'1'..=b'9')) && b.iter().all(u8::is_ascii_digit);
+    if !canonical {
+        return None;
+    }
+    s.parse().ok()
+}
+
 /// A body of `POST /v1/reviews`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -193,6 +207,29 @@ pub struct Review {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_canonical_decimal_ids_parse() {
+        for (raw, id) in [("1", 1), ("11", 11), ("9223372036854775807", i64::MAX)] {
+            assert_eq!(canonical_id(raw), Some(id), "{raw}");
+        }
+        for bad in [
+            "",
+            "+11",
+            "-11",
+            "011",
+            "0",
+            " 11",
+            "11 ",
+            "1_1",
+            "1e3",
+            "11.0",
+            "٣",
+            "9223372036854775808",
+        ] {
+            assert_eq!(canonical_id(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn ratings_are_half_steps_in_range() {

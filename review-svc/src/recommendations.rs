@@ -8,8 +8,10 @@
 //! prepared on first use and again after the table went missing, so
 //! review-svc may start before the recommender ever ran.
 //!
-//! Authentication follows `GET /v1/users/{id}/reviews` exactly: reads are
-//! public (see [`crate::api`]), so no token is required.
+//! Unlike a user's reviews, which are public, recommendations need a
+//! bearer token of the user themself or one with the `admin` scope (401
+//! without a valid token, 403 for another user's): they reveal the user's
+//! taste.
 
 use std::sync::{Arc, Mutex};
 
@@ -103,7 +105,17 @@ impl From<RecommendationsError> for ApiError {
             RecommendationsError::Database(_) => "database_unavailable",
             RecommendationsError::Corrupt { .. } => "stored_data_malformed",
         };
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, e.to_string())
+        let reason = match &e {
+            RecommendationsError::TableMissing(_) => e.to_string(),
+            RecommendationsError::Database(_) => {
+                "the recommendations store is unavailable; retry later".to_owned()
+            }
+            RecommendationsError::Corrupt { user_id, .. } => {
+                format!("the stored recommendations of user {user_id} are malformed")
+            }
+        };
+        // The driver's or the row's own text goes to the log only.
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, reason).with_detail(e.to_string())
     }
 }
 
@@ -296,16 +308,17 @@ pub fn rfc3339_micros(us: i64) -> Option<String> {
 /// token, 403 for someone else's.
 pub async fn get(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, axum::extract::rejection::PathRejection>,
     headers: HeaderMap,
     reader: Option<Extension<Arc<Recommendations>>>,
 ) -> Result<Response, ApiError> {
     let principal = authenticate(&state, &headers)?;
-    let user_id: i64 = id.parse().ok().filter(|&u: &i64| u > 0).ok_or_else(|| {
+    let id = crate::api::path_segment(id)?;
+    let user_id = crate::model::canonical_id(&id).ok_or_else(|| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "bad_id",
-            "user id must be a positive integer",
+            "user id must be a positive integer in canonical decimal (digits only, no sign or leading zero)",
         )
     })?;
     if !principal.may_act_for(user_id) {

@@ -15,7 +15,9 @@
 //!   (with the writing request's W3C trace context, `traceparent`/`tracestate`),
 //!   partition `(shard, bucket)` (shard = hash of `review_id`, bucket = 10 s
 //!   of `changed_at`), clustering `changed_at, review_id, version`.
-//! * `idempotency_keys` — `(user_id, key) → review_id, request hash` (24 h).
+//! * `idempotency_keys` — `(user_id, key) → review_id, request hash, version`
+//!   (24 h): the version is the one the keyed write produced, so a replay
+//!   answers that write's result, not the review's current state.
 //! * `relay_checkpoints` — per shard: every change with `changed_at` at or
 //!   before `position` is acknowledged by Kafka.
 //!
@@ -166,7 +168,7 @@ pub async fn migrate(session: &Session, args: &CqlArgs) -> Result<(), StoreError
         ),
         format!(
             "CREATE TABLE IF NOT EXISTS {ks}.idempotency_keys (user_id bigint, key text, \
-             review_id uuid, request_hash text, PRIMARY KEY ((user_id, key))) \
+             review_id uuid, request_hash text, version bigint, PRIMARY KEY ((user_id, key))) \
              WITH default_time_to_live = {IDEMPOTENCY_TTL_SECS}"
         ),
         format!(
@@ -180,7 +182,15 @@ pub async fn migrate(session: &Session, args: &CqlArgs) -> Result<(), StoreError
             .await
             .map_err(|e| StoreError::Database(format!("{cql}: {e}")))?;
     }
-    add_trace_columns(session, ks).await?;
+    // Columns added after the first release: tables created earlier get them here.
+    add_columns(
+        session,
+        ks,
+        "review_changes",
+        &[("traceparent", "text"), ("tracestate", "text")],
+    )
+    .await?;
+    add_columns(session, ks, "idempotency_keys", &[("version", "bigint")]).await?;
     session
         .await_schema_agreement()
         .await
@@ -206,12 +216,17 @@ pub async fn migrate(session: &Session, args: &CqlArgs) -> Result<(), StoreError
 
 /// Adds the change log's trace-context columns to a keyspace migrated before
 /// they existed. CQL has no `ADD IF NOT EXISTS`, so the schema is asked first.
-async fn add_trace_columns(session: &Session, ks: &str) -> Result<(), StoreError> {
+async fn add_columns(
+    session: &Session,
+    ks: &str,
+    table: &str,
+    columns: &[(&str, &str)],
+) -> Result<(), StoreError> {
     let present: Vec<String> = session
         .query_unpaged(
             "SELECT column_name FROM system_schema.columns \
-             WHERE keyspace_name = ? AND table_name = 'review_changes'",
-            (ks,),
+             WHERE keyspace_name = ? AND table_name = ?",
+            (ks, table),
         )
         .await
         .map_err(StoreError::db)?
@@ -222,11 +237,11 @@ async fn add_trace_columns(session: &Session, ks: &str) -> Result<(), StoreError
         .map(|r| r.map(|(c,)| c))
         .collect::<Result<_, _>>()
         .map_err(StoreError::corrupt)?;
-    for column in ["traceparent", "tracestate"] {
+    for (column, cql_type) in columns {
         if present.iter().any(|c| c == column) {
             continue;
         }
-        let cql = format!("ALTER TABLE {ks}.review_changes ADD {column} text");
+        let cql = format!("ALTER TABLE {ks}.{table} ADD {column} {cql_type}");
         if let Err(e) = session.query_unpaged(cql.as_str(), &[]).await {
             // Another migrator may have added it meanwhile.
             if !e.to_string().contains("already exist") {
@@ -353,6 +368,8 @@ struct Statements {
     idem_insert: PreparedStatement,
     idem_select: PreparedStatement,
     latest_select: PreparedStatement,
+    version_select: PreparedStatement,
+    first_select: PreparedStatement,
     by_user_select: PreparedStatement,
     changes_scan: PreparedStatement,
     change_at: PreparedStatement,
@@ -506,8 +523,8 @@ impl ReviewStore {
             .await?,
             idem_insert: prepare(
                 format!(
-                    "INSERT INTO {ks}.idempotency_keys (user_id, key, review_id, request_hash) \
-                     VALUES (?, ?, ?, ?)"
+                    "INSERT INTO {ks}.idempotency_keys \
+                     (user_id, key, review_id, request_hash, version) VALUES (?, ?, ?, ?, ?)"
                 ),
                 consistency,
                 true,
@@ -515,7 +532,7 @@ impl ReviewStore {
             .await?,
             idem_select: prepare(
                 format!(
-                    "SELECT review_id, request_hash FROM {ks}.idempotency_keys \
+                    "SELECT review_id, request_hash, version FROM {ks}.idempotency_keys \
                      WHERE user_id = ? AND key = ?"
                 ),
                 consistency,
@@ -524,6 +541,25 @@ impl ReviewStore {
             .await?,
             latest_select: prepare(
                 format!("SELECT {REVIEW_COLUMNS} FROM {ks}.reviews WHERE review_id = ? LIMIT 1"),
+                consistency,
+                true,
+            )
+            .await?,
+            version_select: prepare(
+                format!(
+                    "SELECT {REVIEW_COLUMNS} FROM {ks}.reviews WHERE review_id = ? AND version = ?"
+                ),
+                consistency,
+                true,
+            )
+            .await?,
+            // The oldest version is the create (a create that took over a
+            // dead writer's reservation lands at 2, not 1).
+            first_select: prepare(
+                format!(
+                    "SELECT {REVIEW_COLUMNS} FROM {ks}.reviews WHERE review_id = ? \
+                     ORDER BY version ASC LIMIT 1"
+                ),
                 consistency,
                 true,
             )
@@ -676,8 +712,9 @@ impl ReviewStore {
             }
             if head.committed.is_some() {
                 events::idempotent_replay(review_id);
+                // The create's own result, even if the review was edited since.
                 let review = self
-                    .get(review_id)
+                    .first(review_id)
                     .await?
                     .ok_or(StoreError::NotFound(review_id))?;
                 return Ok(WriteOutcome {
@@ -737,17 +774,22 @@ impl ReviewStore {
                 return Err(StoreError::Forbidden);
             }
             if let Some(key) = idempotency_key
-                && let Some((earlier_id, earlier_hash)) =
+                && let Some((earlier_id, earlier_hash, earlier_version)) =
                     self.idempotency(head.user_id, key).await?
             {
                 if earlier_id != review_id || earlier_hash != hash {
                     return Err(StoreError::IdempotencyConflict);
                 }
                 events::idempotent_replay(review_id);
-                let review = self
-                    .get(review_id)
-                    .await?
-                    .ok_or(StoreError::NotFound(review_id))?;
+                // The replayed write's own result (its version and content),
+                // as Stripe-style Idempotency-Key APIs answer, not whatever
+                // another client wrote since. A key stored before the version
+                // column existed has none: the latest version is all we have.
+                let review = match earlier_version {
+                    Some(version) => self.version(review_id, version).await?,
+                    None => self.get(review_id).await?,
+                }
+                .ok_or(StoreError::NotFound(review_id))?;
                 return Ok(WriteOutcome {
                     review,
                     replayed: true,
@@ -899,7 +941,13 @@ impl ReviewStore {
                             change_values,
                             commit_values,
                             by_user_values,
-                            (res.user_id, key.as_str(), res.review_id, hash.as_str()),
+                            (
+                                res.user_id,
+                                key.as_str(),
+                                res.review_id,
+                                hash.as_str(),
+                                res.version,
+                            ),
                         ),
                     )
                     .await
@@ -935,15 +983,43 @@ impl ReviewStore {
         &self,
         user_id: i64,
         key: &str,
-    ) -> Result<Option<(Uuid, String)>, StoreError> {
+    ) -> Result<Option<(Uuid, String, Option<i64>)>, StoreError> {
         self.session
             .execute_unpaged(&self.st.idem_select, (user_id, key))
             .await
             .map_err(StoreError::db)?
             .into_rows_result()
             .map_err(StoreError::corrupt)?
-            .maybe_first_row::<(Uuid, String)>()
+            .maybe_first_row::<(Uuid, String, Option<i64>)>()
             .map_err(StoreError::corrupt)
+    }
+
+    /// One version of a review.
+    async fn version(&self, review_id: Uuid, version: i64) -> Result<Option<Review>, StoreError> {
+        self.one_review(&self.st.version_select, (review_id, version))
+            .await
+    }
+
+    /// The first version of a review: what its create wrote.
+    async fn first(&self, review_id: Uuid) -> Result<Option<Review>, StoreError> {
+        self.one_review(&self.st.first_select, (review_id,)).await
+    }
+
+    async fn one_review(
+        &self,
+        statement: &PreparedStatement,
+        values: impl scylla::serialize::row::SerializeRow,
+    ) -> Result<Option<Review>, StoreError> {
+        Ok(self
+            .session
+            .execute_unpaged(statement, values)
+            .await
+            .map_err(StoreError::db)?
+            .into_rows_result()
+            .map_err(StoreError::corrupt)?
+            .maybe_first_row::<ReviewTuple>()
+            .map_err(StoreError::corrupt)?
+            .map(review_from))
     }
 
     /// The latest version of a review (a tombstone if deleted).

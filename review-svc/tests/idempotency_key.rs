@@ -107,3 +107,90 @@ async fn a_retried_post_creates_one_review_and_returns_it() -> anyhow::Result<()
     assert_eq!(page["reviews"].as_array().map(Vec::len), Some(2), "{page}");
     h.cleanup().await
 }
+
+/// A replay answers the replayed write's own result — its version and
+/// content — even after someone else edited the review (Stripe-style keys):
+/// the retrying client learns what *its* write did, not the current state.
+#[tokio::test]
+async fn a_replay_returns_the_original_result_not_the_current_state() -> anyhow::Result<()> {
+    let h = Harness::new("rv_idem_orig").await?;
+    let token = h.token("13", &[]);
+    let admin = h.token("moderation-bot", &["admin"]);
+    let body = json!({"user_id": 13, "movie_id": 42, "rating": 3.0, "text": "first"}).to_string();
+    let post_key = [("idempotency-key", "create-13")];
+    let (status, _, created) = h
+        .call(
+            Method::POST,
+            "/v1/reviews",
+            Some(&token),
+            &post_key,
+            Some(body.clone()),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let uri = format!(
+        "/v1/reviews/{}",
+        created["review_id"].as_str().unwrap_or_default()
+    );
+
+    let mine = json!({"rating": 5.0, "text": "mine"}).to_string();
+    let put_key = [("idempotency-key", "edit-13")];
+    let (status, _, original) = h
+        .call(
+            Method::PUT,
+            &uri,
+            Some(&token),
+            &put_key,
+            Some(mine.clone()),
+        )
+        .await?;
+    assert_eq!(
+        (status, original["version"].clone()),
+        (StatusCode::OK, json!(2))
+    );
+
+    // Another client edits after it.
+    let theirs = json!({"rating": 1.0, "text": "theirs"}).to_string();
+    let (status, _, later) = h
+        .call(Method::PUT, &uri, Some(&admin), &[], Some(theirs))
+        .await?;
+    assert_eq!(
+        (status, later["version"].clone()),
+        (StatusCode::OK, json!(3))
+    );
+
+    let (status, headers, replay) = h
+        .call(Method::PUT, &uri, Some(&token), &put_key, Some(mine))
+        .await?;
+    assert_eq!(status, StatusCode::OK, "{replay}");
+    assert_eq!(
+        headers.get("idempotent-replayed").map(|v| v.as_bytes()),
+        Some(&b"true"[..])
+    );
+    assert_eq!(replay, original, "the PUT replay is the PUT's own answer");
+    assert_eq!(
+        (&replay["version"], &replay["rating"], &replay["text"]),
+        (&json!(2), &json!(5.0), &json!("mine"))
+    );
+
+    // The same for a keyed POST replayed after the edits: version 1 as created.
+    let (status, _, replay) = h
+        .call(
+            Method::POST,
+            "/v1/reviews",
+            Some(&token),
+            &post_key,
+            Some(body),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::OK, "{replay}");
+    assert_eq!(replay, created, "the POST replay is the POST's own answer");
+
+    // The review itself is still at the later edit.
+    let (_, _, current) = h.call(Method::GET, &uri, None, &[], None).await?;
+    assert_eq!(
+        (&current["version"], &current["text"]),
+        (&json!(3), &json!("theirs"))
+    );
+    h.cleanup().await
+}

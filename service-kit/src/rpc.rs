@@ -32,7 +32,6 @@ use std::time::{Duration, Instant};
 
 use avro_rpc::client::RemoteError;
 use avro_rpc::server::{Request, Responder, Response, ResponseError};
-use avro_rpc::transport::http::HttpService;
 use avro_rpc::transport::socket::serve_connection;
 use avro_rpc::{Call, Kind, Reply};
 use tokio::net::TcpListener;
@@ -336,19 +335,17 @@ impl RpcListeners {
         S::Future: Send,
     {
         tokio::spawn(async move {
-            let http = HttpService::new(responder.clone());
-            let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
-                let http = http.clone();
-                async move { http.handle(req).await }
-            });
-            let http_task = tokio::spawn(
-                axum::serve(self.http, app)
-                    .with_graceful_shutdown({
-                        let shutdown = shutdown.clone();
-                        async move { shutdown.wait().await }
-                    })
-                    .into_future(),
-            );
+            // avro-rpc's own HTTP server, not axum::serve: it closes a
+            // connection whose request head stalls (or that idles) after
+            // the responder's `frame_timeout`, which axum::serve cannot.
+            let http_task = tokio::spawn(avro_rpc::transport::http::serve_http_until(
+                self.http,
+                responder.clone(),
+                {
+                    let shutdown = shutdown.clone();
+                    async move { shutdown.wait().await }
+                },
+            ));
             loop {
                 tokio::select! {
                     () = shutdown.wait() => break,

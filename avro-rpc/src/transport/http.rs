@@ -122,14 +122,14 @@ mod client {
 }
 
 #[cfg(feature = "server")]
-pub use self::server::{HttpService, serve_http};
+pub use self::server::{HttpService, serve_http, serve_http_until};
 
 #[cfg(feature = "server")]
 mod server {
     use super::*;
     use crate::error::BoxError;
     use crate::server::{Request, Responder, Response};
-    use hyper_util::rt::TokioIo;
+    use hyper_util::rt::{TokioIo, TokioTimer};
     use std::convert::Infallible;
     use std::fmt;
     use std::sync::Arc;
@@ -143,28 +143,122 @@ mod server {
         S::Error: Into<BoxError>,
         S::Future: Send,
     {
+        serve_http_until(listener, responder, std::future::pending()).await
+    }
+
+    /// Like [`serve_http`] until `signal` completes; then stops accepting,
+    /// lets every connection finish the request it is serving (idle ones
+    /// close at once) and returns when all have closed.
+    pub async fn serve_http_until<S, F>(
+        listener: TcpListener,
+        responder: Arc<Responder<S>>,
+        signal: F,
+    ) -> Result<()>
+    where
+        S: Service<Request, Response = Response> + Clone + Send + Sync + 'static,
+        S::Error: Into<BoxError>,
+        S::Future: Send,
+        F: std::future::Future<Output = ()>,
+    {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let mut connections = tokio::task::JoinSet::new();
+        tokio::pin!(signal);
         loop {
-            let (stream, peer) = listener
-                .accept()
-                .await
-                .map_err(|e| Error::with_source(Kind::Transport, "accept failed", e))?;
+            let accepted = tokio::select! {
+                () = &mut signal => break,
+                accepted = listener.accept() => accepted,
+            };
+            let (stream, peer) = match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: keep serving the
+                    // connections there are, try again shortly.
+                    tracing::warn!(error = %e, "accepting an avro-rpc HTTP connection failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
             let _ = stream.set_nodelay(true);
+            let frame_timeout = responder.limits().frame_timeout;
             let service = HttpService {
                 responder: responder.clone(),
             };
-            tokio::spawn(async move {
+            let mut stop = stop_rx.clone();
+            while connections.try_join_next().is_some() {}
+            connections.spawn(async move {
                 let svc = hyper::service::service_fn(move |req| {
                     let service = service.clone();
                     async move { Ok::<_, Infallible>(service.handle(req).await) }
                 });
-                if let Err(e) = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await
-                {
+                // The header-read timer also runs while a keep-alive
+                // connection waits for its next request, so an idle or
+                // half-sent head is closed after `frame_timeout`; the body
+                // has its own deadline in `handle`.
+                let connection = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(frame_timeout)
+                    .serve_connection(TokioIo::new(stream), svc);
+                tokio::pin!(connection);
+                let stopped = async move {
+                    // The guard `wait_for` returns is not Send: drop it here.
+                    let _ = stop.wait_for(|stop| *stop).await.map(|_| ());
+                };
+                let result = tokio::select! {
+                    result = connection.as_mut() => result,
+                    () = stopped => {
+                        connection.as_mut().graceful_shutdown();
+                        connection.await
+                    }
+                };
+                if let Err(e) = result {
                     tracing::debug!(%peer, error = %e, "avro-rpc HTTP connection ended");
                 }
             });
         }
+        let _ = stop_tx.send(true);
+        while connections.join_next().await.is_some() {}
+        Ok(())
+    }
+
+    /// Why a request body was not taken.
+    enum BodyRefused {
+        TooLarge,
+        Budget(Error),
+        Read(BoxError),
+    }
+
+    /// Reads a body up to `limit` bytes, charging what it holds past
+    /// [`LARGE_FRAME`](crate::budget::LARGE_FRAME) to `held` as it arrives
+    /// (in 64 KiB steps, so the shared counter is not touched per chunk).
+    async fn collect_body<B>(
+        body: B,
+        limit: usize,
+        held: &mut crate::budget::Held<'_>,
+        limits: &Limits,
+    ) -> std::result::Result<Bytes, BodyRefused>
+    where
+        B: hyper::body::Body<Data = Bytes>,
+        B::Error: Into<BoxError>,
+    {
+        const STEP: usize = 64 * 1024;
+        let mut body = std::pin::pin!(body);
+        let mut buf = bytes::BytesMut::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| BodyRefused::Read(e.into()))?;
+            let Ok(data) = frame.into_data() else {
+                continue; // trailers
+            };
+            let len = buf.len() + data.len();
+            if len > limit {
+                return Err(BodyRefused::TooLarge);
+            }
+            if len > crate::budget::LARGE_FRAME {
+                held.charge_to(len.next_multiple_of(STEP), limits)
+                    .map_err(BodyRefused::Budget)?;
+            }
+            buf.extend_from_slice(&data);
+        }
+        Ok(buf.freeze())
     }
 
     /// Turns HTTP requests into Avro RPC exchanges; usable inside any hyper
@@ -193,6 +287,17 @@ mod server {
         r.headers_mut().insert(
             http::header::CONTENT_TYPE,
             http::HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        r
+    }
+
+    /// A refusal after which the connection cannot carry another request:
+    /// the body was not (fully) read, so the next bytes are not a request head.
+    fn closing(status: http::StatusCode, reason: String) -> http::Response<Full<Bytes>> {
+        let mut r = plain(status, reason);
+        r.headers_mut().insert(
+            http::header::CONNECTION,
+            http::HeaderValue::from_static("close"),
         );
         r
     }
@@ -234,15 +339,53 @@ mod server {
                 );
             }
             let limits = *self.responder.limits();
-            let body = match Limited::new(req.into_body(), body_limit(&limits))
-                .collect()
-                .await
+            let limit = body_limit(&limits);
+            // A declared Content-Length above the limit is refused before
+            // any of the body is awaited (hyper's size hint is that length).
+            let body = req.into_body();
+            let declared = body.size_hint().lower();
+            if declared > limit as u64 {
+                return closing(
+                    http::StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("declared body of {declared} bytes exceeds the limit of {limit} bytes"),
+                );
+            }
+            // A large body is charged to the server's budget for incomplete
+            // messages: a declared one before it is awaited, a chunked one
+            // as it arrives.
+            let mut held = crate::budget::Held::new(Some(self.responder.frame_budget()));
+            if declared > crate::budget::LARGE_FRAME as u64
+                && let Err(e) = held.charge_to(declared as usize, &limits)
             {
-                Ok(b) => b.to_bytes(),
-                Err(e) => {
-                    return plain(
+                return closing(http::StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+            }
+            let collected = tokio::time::timeout(
+                limits.frame_timeout,
+                collect_body(body, limit, &mut held, &limits),
+            )
+            .await;
+            drop(held);
+            let body = match collected {
+                Ok(Ok(b)) => b,
+                Ok(Err(BodyRefused::TooLarge)) => {
+                    return closing(
                         http::StatusCode::PAYLOAD_TOO_LARGE,
-                        format!("body rejected: {e}"),
+                        format!("body exceeds the limit of {limit} bytes"),
+                    );
+                }
+                Ok(Err(BodyRefused::Budget(e))) => {
+                    return closing(http::StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+                }
+                Ok(Err(BodyRefused::Read(e))) => {
+                    return closing(
+                        http::StatusCode::BAD_REQUEST,
+                        format!("reading the body failed: {e}"),
+                    );
+                }
+                Err(_) => {
+                    return closing(
+                        http::StatusCode::REQUEST_TIMEOUT,
+                        format!("body not complete within {:?}", limits.frame_timeout),
                     );
                 }
             };

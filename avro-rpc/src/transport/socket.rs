@@ -8,6 +8,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
+use crate::budget::{Held, LARGE_FRAME};
 use crate::codec::Limits;
 use crate::error::{Error, Kind, Result};
 use crate::wire;
@@ -60,22 +61,62 @@ async fn write_loop<W: AsyncWrite + Unpin>(
 }
 
 /// Reads the next frame, `Ok(None)` at a clean end of stream.
+///
+/// A frame must be complete within `limits.frame_timeout` of its first byte
+/// arriving (a deadline for the whole frame, not per read, so a peer
+/// trickling a byte at a time cannot stretch it); waiting between frames is
+/// not bounded, since clients keep idle connections open on purpose.
+///
+/// A frame larger than [`LARGE_FRAME`] gets a buffer of its own, grown
+/// geometrically as its declared buffers become visible and charged to
+/// `held` (the per-connection cap, and the server's shared budget) before it
+/// is allocated: a frame over either is refused and the connection closed.
 async fn read_frame<R: AsyncRead + Unpin>(
     io: &mut R,
     buf: &mut BytesMut,
     limits: &Limits,
+    held: &mut Held<'_>,
 ) -> Result<Option<(i32, Bytes)>> {
+    let mut deadline = None;
     loop {
         if let Some(frame) = wire::read_netty_frame(buf, limits)? {
+            held.release_all();
             return Ok(Some(frame));
         }
-        if buf.capacity() - buf.len() < 8 * 1024 {
+        if !buf.is_empty() && deadline.is_none() {
+            deadline = Some(tokio::time::Instant::now() + limits.frame_timeout);
+        }
+        let declared = wire::netty_frame_declared(buf);
+        if declared > LARGE_FRAME {
+            if buf.capacity() < declared {
+                // Doubling keeps Java's 8 KiB-buffer frames linear to copy;
+                // the room after `declared` holds the next frame's header.
+                let room = declared + 8 * 1024;
+                let want = (buf.capacity() * 2)
+                    .clamp(room, limits.max_incomplete_bytes_per_connection.max(room));
+                held.charge_to(want, limits)?;
+                let mut fresh = BytesMut::with_capacity(want);
+                fresh.extend_from_slice(buf);
+                *buf = fresh;
+            }
+        } else if buf.capacity() - buf.len() < 8 * 1024 {
             buf.reserve(64 * 1024);
         }
-        let n = io
-            .read_buf(buf)
-            .await
-            .map_err(|e| Error::with_source(Kind::Transport, "read failed", e))?;
+        let read = io.read_buf(buf);
+        let read = match deadline {
+            Some(at) => tokio::time::timeout_at(at, read).await.map_err(|_| {
+                Error::new(
+                    Kind::Timeout,
+                    format!(
+                        "frame not complete within {:?} of its first byte ({} bytes buffered)",
+                        limits.frame_timeout,
+                        buf.len()
+                    ),
+                )
+            })?,
+            None => read.await,
+        };
+        let n = read.map_err(|e| Error::with_source(Kind::Transport, "read failed", e))?;
         if n == 0 {
             return if buf.is_empty() {
                 Ok(None)
@@ -153,8 +194,10 @@ mod client {
             let (p, c) = (pending.clone(), closed.clone());
             tokio::spawn(async move {
                 let mut buf = BytesMut::with_capacity(64 * 1024);
+                // A client has no shared budget: only the per-connection cap.
+                let mut held = Held::new(None);
                 let end = loop {
-                    match read_frame(&mut reader, &mut buf, &limits).await {
+                    match read_frame(&mut reader, &mut buf, &limits, &mut held).await {
                         Ok(Some((serial, message))) => {
                             let waiter =
                                 p.lock().unwrap_or_else(|p| p.into_inner()).remove(&serial);
@@ -365,12 +408,14 @@ mod server {
         ));
         let mut conn = Connection::stateful();
         let mut buf = BytesMut::with_capacity(64 * 1024);
+        let mut held = Held::new(Some(responder.frame_budget()));
         let result = loop {
-            let (serial, message) = match read_frame(&mut reader, &mut buf, &limits).await {
-                Ok(Some(f)) => f,
-                Ok(None) => break Ok(()),
-                Err(e) => break Err(e),
-            };
+            let (serial, message) =
+                match read_frame(&mut reader, &mut buf, &limits, &mut held).await {
+                    Ok(Some(f)) => f,
+                    Ok(None) => break Ok(()),
+                    Err(e) => break Err(e),
+                };
             // The handshake is decided here, in arrival order, so calls the
             // client sends after it completes always see a connected state.
             match responder.accept(&mut conn, &message) {

@@ -113,11 +113,13 @@ async fn main() -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let server = {
         let shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            axum::serve(listener, api::router(state))
-                .with_graceful_shutdown(async move { shutdown.wait().await })
-                .await
-        })
+        // The production server with its default limits (the load stays
+        // far below them), so the figures include its watchdog and guards.
+        let http = review_svc::http_server::HttpArgs::default();
+        let app = review_svc::http_server::guard(api::router(state), &http);
+        tokio::spawn(review_svc::http_server::serve(
+            listener, app, http, shutdown,
+        ))
     };
     let relay_task = tokio::spawn(
         Relay::new(

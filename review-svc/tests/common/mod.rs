@@ -294,6 +294,24 @@ pub fn metrics_text() -> String {
     telemetry::metrics_handle().render()
 }
 
+/// The value of one counter series in [`metrics_text`] (`series` is the name
+/// with its labels as rendered, e.g. `foo_total{code="x"}`); 0 if absent.
+pub fn counter(series: &str) -> f64 {
+    metrics_text()
+        .lines()
+        .filter_map(|line| line.strip_prefix(series))
+        .filter_map(|rest| rest.strip_prefix(' '))
+        .find_map(|value| value.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// `review_svc_requests_rejected_total{code}` now.
+pub fn rejected(code: &str) -> f64 {
+    counter(&format!(
+        "review_svc_requests_rejected_total{{code=\"{code}\"}}"
+    ))
+}
+
 /// Relay pacing for tests: quick polls and sweeps, the shortest safe settle.
 pub fn fast_relay() -> RelayArgs {
     RelayArgs {
@@ -302,4 +320,109 @@ pub fn fast_relay() -> RelayArgs {
         relay_sweep_ms: 200,
         relay_lookback_ms: 500,
     }
+}
+
+/// Serves `h`'s API with `args` on a loopback port, as `serve` does
+/// (guards included), until the returned shutdown fires.
+pub async fn serve_api(
+    h: &Harness,
+    args: review_svc::http_server::HttpArgs,
+) -> anyhow::Result<(std::net::SocketAddr, Shutdown)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let shutdown = Shutdown::new();
+    let app = review_svc::http_server::guard(h.app.clone(), &args);
+    tokio::spawn(review_svc::http_server::serve(
+        listener,
+        app,
+        args,
+        shutdown.clone(),
+    ));
+    Ok((addr, shutdown))
+}
+
+/// One HTTP/1.1 response read off a raw socket.
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    /// The head, lower-cased.
+    pub head: String,
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    /// The body as JSON (`Null` if empty or not JSON).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// Reads one response (head, then `content-length` bytes of body) within
+/// `bound`; an error if the connection closes first or the bound passes.
+pub async fn read_response(
+    stream: &mut tokio::net::TcpStream,
+    bound: Duration,
+) -> anyhow::Result<RawResponse> {
+    use tokio::io::AsyncReadExt;
+    tokio::time::timeout(bound, async {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 8192];
+        let head_end = loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            let n = stream.read(&mut chunk).await?;
+            anyhow::ensure!(
+                n > 0,
+                "closed before a response head: {:?}",
+                String::from_utf8_lossy(&buf)
+            );
+            buf.extend_from_slice(&chunk[..n]);
+        };
+        let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+        let status: u16 = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .context("status line")?;
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        let mut body = buf[head_end..].to_vec();
+        while body.len() < length {
+            let n = stream.read(&mut chunk).await?;
+            anyhow::ensure!(n > 0, "closed inside the body");
+            body.extend_from_slice(&chunk[..n]);
+        }
+        body.truncate(length);
+        Ok(RawResponse { status, head, body })
+    })
+    .await
+    .map_err(|_| anyhow::anyhow!("no response within {bound:?}"))?
+}
+
+/// Whether the peer closes `stream` within `bound` (reading and discarding
+/// whatever it still sends).
+pub async fn closed_within(stream: &mut tokio::net::TcpStream, bound: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    tokio::time::timeout(bound, async {
+        let mut chunk = [0u8; 4096];
+        loop {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .is_ok()
+}
+
+/// `review_svc_requests_failed_total{code}` now.
+pub fn failed(code: &str) -> f64 {
+    counter(&format!(
+        "review_svc_requests_failed_total{{code=\"{code}\"}}"
+    ))
 }

@@ -329,6 +329,35 @@ public final class InteropClient {
       }
     });
 
+    // The same JVM, now with a client protocol the server has never seen,
+    // while it already knows the server's hash (REMOTE_HASHES in Avro's
+    // Requestor is per JVM, keyed by the remote's name): the handshake sends
+    // the right server hash and no client protocol, so the server answers
+    // NONE, and Requestor.setRemote parses the serverProtocol of that answer.
+    // It is what a long-lived JVM sees after the server restarts (its cache
+    // of client protocols gone) or when it talks two protocol versions.
+    check("new-protocol", () -> {
+      Protocol fresh = Protocol.parse(local.toString());
+      fresh.addProp("cinerec.rehash", UUID.randomUUID().toString());
+      if (fresh.getMD5() == null || java.util.Arrays.equals(fresh.getMD5(), local.getMD5()))
+        return "the rehashed protocol has the same MD5 as the local one";
+      Transceiver t3 = connect();
+      try {
+        GenericRequestor r3 = new GenericRequestor(fresh, t3);
+        GenericRecord p = new GenericData.Record(fresh.getMessages().get("add").getRequest());
+        p.put("a", 3L);
+        p.put("b", 4L);
+        String d = Values.diff("first", 7L, call(r3, "add", p));
+        if (d != null)
+          return d;
+        p.put("a", 5L);
+        // The call after the NONE round trip, on the same requestor.
+        return Values.diff("second", 9L, call(r3, "add", p));
+      } finally {
+        t3.close();
+      }
+    });
+
     try {
       transceiver.close();
     } catch (Exception e) {
