@@ -143,12 +143,19 @@ impl Defaults {
 
     /// [`CacheArgs`] with these defaults (`None` without [`Defaults::cache`]).
     pub fn cache(&self) -> Option<CacheArgs> {
-        self.cache.map(|c| CacheArgs {
-            cache_urls: c.urls.to_owned(),
-            cache_namespace: c.namespace.to_owned(),
-            in_flight_ttl_ms: c.in_flight_ttl_ms,
-            done_ttl_secs: c.done_ttl_secs,
-        })
+        self.cache.as_ref().map(CacheDefaults::args)
+    }
+}
+
+impl CacheDefaults {
+    /// [`CacheArgs`] with these defaults, as parsing no flag and no env var gives.
+    pub fn args(&self) -> CacheArgs {
+        CacheArgs {
+            cache_urls: self.urls.to_owned(),
+            cache_namespace: self.namespace.to_owned(),
+            in_flight_ttl_ms: self.in_flight_ttl_ms,
+            done_ttl_secs: self.done_ttl_secs,
+        }
     }
 }
 

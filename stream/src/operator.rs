@@ -18,6 +18,11 @@ pub trait Operator: Send + Sync + 'static {
     /// and the name of its batch span (`<name> batch`).
     const NAME: &'static str;
 
+    /// The reasons [`Outcome::Skipped`] may give: registered at 0 in
+    /// `cinerec_stream_events_total{outcome=<reason>}`, so their rate is
+    /// defined before the first such event.
+    const SKIP_REASONS: &'static [&'static str] = &[];
+
     /// Decodes and validates one record: its idempotency key (the event id)
     /// and the event, or why not (the record goes to the DLQ, attempts 0).
     fn decode(&self, record: &OwnedMessage) -> Result<Decoded<Self::Event>, String>;

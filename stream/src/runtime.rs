@@ -126,7 +126,7 @@ impl<O: Operator> Runtime<O> {
             None => None,
         };
         let operator = Arc::new(operator);
-        telemetry::register(O::NAME);
+        telemetry::register(O::NAME, O::SKIP_REASONS);
         Ok(Runtime {
             consumer: consumer::consumer(&config.kafka, operator.clone())?,
             producer: kit::idempotent_producer(&config.kafka.brokers, &[("linger.ms", "2")])?,

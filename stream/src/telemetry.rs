@@ -90,10 +90,11 @@ fn add(c: &AtomicU64, n: u64) {
     c.fetch_add(n, Ordering::Relaxed);
 }
 
-/// Registers the fixed outcomes of [`EVENTS_TOTAL`] at 0, so a DLQ or
+/// Registers the fixed outcomes of [`EVENTS_TOTAL`] and the operator's skip
+/// reasons at 0, so a DLQ or
 /// duplicate rate is defined (0) before the first such event.
-pub(crate) fn register(operator: &'static str) {
-    for outcome in ["processed", "duplicate", "dlq"] {
+pub(crate) fn register(operator: &'static str, skip_reasons: &[&'static str]) {
+    for &outcome in ["processed", "duplicate", "dlq"].iter().chain(skip_reasons) {
         metrics::counter!(EVENTS_TOTAL, "operator" => operator, "outcome" => outcome).increment(0);
     }
 }
