@@ -45,7 +45,8 @@ pub struct Config {
     pub kafka: KafkaArgs,
     /// The consumer's idempotency cache; `None` for an operator that dedups
     /// in its own store (e.g. rollup's ledger, in the same transaction as
-    /// the effect): every fresh event is then handed over unclaimed.
+    /// the effect): every decoded event, a repeat within the batch included,
+    /// is then handed over unclaimed.
     pub cache: Option<CacheArgs>,
 }
 
@@ -266,9 +267,12 @@ impl<O: Operator> Runtime<O> {
     }
 
     /// One fate per record; the decoded events beside them (`Some` exactly
-    /// for the [`Fate::Fresh`] ones). A repeat of a key within the batch is a
-    /// duplicate: the first one's effect covers it.
+    /// for the [`Fate::Fresh`] ones). With a cache, a repeat of a key within
+    /// the batch is a duplicate (the first one's effect covers it, and
+    /// `claim_batch` takes distinct keys); without one, every record is
+    /// handed over and the operator's store dedups them all.
     fn decode(&self, batch: &[Arc<OwnedMessage>]) -> (Vec<Fate>, Vec<Option<O::Event>>) {
+        let dedup = self.cache.is_some();
         let mut seen = HashSet::with_capacity(batch.len());
         batch
             .iter()
@@ -281,7 +285,7 @@ impl<O: Operator> Runtime<O> {
                     },
                     None,
                 ),
-                Ok(Decoded { key, event }) if seen.insert(key.clone()) => {
+                Ok(Decoded { key, event }) if !dedup || seen.insert(key.clone()) => {
                     (Fate::Fresh(key), Some(event))
                 }
                 Ok(_) => (Fate::Duplicate, None),
