@@ -5,7 +5,7 @@
 //! flattens the shared flags with its own defaults.
 
 use cinerec_service_kit::kafka as kit;
-use cinerec_service_kit::{CommonArgs, Shutdown, shutdown, telemetry};
+use cinerec_service_kit::{AdminServer, CommonArgs, Readiness, Shutdown, shutdown, telemetry};
 use cinerec_stream::config::{self, CacheDefaults, Defaults};
 use cinerec_stream::{CacheArgs, Claimed, Config, Decoded, KafkaArgs, Operator, Outcome, Runtime};
 use rdkafka::Message as _;
@@ -124,7 +124,16 @@ async fn main() -> anyhow::Result<()> {
         echo,
     )
     .await?;
-    runtime.run(shutdown).await?;
+    // /healthz, /readyz, /metrics (the runtime's counters) beside the loop.
+    let admin_addr = args
+        .common
+        .admin_addr_or(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+    let admin = AdminServer::bind(admin_addr, Readiness::new()).await?;
+    tracing::info!(admin = %admin.local_addr()?, "stream-echo starting");
+    let admin = admin.serve(shutdown.clone());
+    let outcome = runtime.run(shutdown.clone()).await;
+    shutdown.trigger();
+    let _ = admin.await;
     telemetry::shutdown();
-    Ok(())
+    Ok(outcome?)
 }

@@ -9,7 +9,7 @@
 
 #![allow(dead_code)]
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -55,10 +55,21 @@ impl Effects {
     }
 }
 
+/// The partitions a recorder holds, as its rebalance hooks saw them.
+#[derive(Debug, Clone, Default)]
+pub struct Assigned(Arc<Mutex<BTreeSet<i32>>>);
+
+impl Assigned {
+    pub fn now(&self) -> BTreeSet<i32> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
 /// The test operator.
 #[derive(Debug)]
 pub struct Recorder {
     pub effects: Effects,
+    pub assigned: Assigned,
 }
 
 impl Operator for Recorder {
@@ -75,6 +86,18 @@ impl Operator for Recorder {
             key: key.to_owned(),
             event: body.to_owned(),
         })
+    }
+
+    fn on_assign(&self, partitions: &[i32]) {
+        let mut held = self.assigned.0.lock().unwrap_or_else(|e| e.into_inner());
+        held.extend(partitions);
+    }
+
+    fn on_revoke(&self, partitions: &[i32]) {
+        let mut held = self.assigned.0.lock().unwrap_or_else(|e| e.into_inner());
+        for p in partitions {
+            held.remove(p);
+        }
     }
 
     async fn process(
@@ -152,6 +175,7 @@ pub struct Running {
     pub shutdown: Shutdown,
     pub handle: Handle,
     pub effects: Effects,
+    pub assigned: Assigned,
     pub task: tokio::task::JoinHandle<Result<(), cinerec_stream::Error>>,
 }
 
@@ -229,11 +253,12 @@ impl World {
 
     /// Starts the recorder on the runtime.
     pub async fn spawn(&self, config: Config) -> anyhow::Result<Running> {
-        let effects = Effects::default();
+        let (effects, assigned) = (Effects::default(), Assigned::default());
         let runtime = Runtime::new(
             config,
             Recorder {
                 effects: effects.clone(),
+                assigned: assigned.clone(),
             },
         )
         .await?;
@@ -244,6 +269,7 @@ impl World {
             shutdown,
             handle,
             effects,
+            assigned,
             task,
         })
     }
