@@ -35,7 +35,7 @@ use crate::procs::{CpuSnapshot, CpuUse, Watched};
 /// The recommender's end-to-end latency histogram.
 const LATENCY: &str = "recommender_event_latency_seconds";
 /// Every event the enricher finished with (all outcomes).
-const ENRICHER_EVENTS: &str = "cinerec_enricher_events_total";
+const ENRICHER_EVENTS: &str = "cinerec_stream_events_total";
 /// Every event the recommender finished with (all outcomes).
 const RECOMMENDER_EVENTS: &str = "recommender_events_total";
 /// Default HTTP steps (reviews/s offered).
@@ -557,7 +557,7 @@ async fn run_step(
         let latency = Buckets::scrape(&rec_after, LATENCY).since(&hist_before);
         let stages = format!(
             "enricher batches: {}; recommender batches: {}; recommender Cassandra writes: {}",
-            batches(&enr_before, &enr_after, "cinerec_enricher"),
+            batches(&enr_before, &enr_after, "cinerec_stream"),
             batches(&rec_before, &rec_after, "recommender"),
             mean_of(
                 &rec_before,

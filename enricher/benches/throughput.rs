@@ -70,10 +70,10 @@ async fn run() -> anyhow::Result<()> {
 
     for batch_size in [100, 500] {
         let mut config = world.config();
-        config.group = format!("{}_{batch_size}", config.group);
-        config.cache_namespace = format!("{}_{batch_size}", config.cache_namespace);
-        config.batch_size = batch_size;
-        config.batch_linger_ms = 5;
+        config.kafka.group = format!("{}_{batch_size}", config.kafka.group);
+        config.cache.cache_namespace = format!("{}_{batch_size}", config.cache.cache_namespace);
+        config.kafka.batch_size = batch_size;
+        config.kafka.batch_linger_ms = 5;
         let started = Instant::now();
         let (shutdown, handle, task) = world.spawn_enricher(config).await?;
         let stats = world

@@ -1,41 +1,48 @@
 //! The enricher's configuration: flags with `--help`, each also read from an
-//! env var, parsed once into [`Config`]. Tests build the struct directly
-//! (start from [`Config::default`]).
+//! env var, parsed once into [`Config`] with [`cinerec_stream::config::parse`]
+//! (which installs the enricher's [`STREAM`] defaults on the runtime's
+//! shared Kafka and cache flags). Tests build the struct directly (start from
+//! [`Config::default`]).
 
 use std::time::Duration;
 
+use cinerec_stream::{CacheArgs, CacheDefaults, Defaults, KafkaArgs};
+
 use crate::rpc::{Endpoints, Retry};
 
-/// Kafka bootstrap servers of the local stack.
-pub const DEFAULT_BROKERS: &str = "127.0.0.1:19092";
-/// Consumer group.
-pub const DEFAULT_GROUP: &str = "enricher";
-/// What review-svc's CDC relay publishes.
-pub const DEFAULT_SOURCE_TOPIC: &str = "reviews.changed";
+/// The enricher's defaults of the runtime's shared Kafka and cache flags
+/// (env vars `ENRICHER_KAFKA_BROKERS`, `ENRICHER_GROUP`, ...).
+pub const STREAM: Defaults = Defaults {
+    env_prefix: "ENRICHER",
+    group: "enricher",
+    // What review-svc's CDC relay publishes.
+    source_topic: "reviews.changed",
+    dlq_topic: None,
+    batch_size: 500,
+    batch_linger_ms: 5,
+    cache: Some(CACHE),
+};
+/// The enricher's own cache (local zone first), separate from the
+/// recommender's.
+pub const CACHE: CacheDefaults = CacheDefaults {
+    urls: "memcached://127.0.0.1:11311,memcached://127.0.0.1:11312",
+    namespace: "enricher",
+    // A claim holds an event for one batch with all its retries.
+    in_flight_ttl_ms: 30_000,
+    // Longer than any redelivery window (a group rewind or a relay replay
+    // within a day).
+    done_ttl_secs: 86_400,
+};
 /// What the recommender consumes.
 pub const DEFAULT_SINK_TOPIC: &str = "reviews.enriched";
-/// Partitions of the sink and DLQ topics when the enricher creates them.
+/// Partitions of the sink topic when the enricher creates it.
 pub const DEFAULT_TOPIC_PARTITIONS: i32 = 6;
-/// The enricher's own cache (local zone first).
-pub const DEFAULT_CACHE_URLS: &str = "memcached://127.0.0.1:11311,memcached://127.0.0.1:11312";
-/// The enricher's cache namespace (separate from the recommender's).
-pub const DEFAULT_CACHE_NAMESPACE: &str = "enricher";
-/// How long a claim holds an event before another consumer may take it over
-/// (covers one batch with all its retries).
-pub const DEFAULT_IN_FLIGHT_TTL_MS: u64 = 30_000;
-/// How long a done event is remembered: longer than any redelivery window
-/// (a consumer-group rewind or a relay replay within a day).
-pub const DEFAULT_DONE_TTL_SECS: u64 = 86_400;
 /// review-svc's ReviewService (socket transport).
 pub const DEFAULT_REVIEW_RPC: &str = "127.0.0.1:7301";
 /// movie-svc's MovieService (socket transport).
 pub const DEFAULT_MOVIE_RPC: &str = "127.0.0.1:7101";
 /// user-svc's UserService (socket transport).
 pub const DEFAULT_USER_RPC: &str = "127.0.0.1:7201";
-/// Events collected into one batch at most.
-pub const DEFAULT_BATCH_SIZE: usize = 500;
-/// Longest wait for more events once a batch has its first.
-pub const DEFAULT_BATCH_LINGER_MS: u64 = 5;
 /// Attempts per RPC or produce before the events go to the DLQ.
 pub const DEFAULT_RETRY_ATTEMPTS: u32 = 5;
 /// First backoff; doubles per failure.
@@ -50,36 +57,18 @@ pub const DEFAULT_ADMIN_ADDR: &str = "127.0.0.1:9084";
 /// The enricher's settings.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Config {
-    /// Kafka bootstrap servers.
-    #[arg(long, env = "ENRICHER_KAFKA_BROKERS", default_value = DEFAULT_BROKERS)]
-    pub brokers: String,
-    /// Consumer group id.
-    #[arg(long, env = "ENRICHER_GROUP", default_value = DEFAULT_GROUP)]
-    pub group: String,
-    /// Topic of ReviewChanged events.
-    #[arg(long, env = "ENRICHER_SOURCE_TOPIC", default_value = DEFAULT_SOURCE_TOPIC)]
-    pub source_topic: String,
+    /// Brokers, group, source/DLQ topics, batching (the runtime's shared flags).
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// The enricher's idempotency cache (the runtime's shared flags).
+    #[command(flatten)]
+    pub cache: CacheArgs,
     /// Topic of EnrichedReview events.
     #[arg(long, env = "ENRICHER_SINK_TOPIC", default_value = DEFAULT_SINK_TOPIC)]
     pub sink_topic: String,
-    /// Dead-letter topic; `<source topic>.dlq` when unset.
-    #[arg(long, env = "ENRICHER_DLQ_TOPIC")]
-    pub dlq_topic: Option<String>,
-    /// Partitions of the sink and DLQ topics if the enricher has to create them.
+    /// Partitions of the sink topic if the enricher has to create it.
     #[arg(long, env = "ENRICHER_TOPIC_PARTITIONS", default_value_t = DEFAULT_TOPIC_PARTITIONS)]
     pub topic_partitions: i32,
-    /// Idempotency cache zones, local first (`memcached://h:p` or `redis://h:p`, comma-separated).
-    #[arg(long, env = "ENRICHER_CACHE_URLS", default_value = DEFAULT_CACHE_URLS)]
-    pub cache_urls: String,
-    /// Key namespace in the cache.
-    #[arg(long, env = "ENRICHER_CACHE_NAMESPACE", default_value = DEFAULT_CACHE_NAMESPACE)]
-    pub cache_namespace: String,
-    /// In-flight claim TTL (ms).
-    #[arg(long, env = "ENRICHER_IN_FLIGHT_TTL_MS", default_value_t = DEFAULT_IN_FLIGHT_TTL_MS)]
-    pub in_flight_ttl_ms: u64,
-    /// Done marker TTL (s).
-    #[arg(long, env = "ENRICHER_DONE_TTL_SECS", default_value_t = DEFAULT_DONE_TTL_SECS)]
-    pub done_ttl_secs: u64,
     /// review-svc ReviewService socket address.
     #[arg(long, env = "ENRICHER_REVIEW_RPC", default_value = DEFAULT_REVIEW_RPC,
           value_parser = host_port)]
@@ -92,13 +81,6 @@ pub struct Config {
     #[arg(long, env = "ENRICHER_USER_RPC", default_value = DEFAULT_USER_RPC,
           value_parser = host_port)]
     pub user_rpc: String,
-    /// Events per batch at most.
-    #[arg(long, env = "ENRICHER_BATCH_SIZE", default_value_t = DEFAULT_BATCH_SIZE,
-          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=100_000))]
-    pub batch_size: usize,
-    /// Wait for more events after a batch's first (ms).
-    #[arg(long, env = "ENRICHER_BATCH_LINGER_MS", default_value_t = DEFAULT_BATCH_LINGER_MS)]
-    pub batch_linger_ms: u64,
     /// Attempts per RPC/produce before the DLQ.
     #[arg(long, env = "ENRICHER_RETRY_ATTEMPTS", default_value_t = DEFAULT_RETRY_ATTEMPTS,
           value_parser = clap::value_parser!(u32).range(1..=1_000))]
@@ -126,21 +108,13 @@ fn host_port(s: &str) -> Result<String, String> {
 impl Default for Config {
     fn default() -> Config {
         Config {
-            brokers: DEFAULT_BROKERS.into(),
-            group: DEFAULT_GROUP.into(),
-            source_topic: DEFAULT_SOURCE_TOPIC.into(),
+            kafka: STREAM.kafka(),
+            cache: CACHE.args(),
             sink_topic: DEFAULT_SINK_TOPIC.into(),
-            dlq_topic: None,
             topic_partitions: DEFAULT_TOPIC_PARTITIONS,
-            cache_urls: DEFAULT_CACHE_URLS.into(),
-            cache_namespace: DEFAULT_CACHE_NAMESPACE.into(),
-            in_flight_ttl_ms: DEFAULT_IN_FLIGHT_TTL_MS,
-            done_ttl_secs: DEFAULT_DONE_TTL_SECS,
             review_rpc: DEFAULT_REVIEW_RPC.into(),
             movie_rpc: DEFAULT_MOVIE_RPC.into(),
             user_rpc: DEFAULT_USER_RPC.into(),
-            batch_size: DEFAULT_BATCH_SIZE,
-            batch_linger_ms: DEFAULT_BATCH_LINGER_MS,
             retry_attempts: DEFAULT_RETRY_ATTEMPTS,
             retry_base_ms: DEFAULT_RETRY_BASE_MS,
             retry_max_ms: DEFAULT_RETRY_MAX_MS,
@@ -150,13 +124,6 @@ impl Default for Config {
 }
 
 impl Config {
-    /// The DLQ topic: configured, or `<source topic>.dlq`.
-    pub fn dlq_topic(&self) -> String {
-        self.dlq_topic
-            .clone()
-            .unwrap_or_else(|| format!("{}.dlq", self.source_topic))
-    }
-
     /// The RPC endpoints.
     pub fn endpoints(&self) -> Endpoints {
         Endpoints {
@@ -175,19 +142,26 @@ impl Config {
             attempt_timeout: Duration::from_millis(self.rpc_timeout_ms),
         }
     }
+}
 
-    /// TTL of a claim.
-    pub fn in_flight_ttl(&self) -> Duration {
-        Duration::from_millis(self.in_flight_ttl_ms)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, clap::Parser)]
+    struct Args {
+        #[command(flatten)]
+        config: Config,
     }
 
-    /// TTL of a done marker.
-    pub fn done_ttl(&self) -> Duration {
-        Duration::from_secs(self.done_ttl_secs)
-    }
-
-    /// Batch linger.
-    pub fn batch_linger(&self) -> Duration {
-        Duration::from_millis(self.batch_linger_ms)
+    #[test]
+    fn no_flags_give_the_default_config() {
+        let args: Args =
+            cinerec_stream::config::try_parse_from(&STREAM, ["enricher"]).expect("defaults parse");
+        let (parsed, default) = (args.config, Config::default());
+        assert_eq!(parsed.kafka, default.kafka);
+        assert_eq!(parsed.cache, default.cache);
+        assert_eq!(parsed.sink_topic, default.sink_topic);
+        assert_eq!(parsed.kafka.dlq_topic(), "reviews.changed.dlq");
     }
 }

@@ -6,10 +6,10 @@
 //! the cache.
 //!
 //! * [`config`] — flags/env parsed once into [`Config`].
-//! * [`kafka`] — consumer (manual offset store, cooperative rebalancing),
-//!   idempotent producer, topic creation.
+//! * [`kafka`] — idempotent producer, sink topic creation.
 //! * [`rpc`] — the three typed Avro RPC clients and retried multi-gets.
-//! * [`pipeline`] — the batch loop and its invariants.
+//! * [`pipeline`] — the effect, an operator on the at-least-once runtime
+//!   ([`cinerec_stream`], which owns the loop and its invariants).
 //! * [`telemetry`] — each notable occurrence, logged and counted.
 #![forbid(unsafe_code)]
 
@@ -20,4 +20,4 @@ pub mod rpc;
 pub mod telemetry;
 
 pub use config::Config;
-pub use pipeline::{Enricher, Handle};
+pub use pipeline::{Enrich, Enricher, Handle};

@@ -4,8 +4,7 @@
 use std::net::SocketAddr;
 
 use cinerec_service_kit::{AdminServer, CommonArgs, Readiness, shutdown, telemetry};
-use clap::Parser;
-use enricher::config::DEFAULT_ADMIN_ADDR;
+use enricher::config::{DEFAULT_ADMIN_ADDR, STREAM};
 use enricher::{Config, Enricher};
 
 /// mimalloc instead of glibc malloc: allocation was about a quarter of
@@ -14,7 +13,7 @@ use enricher::{Config, Enricher};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Enricher: reviews.changed → latest review + movie + user over Avro RPC → reviews.enriched.
-#[derive(Debug, Parser)]
+#[derive(Debug, clap::Parser)]
 #[command(version, about)]
 struct Args {
     #[command(flatten)]
@@ -25,7 +24,8 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+    // The runtime's shared flags get the enricher's defaults and env prefix.
+    let args: Args = cinerec_stream::config::parse(&STREAM);
     telemetry::init("enricher", &args.common.log, args.common.log_format)?;
     let shutdown = shutdown::on_signals()?;
     let probe = enricher::kafka::broker_probe(&args.config)?;

@@ -31,8 +31,8 @@ async fn every_event_is_enriched_at_least_once_across_a_kill() -> anyhow::Result
 
     // Small batches, so the kill lands with work in flight.
     let mut config = world.config();
-    config.batch_size = 4;
-    config.batch_linger_ms = 1;
+    config.kafka.batch_size = 4;
+    config.kafka.batch_linger_ms = 1;
     let (_shutdown, handle, task) = world.spawn_enricher(config.clone()).await?;
     world
         .wait_stats(&handle, "a few batches done", |s| s.processed >= 8)

@@ -37,7 +37,7 @@ async fn latest_version_wins_and_tombstones_flow() -> anyhow::Result<()> {
         .await?;
     let stats = world
         .wait_stats(&handle, "5 processed, 1 not found", |s| {
-            s.processed == 5 && s.not_found == 1
+            s.processed == 5 && s.skipped == 1
         })
         .await?;
     assert_eq!((stats.duplicates, stats.dlq), (0, 0), "{stats:?}");

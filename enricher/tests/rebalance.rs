@@ -13,7 +13,7 @@ use common::World;
 async fn a_member_leaving_hands_its_partitions_over() -> anyhow::Result<()> {
     let world = World::start("enr_rebal").await?;
     let mut config = world.config();
-    config.batch_size = 8;
+    config.kafka.batch_size = 8;
     let (stop_a, handle_a, task_a) = world.spawn_enricher(config.clone()).await?;
     let (stop_b, handle_b, task_b) = world.spawn_enricher(config).await?;
 

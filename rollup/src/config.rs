@@ -1,17 +1,31 @@
 //! The sink's configuration: flags with `--help`, each also read from an env
-//! var, parsed once into [`Config`]. Tests build the struct (start from
-//! [`Config::default`]).
+//! var, parsed once into [`Config`] with [`cinerec_stream::config::parse`]
+//! (which installs the sink's [`STREAM`] defaults on the runtime's shared
+//! Kafka flags). Tests build the struct (start from [`Config::default`]).
 
 use std::time::Duration;
 
 use cinerec_service_kit::db::{DEFAULT_DATABASE_URL, DEFAULT_POOL_SIZE, DbArgs};
+use cinerec_stream::{Defaults, KafkaArgs};
 
-/// Kafka bootstrap servers of the local stack.
-pub const DEFAULT_BROKERS: &str = "127.0.0.1:19092";
-/// The sink's own consumer group (beside the recommender's, not inside it).
-pub const DEFAULT_GROUP: &str = "dashboard-rollup";
-/// What the enricher publishes.
-pub const DEFAULT_TOPIC: &str = "reviews.enriched";
+/// The sink's defaults of the runtime's shared Kafka flags (env vars
+/// `ROLLUP_KAFKA_BROKERS`, `ROLLUP_GROUP`, `ROLLUP_SOURCE_TOPIC`, ...). No
+/// cache: the sink dedups in its ledger, in the batch's own transaction.
+pub const STREAM: Defaults = Defaults {
+    env_prefix: "ROLLUP",
+    // Its own group, beside the recommender's, not inside it.
+    group: "dashboard-rollup",
+    // What the enricher publishes.
+    source_topic: "reviews.enriched",
+    // Its own DLQ: `reviews.enriched.dlq` is the recommender's, and a poison
+    // record both consumers reject must not land there twice.
+    dlq_topic: Some("reviews.enriched.rollup.dlq"),
+    // Events per database transaction at most.
+    batch_size: 2_000,
+    // Longest wait for more events once a batch has its first.
+    batch_linger_ms: 200,
+    cache: None,
+};
 /// The PostgreSQL/CockroachDB schema of the rollups (Superset's datasets name it).
 pub const DEFAULT_SCHEMA: &str = "dashboard";
 /// Cassandra/Scylla contact points of the local stack.
@@ -20,10 +34,6 @@ pub const DEFAULT_CQL_NODES: &str = "127.0.0.1:19042";
 pub const DEFAULT_KEYSPACE: &str = "recommender";
 /// How often the recommender's tables are snapshotted.
 pub const DEFAULT_SNAPSHOT_INTERVAL_MS: u64 = 60_000;
-/// Events per database transaction at most.
-pub const DEFAULT_BATCH_SIZE: usize = 2_000;
-/// Longest wait for more events once a batch has its first.
-pub const DEFAULT_BATCH_LINGER_MS: u64 = 200;
 /// How long applied event ids are remembered: longer than any redelivery
 /// (a group rewind or an enricher replay within a week).
 pub const DEFAULT_DEDUP_RETENTION_HOURS: u64 = 168;
@@ -35,15 +45,10 @@ pub const DEFAULT_ADMIN_ADDR: &str = "127.0.0.1:9086";
 /// The sink's settings.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Config {
-    /// Kafka bootstrap servers.
-    #[arg(long, env = "ROLLUP_KAFKA_BROKERS", default_value = DEFAULT_BROKERS)]
-    pub brokers: String,
-    /// Consumer group id.
-    #[arg(long, env = "ROLLUP_GROUP", default_value = DEFAULT_GROUP)]
-    pub group: String,
-    /// Topic of EnrichedReview events.
-    #[arg(long, env = "ROLLUP_TOPIC", default_value = DEFAULT_TOPIC)]
-    pub topic: String,
+    /// Brokers, group, topic (`--source-topic`, alias `--topic`), DLQ,
+    /// batching (the runtime's shared flags).
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
     /// The rollups' database.
     #[command(flatten)]
     pub db: DbArgs,
@@ -60,13 +65,6 @@ pub struct Config {
     #[arg(long, env = "ROLLUP_SNAPSHOT_INTERVAL_MS", default_value_t = DEFAULT_SNAPSHOT_INTERVAL_MS,
           value_parser = clap::value_parser!(u64).range(100..))]
     pub snapshot_interval_ms: u64,
-    /// Events per transaction at most.
-    #[arg(long, env = "ROLLUP_BATCH_SIZE", default_value_t = DEFAULT_BATCH_SIZE,
-          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=100_000))]
-    pub batch_size: usize,
-    /// Wait for more events after a batch's first (ms).
-    #[arg(long, env = "ROLLUP_BATCH_LINGER_MS", default_value_t = DEFAULT_BATCH_LINGER_MS)]
-    pub batch_linger_ms: u64,
     /// Hours an applied event id is remembered for deduplication.
     #[arg(long, env = "ROLLUP_DEDUP_RETENTION_HOURS", default_value_t = DEFAULT_DEDUP_RETENTION_HOURS,
           value_parser = clap::value_parser!(u64).range(1..))]
@@ -80,9 +78,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Config {
         Config {
-            brokers: DEFAULT_BROKERS.to_owned(),
-            group: DEFAULT_GROUP.to_owned(),
-            topic: DEFAULT_TOPIC.to_owned(),
+            kafka: STREAM.kafka(),
             db: DbArgs {
                 database_url: DEFAULT_DATABASE_URL.to_owned(),
                 db_pool_size: DEFAULT_POOL_SIZE,
@@ -91,8 +87,6 @@ impl Default for Config {
             cql_nodes: vec![DEFAULT_CQL_NODES.to_owned()],
             keyspace: DEFAULT_KEYSPACE.to_owned(),
             snapshot_interval_ms: DEFAULT_SNAPSHOT_INTERVAL_MS,
-            batch_size: DEFAULT_BATCH_SIZE,
-            batch_linger_ms: DEFAULT_BATCH_LINGER_MS,
             dedup_retention_hours: DEFAULT_DEDUP_RETENTION_HOURS,
             history_retention_hours: DEFAULT_HISTORY_RETENTION_HOURS,
         }
@@ -104,9 +98,31 @@ impl Config {
     pub fn snapshot_interval(&self) -> Duration {
         Duration::from_millis(self.snapshot_interval_ms)
     }
+}
 
-    /// [`Config::batch_linger_ms`] as a duration.
-    pub fn batch_linger(&self) -> Duration {
-        Duration::from_millis(self.batch_linger_ms)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, clap::Parser)]
+    struct Args {
+        #[command(flatten)]
+        config: Config,
+    }
+
+    #[test]
+    fn no_flags_give_the_default_config() {
+        let args: Args =
+            cinerec_stream::config::try_parse_from(&STREAM, ["rollup"]).expect("defaults parse");
+        assert_eq!(args.config.kafka, Config::default().kafka);
+        assert_eq!(args.config.kafka.dlq_topic(), "reviews.enriched.rollup.dlq");
+    }
+
+    #[test]
+    fn the_old_topic_flag_still_works() {
+        let args: Args =
+            cinerec_stream::config::try_parse_from(&STREAM, ["rollup", "--topic", "t"])
+                .expect("--topic parses");
+        assert_eq!(args.config.kafka.source_topic, "t");
     }
 }

@@ -3,10 +3,13 @@
 //! `dashboard`), where Superset reads them (it has no Cassandra engine).
 //!
 //! Two tasks:
-//! * the **consumer** (its own group on `reviews.enriched`): batches of
-//!   events → one transaction each ([`store::Store::apply`]: ledger of event
-//!   ids + counter upserts) → offsets stored after the commit. At-least-once
-//!   delivery, exactly-once counts; redeliveries are counted as dedup skips.
+//! * the **consumer** (its own group on `reviews.enriched`), an operator on
+//!   the at-least-once runtime ([`cinerec_stream`], without a cache: it
+//!   dedups in its own ledger): batches of events → one transaction each
+//!   ([`store::Store::apply`]: ledger of event ids + counter upserts) → the
+//!   runtime stores the offsets after the commit. At-least-once delivery,
+//!   exactly-once counts; redeliveries are counted as dedup skips; an
+//!   undecodable record goes to the sink's DLQ.
 //! * the **snapshotter**: every interval, reads `recommendations_by_user` and
 //!   `trending_by_genre` ([`snapshot`]) and replaces the snapshot tables
 //!   ([`store::Store::write_snapshot`]); prunes old ids and history.
@@ -19,21 +22,21 @@ pub mod snapshot;
 pub mod store;
 pub mod telemetry;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cinerec_events::EnrichedReview;
 use cinerec_service_kit::Shutdown;
+use cinerec_stream::{Abandoned, Claimed, Decoded, Operator, Outcome, Runtime};
 use rdkafka::Message;
-use rdkafka::consumer::Consumer;
 use rdkafka::message::OwnedMessage;
-use rdkafka::{Offset, TopicPartitionList};
 
 pub use config::Config;
 pub use kafka::BrokerProbe;
 pub use store::Store;
 pub use telemetry::Stats;
+
+use crate::store::EventFate;
 
 /// First backoff after a failed batch transaction; doubles up to [`MAX_BACKOFF_MS`].
 pub const FIRST_BACKOFF_MS: u64 = 100;
@@ -73,6 +76,18 @@ impl Rollup {
     /// Consumes and snapshots until `shutdown`; a batch in flight is either
     /// committed with its offsets stored or abandoned (redelivered later).
     pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
+        let runtime = Runtime::new(
+            cinerec_stream::Config {
+                kafka: self.config.kafka.clone(),
+                // The ledger in the batch's transaction is the dedup.
+                cache: None,
+            },
+            Roll {
+                store: self.store.clone(),
+                stats: self.stats.clone(),
+            },
+        )
+        .await?;
         let stop_snapshots = Shutdown::new();
         let snapshots = tokio::spawn(snapshot_loop(
             self.config.clone(),
@@ -80,62 +95,56 @@ impl Rollup {
             self.stats.clone(),
             stop_snapshots.clone(),
         ));
-        let outcome = consume(&self.config, &self.store, &self.stats, &shutdown).await;
+        let outcome = runtime.run(shutdown).await;
         stop_snapshots.trigger();
         let _ = snapshots.await;
-        outcome
+        Ok(outcome?)
     }
 }
 
-fn now_us() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
+/// The sink's effect: one transaction per batch.
+#[derive(Debug)]
+pub struct Roll {
+    store: Store,
+    stats: Arc<Stats>,
 }
 
-async fn consume(
-    config: &Config,
-    store: &Store,
-    stats: &Stats,
-    shutdown: &Shutdown,
-) -> anyhow::Result<()> {
-    let consumer = kafka::consumer(config)?;
-    tracing::info!(topic = %config.topic, group = %config.group, "consuming");
-    loop {
-        let first = tokio::select! {
-            () = shutdown.wait() => return Ok(()),
-            m = consumer.recv() => m,
-        };
-        let started = Instant::now();
-        let mut batch: Vec<OwnedMessage> = match first {
-            Ok(m) => vec![m.detach()],
+impl Operator for Roll {
+    type Event = EnrichedReview;
+    const NAME: &'static str = "rollup";
+    const SKIP_REASONS: &'static [&'static str] = &["invalid"];
+
+    fn decode(&self, record: &OwnedMessage) -> Result<Decoded<EnrichedReview>, String> {
+        match EnrichedReview::decode(record.payload().unwrap_or_default()) {
+            Ok(event) => Ok(Decoded {
+                key: event.event_id.to_string(),
+                event,
+            }),
             Err(e) => {
-                tracing::warn!(error = %e, "consumer error");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                continue;
-            }
-        };
-        let deadline = tokio::time::Instant::now() + config.batch_linger();
-        while batch.len() < config.batch_size {
-            match tokio::time::timeout_at(deadline, consumer.recv()).await {
-                Ok(Ok(m)) => batch.push(m.detach()),
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "consumer error");
-                    break;
-                }
-                Err(_) => break,
+                telemetry::undecodable(&self.stats, record.partition(), record.offset(), &e);
+                Err(format!("undecodable EnrichedReview: {e}"))
             }
         }
-        let events = decode(&batch, stats);
+    }
+
+    /// The batch's transaction, retried with backoff for as long as the
+    /// database is down (the partition waits rather than lose); only
+    /// shutdown abandons it, and then nothing of it was committed.
+    async fn process(
+        &self,
+        batch: Vec<Claimed<EnrichedReview>>,
+        shutdown: &Shutdown,
+    ) -> Result<Vec<Outcome>, Abandoned> {
+        let started = Instant::now();
+        let events: Vec<EnrichedReview> = batch.into_iter().map(|c| c.event).collect();
         let mut backoff = FIRST_BACKOFF_MS;
         let applied = loop {
-            match store.apply(&events).await {
+            match self.store.apply(&events).await {
                 Ok(applied) => break applied,
                 Err(e) => {
                     telemetry::db_retry(&e, backoff);
                     tokio::select! {
-                        // Abandoned: no offset stored, the batch comes back.
-                        () = shutdown.wait() => return Ok(()),
+                        () = shutdown.wait() => return Err(Abandoned),
                         () = tokio::time::sleep(Duration::from_millis(backoff)) => {}
                     }
                     backoff = (backoff * 2).min(MAX_BACKOFF_MS);
@@ -143,47 +152,28 @@ async fn consume(
             }
         };
         telemetry::batch_applied(
-            stats,
+            &self.stats,
             applied.applied,
             applied.duplicates,
             started.elapsed().as_secs_f64(),
         );
-        telemetry::invalid_counted(stats, applied.invalid);
-        if let Err(e) = consumer.store_offsets(&next_offsets(&batch)?) {
-            telemetry::offset_store_failed(&e);
-        }
+        telemetry::invalid_counted(&self.stats, applied.invalid);
+        Ok(applied
+            .fates
+            .iter()
+            .map(|f| match f {
+                EventFate::Applied => Outcome::Done,
+                EventFate::Duplicate => Outcome::Skipped("duplicate"),
+                EventFate::Invalid => Outcome::Skipped("invalid"),
+            })
+            .collect())
     }
 }
 
-fn decode(batch: &[OwnedMessage], stats: &Stats) -> Vec<EnrichedReview> {
-    batch
-        .iter()
-        .filter_map(
-            |m| match EnrichedReview::decode(m.payload().unwrap_or_default()) {
-                Ok(e) => Some(e),
-                Err(e) => {
-                    telemetry::undecodable(stats, m.partition(), m.offset(), &e);
-                    None
-                }
-            },
-        )
-        .collect()
-}
-
-/// The offsets to store: one past the highest of each partition in the batch.
-fn next_offsets(batch: &[OwnedMessage]) -> anyhow::Result<TopicPartitionList> {
-    let mut highest: BTreeMap<(&str, i32), i64> = BTreeMap::new();
-    for m in batch {
-        let e = highest
-            .entry((m.topic(), m.partition()))
-            .or_insert(m.offset());
-        *e = (*e).max(m.offset());
-    }
-    let mut tpl = TopicPartitionList::new();
-    for ((topic, partition), offset) in highest {
-        tpl.add_partition_offset(topic, partition, Offset::Offset(offset + 1))?;
-    }
-    Ok(tpl)
+fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
 }
 
 async fn snapshot_loop(config: Config, store: Store, stats: Arc<Stats>, shutdown: Shutdown) {

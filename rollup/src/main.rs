@@ -6,8 +6,8 @@
 use std::net::SocketAddr;
 
 use cinerec_service_kit::{AdminServer, CommonArgs, Readiness, shutdown, telemetry};
-use clap::{Parser, Subcommand};
-use rollup::config::DEFAULT_ADMIN_ADDR;
+use clap::Subcommand;
+use rollup::config::{DEFAULT_ADMIN_ADDR, STREAM};
 use rollup::{Config, Rollup};
 
 /// mimalloc instead of glibc malloc: allocation was about a quarter of
@@ -16,7 +16,7 @@ use rollup::{Config, Rollup};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Dashboard rollups: reviews.enriched + the recommender's tables → PostgreSQL/CockroachDB for Superset.
-#[derive(Debug, Parser)]
+#[derive(Debug, clap::Parser)]
 #[command(version, about)]
 struct Args {
     #[command(flatten)]
@@ -37,7 +37,8 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+    // The runtime's shared flags get the sink's defaults and env prefix.
+    let args: Args = cinerec_stream::config::parse(&STREAM);
     telemetry::init("rollup", &args.common.log, args.common.log_format)?;
     let rollup = Rollup::new(args.config.clone()).await?;
     if let Some(Command::Migrate) = args.command {

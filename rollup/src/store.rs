@@ -36,9 +36,22 @@ pub struct Store {
     pool: PgPool,
 }
 
+/// What became of one event of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventFate {
+    /// Added to the rollups (its id is now in the ledger).
+    Applied,
+    /// Its id was already applied, or came earlier in the same batch.
+    Duplicate,
+    /// Failed validation: not rolled up, not remembered.
+    Invalid,
+}
+
 /// What one batch did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Applied {
+    /// One fate per event, in the batch's order.
+    pub fates: Vec<EventFate>,
     /// Events added to the rollups.
     pub applied: u64,
     /// Events whose id was already applied (or twice in the batch).
@@ -65,16 +78,20 @@ impl Store {
 
     /// Applies one batch in one transaction (see the module doc).
     pub async fn apply(&self, events: &[EnrichedReview]) -> anyhow::Result<Applied> {
-        let mut outcome = Applied::default();
+        let mut outcome = Applied {
+            fates: vec![EventFate::Invalid; events.len()],
+            ..Applied::default()
+        };
         let mut in_batch = HashSet::new();
         let mut valid = Vec::with_capacity(events.len());
         let mut movies = Aggregate::default();
-        for event in events {
+        for (i, event) in events.iter().enumerate() {
             match classify(event) {
                 Ok(kind) => {
                     if in_batch.insert(event.event_id) {
-                        valid.push((event, kind));
+                        valid.push((i, event, kind));
                     } else {
+                        outcome.fates[i] = EventFate::Duplicate;
                         outcome.duplicates += 1;
                     }
                     movies.add_movie(event);
@@ -86,7 +103,10 @@ impl Store {
             }
         }
         let mut tx = self.pool.begin().await?;
-        let ids: Vec<String> = valid.iter().map(|(e, _)| e.event_id.to_string()).collect();
+        let ids: Vec<String> = valid
+            .iter()
+            .map(|(_, e, _)| e.event_id.to_string())
+            .collect();
         let new: HashSet<String> = sqlx::query_scalar(
             "INSERT INTO seen_events (event_id, seen_at) \
              SELECT id::UUID, now() FROM UNNEST($1::TEXT[]) AS t(id) \
@@ -101,11 +121,13 @@ impl Store {
             movies: movies.movies,
             ..Aggregate::default()
         };
-        for (event, kind) in &valid {
+        for (i, event, kind) in &valid {
             if new.contains(&event.event_id.to_string()) {
                 agg.add(event, *kind);
+                outcome.fates[*i] = EventFate::Applied;
                 outcome.applied += 1;
             } else {
+                outcome.fates[*i] = EventFate::Duplicate;
                 outcome.duplicates += 1;
             }
         }

@@ -12,17 +12,12 @@ use crate::aggregate::Invalid;
 pub const EVENTS_TOTAL: &str = "cinerec_rollup_events_total";
 /// Batch transactions that failed and will be retried.
 pub const DB_RETRIES_TOTAL: &str = "cinerec_rollup_db_retries_total";
-/// Seconds from a batch's first message to its offsets being stored.
+/// Seconds of a batch's transaction (its retries included).
 pub const BATCH_SECONDS: &str = "cinerec_rollup_batch_seconds";
 /// Snapshots of the recommender's tables by outcome: `ok`, `error`.
 pub const SNAPSHOTS_TOTAL: &str = "cinerec_rollup_snapshots_total";
 /// When the last snapshot was written (seconds since the epoch).
 pub const LAST_SNAPSHOT_SECONDS: &str = "cinerec_rollup_last_snapshot_timestamp_seconds";
-/// Offsets that could not be stored (partition revoked meanwhile).
-pub const OFFSET_STORE_FAILURES_TOTAL: &str = "cinerec_rollup_offset_store_failures_total";
-/// Gauge: records behind the end of `reviews.enriched`, per partition.
-pub const CONSUMER_LAG: &str = "cinerec_rollup_consumer_lag";
-
 /// Counts of one sink instance.
 #[derive(Debug, Default)]
 pub struct Stats {
@@ -71,11 +66,11 @@ pub fn invalid_counted(stats: &Stats, n: u64) {
     metrics::counter!(EVENTS_TOTAL, "outcome" => "invalid").increment(n);
 }
 
-/// A message could not be decoded.
+/// A message could not be decoded (the runtime writes it to the DLQ).
 pub fn undecodable(stats: &Stats, partition: i32, offset: i64, error: &dyn std::fmt::Display) {
     stats.undecodable.fetch_add(1, Ordering::Relaxed);
     metrics::counter!(EVENTS_TOTAL, "outcome" => "undecodable").increment(1);
-    tracing::warn!(partition, offset, error = %error, "undecodable message skipped");
+    tracing::warn!(partition, offset, error = %error, "undecodable message: to the DLQ");
 }
 
 /// A batch transaction failed; it is retried after `backoff_ms`.
@@ -100,10 +95,4 @@ pub fn snapshot_failed(stats: &Stats, error: &anyhow::Error) {
     stats.snapshot_errors.fetch_add(1, Ordering::Relaxed);
     metrics::counter!(SNAPSHOTS_TOTAL, "outcome" => "error").increment(1);
     tracing::warn!(error = %error, "snapshot failed; next interval retries");
-}
-
-/// Offsets could not be stored.
-pub fn offset_store_failed(error: &dyn std::fmt::Display) {
-    metrics::counter!(OFFSET_STORE_FAILURES_TOTAL).increment(1);
-    tracing::warn!(error = %error, "storing offsets failed (partition revoked?); the batch will be redelivered and skipped as duplicates");
 }

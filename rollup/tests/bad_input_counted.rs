@@ -1,5 +1,6 @@
 //! Bad messages (not an EnrichedReview; a review with an impossible rating)
-//! are counted and skipped; the good events around them are rolled up.
+//! are counted (the undecodable one goes to the DLQ, the invalid one is
+//! skipped); the good events around them are rolled up.
 
 mod common;
 

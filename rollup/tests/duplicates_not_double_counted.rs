@@ -7,7 +7,6 @@ mod common;
 use std::sync::atomic::Ordering;
 
 use common::{World, base_minute, event, eventually};
-use rollup::Config;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duplicates_are_skipped_and_counted() {
@@ -64,10 +63,8 @@ async fn duplicates_are_skipped_and_counted() {
 
     // A second sink in a new group re-reads everything (a rewound group):
     // nothing is added, all 8 deliveries are skips.
-    let replay = Config {
-        group: format!("{}_replay", world.config.group),
-        ..world.config.clone()
-    };
+    let mut replay = world.config.clone();
+    replay.kafka.group = format!("{}_replay", world.config.kafka.group);
     let sink = world.start(replay).await;
     let stats = sink.stats.clone();
     eventually("the replay", || async {

@@ -1,5 +1,6 @@
-//! The Kafka plumbing every at-least-once consumer of cinerec shares (the
-//! enricher, the recommender, the dashboard's rollup):
+//! The Kafka plumbing every at-least-once consumer of cinerec shares (through
+//! the operator runtime in `stream/`, and the recommender's own loop until it
+//! moves onto it):
 //!
 //! * [`at_least_once_consumer`]: librdkafka auto-commits only the offsets the
 //!   caller *stored*, and the caller stores an offset only after its event's

@@ -89,7 +89,7 @@ async fn run(p: &mut Pipeline, zones: &mut [OwnMemcached; 2]) -> anyhow::Result<
     let degraded_enricher = total(
         p,
         Service::Enricher,
-        "cinerec_enricher_cache_degraded_total",
+        "cinerec_stream_cache_degraded_total",
         &[],
     )
     .await;

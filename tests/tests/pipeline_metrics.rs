@@ -292,28 +292,28 @@ fn expected() -> Vec<Expect> {
         e(
             Enricher,
             "events processed",
-            "cinerec_enricher_events_total",
+            "cinerec_stream_events_total",
             &[("outcome", "processed")],
             Moved,
         ),
         e(
             Enricher,
             "events skipped as duplicates",
-            "cinerec_enricher_events_total",
+            "cinerec_stream_events_total",
             &[("outcome", "duplicate")],
             Moved,
         ),
         e(
             Enricher,
             "events sent to the DLQ",
-            "cinerec_enricher_events_total",
+            "cinerec_stream_events_total",
             &[("outcome", "dlq")],
             Moved,
         ),
         e(
             Enricher,
             "events of unknown reviews",
-            "cinerec_enricher_events_total",
+            "cinerec_stream_events_total",
             &[("outcome", "not_found")],
             Present,
         ),
@@ -334,7 +334,7 @@ fn expected() -> Vec<Expect> {
         e(
             Enricher,
             "consumer lag per partition",
-            "cinerec_enricher_consumer_lag",
+            "cinerec_stream_consumer_lag",
             &[],
             PerPartition,
         ),
@@ -348,14 +348,14 @@ fn expected() -> Vec<Expect> {
         e(
             Enricher,
             "batch latency",
-            "cinerec_enricher_batch_seconds_count",
+            "cinerec_stream_batch_seconds_count",
             &[],
             Moved,
         ),
         e(
             Enricher,
             "batch size",
-            "cinerec_enricher_batch_events_count",
+            "cinerec_stream_batch_events_count",
             &[],
             Moved,
         ),
@@ -507,11 +507,11 @@ async fn run(p: &mut Pipeline) -> anyhow::Result<()> {
         let waiting: Vec<&str> = [
             (
                 "enricher duplicate",
-                enricher.sum("cinerec_enricher_events_total", &[("outcome", "duplicate")]),
+                enricher.sum("cinerec_stream_events_total", &[("outcome", "duplicate")]),
             ),
             (
                 "enricher dlq",
-                enricher.sum("cinerec_enricher_events_total", &[("outcome", "dlq")]),
+                enricher.sum("cinerec_stream_events_total", &[("outcome", "dlq")]),
             ),
             (
                 "recommender duplicate",

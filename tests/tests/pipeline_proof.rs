@@ -137,7 +137,7 @@ async fn run(p: &mut Pipeline) -> anyhow::Result<()> {
     let dlq_enricher = total(
         p,
         Service::Enricher,
-        "cinerec_enricher_events_total",
+        "cinerec_stream_events_total",
         &[("outcome", "dlq")],
     )
     .await;

@@ -236,25 +236,29 @@ impl World {
     /// in-flight TTL and retries so fault tests finish quickly.
     pub fn config(&self) -> Config {
         Config {
-            brokers: self.stack.kafka_brokers.clone(),
-            group: format!("{}_group", self.source_topic),
-            source_topic: self.source_topic.clone(),
+            kafka: cinerec_stream::KafkaArgs {
+                brokers: self.stack.kafka_brokers.clone(),
+                group: format!("{}_group", self.source_topic),
+                source_topic: self.source_topic.clone(),
+                dlq_topic: None,
+                batch_size: 100,
+                batch_linger_ms: 20,
+            },
+            cache: cinerec_stream::CacheArgs {
+                cache_urls: self.stack.redis_urls[0].clone(),
+                cache_namespace: self.cache_namespace.clone(),
+                in_flight_ttl_ms: 3_000,
+                done_ttl_secs: 600,
+            },
             sink_topic: self.sink_topic.clone(),
-            dlq_topic: None,
             topic_partitions: 3,
-            cache_urls: self.stack.redis_urls[0].clone(),
-            cache_namespace: self.cache_namespace.clone(),
-            in_flight_ttl_ms: 3_000,
             review_rpc: self.endpoints.review.clone(),
             movie_rpc: self.endpoints.movie.clone(),
             user_rpc: self.endpoints.user.clone(),
-            batch_size: 100,
-            batch_linger_ms: 20,
             retry_attempts: 3,
             retry_base_ms: 50,
             retry_max_ms: 500,
             rpc_timeout_ms: 5_000,
-            ..Config::default()
         }
     }
 
@@ -379,8 +383,8 @@ impl World {
         &self,
         handle: &Handle,
         what: &str,
-        cond: impl Fn(&enricher::telemetry::StatsSnapshot) -> bool,
-    ) -> anyhow::Result<enricher::telemetry::StatsSnapshot> {
+        cond: impl Fn(&cinerec_stream::StatsSnapshot) -> bool,
+    ) -> anyhow::Result<cinerec_stream::StatsSnapshot> {
         let deadline = Instant::now() + POLL_DEADLINE;
         loop {
             let s = handle.stats();

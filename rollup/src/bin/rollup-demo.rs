@@ -26,7 +26,7 @@ use uuid::Uuid;
 #[command(about)]
 struct Args {
     /// Kafka bootstrap servers.
-    #[arg(long, env = "ROLLUP_KAFKA_BROKERS", default_value = rollup::config::DEFAULT_BROKERS)]
+    #[arg(long, env = "ROLLUP_KAFKA_BROKERS", default_value = cinerec_stream::config::DEFAULT_BROKERS)]
     brokers: String,
     /// Topic to produce EnrichedReview events to (created if missing).
     #[arg(long, required_unless_present = "drop", default_value = "")]

@@ -27,14 +27,19 @@ impl World {
         let stack = Stack::from_env();
         let name = unique_name(prefix);
         let mut config = Config {
-            brokers: stack.kafka_brokers.clone(),
-            group: format!("{name}_g"),
-            topic: name.clone(),
+            kafka: cinerec_stream::KafkaArgs {
+                brokers: stack.kafka_brokers.clone(),
+                group: format!("{name}_g"),
+                source_topic: name.clone(),
+                // `<topic>.dlq`: one per test.
+                dlq_topic: None,
+                batch_linger_ms: 20,
+                ..rollup::config::STREAM.kafka()
+            },
             schema: name.clone(),
             cql_nodes: stack.cql_nodes.clone(),
             keyspace: name.clone(),
             snapshot_interval_ms: 300,
-            batch_linger_ms: 20,
             ..Config::default()
         };
         config.db.database_url = stack.database_url.clone();
@@ -59,14 +64,14 @@ impl World {
 
     pub async fn produce(&self, payloads: impl IntoIterator<Item = (String, Vec<u8>)>) {
         let producer: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", &self.config.brokers)
+            .set("bootstrap.servers", &self.config.kafka.brokers)
             .set("enable.idempotence", "true")
             .create()
             .expect("producer");
         for (key, payload) in payloads {
             producer
                 .send(
-                    FutureRecord::to(&self.config.topic)
+                    FutureRecord::to(&self.config.kafka.source_topic)
                         .key(&key)
                         .payload(&payload),
                     Duration::from_secs(30),
@@ -114,19 +119,23 @@ impl Running {
 
 async fn create_topic(config: &Config) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &config.brokers)
+        .set("bootstrap.servers", &config.kafka.brokers)
         .create()
         .expect("admin client");
     let results = admin
         .create_topics(
-            &[NewTopic::new(&config.topic, 3, TopicReplication::Fixed(1))],
+            &[NewTopic::new(
+                &config.kafka.source_topic,
+                3,
+                TopicReplication::Fixed(1),
+            )],
             &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
         )
         .await
         .unwrap_or_else(|e| {
             panic!(
                 "{}",
-                cinerec_tests::unreachable("Kafka", &config.brokers, e)
+                cinerec_tests::unreachable("Kafka", &config.kafka.brokers, e)
             )
         });
     for r in results {

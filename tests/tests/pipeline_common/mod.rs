@@ -114,7 +114,7 @@ pub async fn total(p: &Pipeline, service: Service, name: &str, labels: &[(&str, 
 /// event counters and in their idempotency caches' claims.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Duplicates {
-    /// `cinerec_enricher_events_total{outcome="duplicate"}`.
+    /// `cinerec_stream_events_total{operator="enricher",outcome="duplicate"}`.
     pub enricher: f64,
     /// `cinerec_cache_claims_total{namespace=<enricher's>,outcome="already_done"}`.
     pub enricher_cache: f64,
@@ -132,7 +132,7 @@ pub async fn duplicates(p: &Pipeline) -> Duplicates {
         enricher: total(
             p,
             Service::Enricher,
-            "cinerec_enricher_events_total",
+            "cinerec_stream_events_total",
             &[("outcome", "duplicate")],
         )
         .await,
