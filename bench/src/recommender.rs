@@ -80,6 +80,10 @@ pub struct RecommenderArgs {
     /// Flush interval of the instances (`--refresh-interval-ms`).
     #[arg(long, default_value_t = 100)]
     flush_ms: u64,
+    /// Background refresh budget per flush (`--refresh-max-users`; unset:
+    /// the recommender's default).
+    #[arg(long)]
+    refresh_max_users: Option<usize>,
     /// Also measure a restart with this many review states in the changelog (0: skip).
     #[arg(long, default_value_t = 0)]
     restore: u64,
@@ -133,10 +137,11 @@ fn spawn(
     stack: &Stack,
     run: &str,
     name: &str,
-    flush_ms: u64,
+    args: &RecommenderArgs,
     logs: &Path,
     changelog: Option<&str>,
 ) -> anyhow::Result<Instance> {
+    let flush_ms = args.flush_ms;
     let admin = free_addrs(1)?[0];
     let log = std::fs::File::create(logs.join(format!("{name}.log")))?;
     let mut cmd = Command::new(binary()?);
@@ -158,6 +163,9 @@ fn spawn(
         .stderr(log);
     if let Some(topic) = changelog {
         cmd.args(["--changelog-topic", topic]);
+    }
+    if let Some(max) = args.refresh_max_users {
+        cmd.args(["--refresh-max-users", &max.to_string()]);
     }
     Ok(Instance {
         child: cmd.spawn().context("starting the recommender")?,
@@ -343,7 +351,7 @@ async fn step(args: &RecommenderArgs, n: usize, logs: &Path) -> anyhow::Result<S
             &stack,
             &run,
             &format!("i{k}"),
-            args.flush_ms,
+            args,
             &step_logs,
             None,
         )?);
@@ -505,28 +513,14 @@ async fn restore(
     );
     let dir = logs.join("restore");
     std::fs::create_dir_all(&dir)?;
-    let instance = spawn(
-        &stack,
-        &run,
-        "restore",
-        args.flush_ms,
-        &dir,
-        Some(&changelog),
-    )?;
+    let instance = spawn(&stack, &run, "restore", args, &dir, Some(&changelog))?;
     let took = ready(&instance, Duration::from_secs(600)).await?;
     let pages = scrape(std::slice::from_ref(&instance)).await?;
     let restore_secs = sum(&pages, "recommender_rebuild_seconds");
     let rss = procs::peak_rss_kib(instance.child.id()).unwrap_or(0);
     // Handover: a second instance joins (restores too), then the first is
     // SIGKILLed; how long until the survivor holds every partition's lease.
-    let second = spawn(
-        &stack,
-        &run,
-        "survivor",
-        args.flush_ms,
-        &dir,
-        Some(&changelog),
-    )?;
+    let second = spawn(&stack, &run, "survivor", args, &dir, Some(&changelog))?;
     ready(&second, Duration::from_secs(600)).await?;
     let owned = |i: &Instance| {
         let i = i.admin;
@@ -577,8 +571,14 @@ pub async fn run(args: RecommenderArgs) -> anyhow::Result<()> {
         steps.push(s);
     }
     println!(
-        "recommender alone, {} events/s offered for {} s, {} users, {} movies, flush every {} ms",
-        args.rate, args.secs, args.users, args.movies, args.flush_ms
+        "recommender alone, {} events/s offered for {} s, {} users, {} movies, flush every {} ms, background budget {} rows per flush",
+        args.rate,
+        args.secs,
+        args.users,
+        args.movies,
+        args.flush_ms,
+        args.refresh_max_users
+            .map_or_else(|| "default".to_owned(), |n| n.to_string())
     );
     println!(
         "| N | produced | handled | sustained ev/s | p50 | p99 | recommender CPU (cores, each) | CPU ms / 1k events (all instances) | Cassandra CPU | Kafka CPU | Cassandra writes / event | peak RSS MiB (each) |"
