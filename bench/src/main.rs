@@ -37,7 +37,7 @@ const LATENCY: &str = "recommender_event_latency_seconds";
 /// Every event the enricher finished with (all outcomes).
 const ENRICHER_EVENTS: &str = "cinerec_stream_events_total";
 /// Every event the recommender finished with (all outcomes).
-const RECOMMENDER_EVENTS: &str = "recommender_events_total";
+const RECOMMENDER_EVENTS: &str = "cinerec_stream_events_total";
 /// Default HTTP steps (reviews/s offered).
 const HTTP_RATES: &str = "250,500,1000,2000,4000,8000,16000,32000,64000";
 /// Default Kafka steps (events/s offered).
@@ -558,7 +558,7 @@ async fn run_step(
         let stages = format!(
             "enricher batches: {}; recommender batches: {}; recommender Cassandra writes: {}",
             batches(&enr_before, &enr_after, "cinerec_stream"),
-            batches(&rec_before, &rec_after, "recommender"),
+            batches(&rec_before, &rec_after, "cinerec_stream"),
             mean_of(
                 &rec_before,
                 &rec_after,

@@ -38,7 +38,7 @@ use crate::procs::{self, CpuSnapshot, Watched};
 /// The latency histogram.
 const LATENCY: &str = "recommender_event_latency_seconds";
 /// Every event handled, by outcome.
-const EVENTS: &str = "recommender_events_total";
+const EVENTS: &str = "cinerec_stream_events_total";
 /// Cassandra writes (successful attempts).
 const WRITES: &str = "recommender_cassandra_write_seconds_count";
 /// Partitions of the run's topic.
@@ -420,8 +420,8 @@ async fn step(args: &RecommenderArgs, n: usize, logs: &Path) -> anyhow::Result<S
     let means = (
         mean("recommender_refresh_seconds"),
         mean("recommender_cassandra_write_seconds"),
-        mean("recommender_batch_seconds"),
-        mean("recommender_batch_events"),
+        mean("cinerec_stream_batch_seconds"),
+        mean("cinerec_stream_batch_events"),
     );
     let p99 = |name: &str| {
         let mut b = Buckets::default();
@@ -432,7 +432,7 @@ async fn step(args: &RecommenderArgs, n: usize, logs: &Path) -> anyhow::Result<S
     };
     let p99s = (
         p99("recommender_refresh_seconds"),
-        p99("recommender_batch_seconds"),
+        p99("cinerec_stream_batch_seconds"),
     );
     let step = Step {
         means,

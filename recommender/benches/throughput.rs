@@ -110,9 +110,9 @@ async fn run() -> anyhow::Result<()> {
     }
 
     let mut config = world.config();
-    config.batch_size = 1_000;
-    config.batch_linger_ms = 5;
-    config.in_flight_ttl_ms = 10_000;
+    config.kafka.batch_size = 1_000;
+    config.kafka.batch_linger_ms = 5;
+    config.cache.in_flight_ttl_ms = 10_000;
     let (shutdown, handle, task) = world.spawn(config).await?;
     let started = Instant::now();
     let deadline = started + Duration::from_secs(600);

@@ -1,28 +1,39 @@
 //! The recommender's configuration: flags with `--help`, each also read from
-//! an env var, parsed once into [`Config`]. Tests build the struct directly
-//! (start from [`Config::default`]).
+//! an env var, parsed once into [`Config`] (the runtime's shared Kafka and
+//! cache flags get the recommender's [`STREAM`] defaults from
+//! [`cinerec_stream::config::with_defaults`]). Tests build the struct
+//! directly (start from [`Config::default`]).
 
 use std::time::Duration;
+
+use cinerec_stream::{CacheArgs, CacheDefaults, Defaults, KafkaArgs};
 
 use crate::store::Backoff;
 use crate::trending::TrendingConfig;
 
-/// Kafka bootstrap servers of the local stack.
-pub const DEFAULT_BROKERS: &str = "127.0.0.1:19092";
-/// Consumer group.
-pub const DEFAULT_GROUP: &str = "recommender";
-/// What the enricher produces.
-pub const DEFAULT_SOURCE_TOPIC: &str = "reviews.enriched";
+/// The recommender's defaults of the runtime's shared Kafka and cache flags
+/// (env vars `RECOMMENDER_KAFKA_BROKERS`, `RECOMMENDER_GROUP`, ...).
+pub const STREAM: Defaults = Defaults {
+    env_prefix: "RECOMMENDER",
+    group: "recommender",
+    // What the enricher produces.
+    source_topic: "reviews.enriched",
+    dlq_topic: None,
+    batch_size: 1_000,
+    batch_linger_ms: 5,
+    cache: Some(CACHE),
+};
 /// The recommender's own cache (local zone first), separate from the enricher's.
-pub const DEFAULT_CACHE_URLS: &str = "memcached://127.0.0.1:11311,memcached://127.0.0.1:11312";
-/// The recommender's cache namespace.
-pub const DEFAULT_CACHE_NAMESPACE: &str = "recommender";
-/// How long a claim holds an event: one batch's writes with their retries.
-/// A `kill -9` leaves claims behind; a restart waits at most twice this for
-/// them (then proceeds: the model is idempotent by version anyway).
-pub const DEFAULT_IN_FLIGHT_TTL_MS: u64 = 10_000;
-/// How long a done event is remembered: longer than any redelivery window.
-pub const DEFAULT_DONE_TTL_SECS: u64 = 86_400;
+pub const CACHE: CacheDefaults = CacheDefaults {
+    urls: "memcached://127.0.0.1:11311,memcached://127.0.0.1:11312",
+    namespace: "recommender",
+    // A claim holds an event for one batch's changelog write with its
+    // retries. A `kill -9` leaves claims behind; a restart waits at most
+    // twice this for them (then proceeds: the model is idempotent by version).
+    in_flight_ttl_ms: 10_000,
+    // Longer than any redelivery window.
+    done_ttl_secs: 86_400,
+};
 /// Cassandra/ScyllaDB contact points of the local stack.
 pub const DEFAULT_CQL_NODES: &str = "127.0.0.1:19042";
 /// Keyspace of the recommender's tables.
@@ -30,10 +41,6 @@ pub const DEFAULT_KEYSPACE: &str = "recommender";
 /// Replication of the keyspace: one replica locally; a
 /// `NetworkTopologyStrategy` map in production.
 pub const DEFAULT_REPLICATION: &str = "{'class': 'SimpleStrategy', 'replication_factor': 1}";
-/// Events collected into one batch at most.
-pub const DEFAULT_BATCH_SIZE: usize = 1_000;
-/// Longest wait for more events once a batch has its first.
-pub const DEFAULT_BATCH_LINGER_MS: u64 = 5;
 /// Period of the flush of serving rows: each dirty key this instance owns
 /// is written at most once per period (coalesced), and only when its value
 /// differs from the last one durably written. Bounds the latency from an
@@ -99,18 +106,12 @@ impl Default for CqlConfig {
 /// The recommender's settings (`recommender run`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct Config {
-    /// Kafka bootstrap servers.
-    #[arg(long, env = "RECOMMENDER_KAFKA_BROKERS", default_value = DEFAULT_BROKERS)]
-    pub brokers: String,
-    /// Consumer group id.
-    #[arg(long, env = "RECOMMENDER_GROUP", default_value = DEFAULT_GROUP)]
-    pub group: String,
-    /// Topic of EnrichedReview events.
-    #[arg(long, env = "RECOMMENDER_SOURCE_TOPIC", default_value = DEFAULT_SOURCE_TOPIC)]
-    pub source_topic: String,
-    /// Dead-letter topic; `<source topic>.dlq` when unset.
-    #[arg(long, env = "RECOMMENDER_DLQ_TOPIC")]
-    pub dlq_topic: Option<String>,
+    /// Brokers, group, source/DLQ topics, batching (the runtime's shared flags).
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// The recommender's idempotency cache (the runtime's shared flags).
+    #[command(flatten)]
+    pub cache: CacheArgs,
     /// The compacted changelog topic of the model's review states (the
     /// durable state); `<group>-review-states-changelog` when unset.
     #[arg(long, env = "RECOMMENDER_CHANGELOG_TOPIC")]
@@ -123,28 +124,9 @@ pub struct Config {
     /// Longest a revoke waits for the revoked partitions' rows (ms).
     #[arg(long, env = "RECOMMENDER_DRAIN_TIMEOUT_MS", default_value_t = DEFAULT_DRAIN_TIMEOUT_MS)]
     pub drain_timeout_ms: u64,
-    /// Idempotency cache zones, local first (`memcached://h:p` or `redis://h:p`, comma-separated).
-    #[arg(long, env = "RECOMMENDER_CACHE_URLS", default_value = DEFAULT_CACHE_URLS)]
-    pub cache_urls: String,
-    /// Key namespace in the cache.
-    #[arg(long, env = "RECOMMENDER_CACHE_NAMESPACE", default_value = DEFAULT_CACHE_NAMESPACE)]
-    pub cache_namespace: String,
-    /// In-flight claim TTL (ms).
-    #[arg(long, env = "RECOMMENDER_IN_FLIGHT_TTL_MS", default_value_t = DEFAULT_IN_FLIGHT_TTL_MS)]
-    pub in_flight_ttl_ms: u64,
-    /// Done marker TTL (s).
-    #[arg(long, env = "RECOMMENDER_DONE_TTL_SECS", default_value_t = DEFAULT_DONE_TTL_SECS)]
-    pub done_ttl_secs: u64,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub cql: CqlConfig,
-    /// Events per batch at most.
-    #[arg(long, env = "RECOMMENDER_BATCH_SIZE", default_value_t = DEFAULT_BATCH_SIZE,
-          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=100_000))]
-    pub batch_size: usize,
-    /// Wait for more events after a batch's first (ms).
-    #[arg(long, env = "RECOMMENDER_BATCH_LINGER_MS", default_value_t = DEFAULT_BATCH_LINGER_MS)]
-    pub batch_linger_ms: u64,
     /// Period of the flush of serving rows (ms).
     #[arg(long, env = "RECOMMENDER_REFRESH_INTERVAL_MS", default_value_t = DEFAULT_REFRESH_INTERVAL_MS,
           value_parser = clap::value_parser!(u64).range(10..))]
@@ -179,20 +161,12 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Config {
         Config {
-            brokers: DEFAULT_BROKERS.into(),
-            group: DEFAULT_GROUP.into(),
-            source_topic: DEFAULT_SOURCE_TOPIC.into(),
-            dlq_topic: None,
+            kafka: STREAM.kafka(),
+            cache: CACHE.args(),
             changelog_topic: None,
             instance: None,
             drain_timeout_ms: DEFAULT_DRAIN_TIMEOUT_MS,
-            cache_urls: DEFAULT_CACHE_URLS.into(),
-            cache_namespace: DEFAULT_CACHE_NAMESPACE.into(),
-            in_flight_ttl_ms: DEFAULT_IN_FLIGHT_TTL_MS,
-            done_ttl_secs: DEFAULT_DONE_TTL_SECS,
             cql: CqlConfig::default(),
-            batch_size: DEFAULT_BATCH_SIZE,
-            batch_linger_ms: DEFAULT_BATCH_LINGER_MS,
             refresh_interval_ms: DEFAULT_REFRESH_INTERVAL_MS,
             refresh_max_users: DEFAULT_REFRESH_MAX_USERS,
             write_concurrency: DEFAULT_WRITE_CONCURRENCY,
@@ -206,11 +180,12 @@ impl Default for Config {
 }
 
 impl Config {
-    /// The DLQ topic: configured, or `<source topic>.dlq`.
-    pub fn dlq_topic(&self) -> String {
-        self.dlq_topic
-            .clone()
-            .unwrap_or_else(|| format!("{}.dlq", self.source_topic))
+    /// What the runtime runs with: the shared Kafka and cache flags.
+    pub fn runtime(&self) -> cinerec_stream::Config {
+        cinerec_stream::Config {
+            kafka: self.kafka.clone(),
+            cache: Some(self.cache.clone()),
+        }
     }
 
     /// The changelog topic: configured, or `<group>-review-states-changelog`
@@ -218,7 +193,7 @@ impl Config {
     pub fn changelog_topic(&self) -> String {
         self.changelog_topic
             .clone()
-            .unwrap_or_else(|| format!("{}-review-states-changelog", self.group))
+            .unwrap_or_else(|| format!("{}-review-states-changelog", self.kafka.group))
     }
 
     /// This instance's name: configured, or `<host>-<pid>-<random>` (two
@@ -230,21 +205,6 @@ impl Config {
             let nonce = uuid::Uuid::new_v4().simple().to_string();
             format!("{host}-{}-{}", std::process::id(), &nonce[..8])
         })
-    }
-
-    /// TTL of a claim.
-    pub fn in_flight_ttl(&self) -> Duration {
-        Duration::from_millis(self.in_flight_ttl_ms)
-    }
-
-    /// TTL of a done marker.
-    pub fn done_ttl(&self) -> Duration {
-        Duration::from_secs(self.done_ttl_secs)
-    }
-
-    /// Batch linger.
-    pub fn batch_linger(&self) -> Duration {
-        Duration::from_millis(self.batch_linger_ms)
     }
 
     /// Refresh period.

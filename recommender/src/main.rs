@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use cinerec_service_kit::{AdminServer, CommonArgs, Readiness, shutdown, telemetry};
 use clap::{Parser, Subcommand};
-use recommender::config::{CqlConfig, DEFAULT_ADMIN_ADDR};
+use recommender::config::{CqlConfig, DEFAULT_ADMIN_ADDR, STREAM};
 use recommender::{Config, Recommender, store};
 
 /// mimalloc instead of glibc malloc: allocation was about a quarter of
@@ -38,7 +38,7 @@ struct RunArgs {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Rebuild the model from review_states, then consume (the default).
+    /// Restore the model from the changelog, then consume (the default).
     Run(RunArgs),
     /// Create the keyspace and tables, then exit.
     Migrate {
@@ -54,7 +54,13 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
-    let cli = Cli::parse();
+    // The runtime's shared Kafka and cache flags take the recommender's
+    // defaults and env names, both for `run` and for the bare command.
+    use clap::{CommandFactory as _, FromArgMatches as _};
+    let with = cinerec_stream::config::with_defaults;
+    let command = with(Cli::command(), &STREAM).mut_subcommand("run", |c| with(c, &STREAM));
+    let matches = command.get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     match cli.command.unwrap_or(Command::Run(cli.run)) {
         Command::Run(args) => run(args).await.map(|()| ExitCode::SUCCESS),
         Command::Migrate { common, cql } => {
@@ -85,7 +91,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
                 if rebuilt {
                     Ok(())
                 } else {
-                    Err("rebuilding from review_states")
+                    Err("restoring the model from the changelog")
                 }
             }
         })

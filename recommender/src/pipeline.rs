@@ -62,45 +62,33 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use cinerec_cache::{BatchWait, Cache, CacheConfig, Settled};
 use cinerec_events::EnrichedReview;
-use cinerec_service_kit::kafka::dlq::DeadLetters;
-use cinerec_service_kit::{Shutdown, trace_context};
+use cinerec_service_kit::Shutdown;
+use cinerec_stream::{Abandoned, Claimed, Decoded, Operator, Outcome};
 use futures::FutureExt as _;
 use rdkafka::Message as _;
-use rdkafka::consumer::{CommitMode, Consumer};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::error::KafkaError;
 use rdkafka::message::OwnedMessage;
-use rdkafka::producer::FutureProducer;
 use tokio::sync::Notify;
 use tracing::Instrument as _;
-use uuid::Uuid;
 
 use crate::changelog::{self, Reader};
 use crate::config::Config;
-use crate::kafka::{self, Rebalanced, RecommenderConsumer};
+use crate::kafka;
 use crate::model::{self, Applied, LikeChange, Model, MovieId, ReviewState, TOP_N, UserId};
 use crate::ownership::{self, Lease, Leases, Ownership};
 use crate::store::{self, Store, Write};
 use crate::telemetry::{self, Outcomes, Stats};
 use crate::trending::{Observed, Trending};
 
-/// The DLQ headers (service-kit's, re-exported for this crate's tests and
+/// The DLQ headers (the runtime's, re-exported for this crate's tests and
 /// readers): why, and the source topic, partition and offset.
-pub use cinerec_service_kit::kafka::dlq::{
-    HEADER_ERROR, HEADER_OFFSET, HEADER_PARTITION, HEADER_TOPIC,
-};
+pub use cinerec_stream::{HEADER_ERROR, HEADER_OFFSET, HEADER_PARTITION, HEADER_TOPIC};
 
-/// Attempts at writing a DLQ record before the recommender stops (it cannot
-/// skip the record and must not drop it: a restart redelivers it).
-const DLQ_ATTEMPTS: u32 = 20;
-/// Longest wait for an event held in flight elsewhere, as a multiple of the
-/// in-flight TTL (its claim has expired by then at the latest).
-const IN_FLIGHT_WAIT_FACTOR: u32 = 2;
 /// Once shutdown fires, how long the last flush may still take.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 /// Trending movies considered for a cold-start top-up (some may be seen).
@@ -355,12 +343,15 @@ struct Moves {
     drain_timeout: Duration,
 }
 
-impl Rebalanced for Moves {
+impl Moves {
+    /// These partitions are this instance's now (from the rebalance callback).
     fn assigned(&self, partitions: &[i32]) {
         lock_queue(&self.queue).extend(partitions.iter().map(|p| Move::Assign(*p)));
         self.wake.notify_one();
     }
 
+    /// These partitions are about to go: drain their pending rows (from the
+    /// rebalance callback, bounded by the drain timeout).
     fn revoked(&self, partitions: &[i32]) {
         if partitions.is_empty() {
             return;
@@ -406,43 +397,26 @@ fn lock_queue(q: &Mutex<Vec<Move>>) -> MutexGuard<'_, Vec<Move>> {
     q.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// One record of a batch and where it got to.
-#[derive(Debug)]
-enum Fate {
-    /// Decoded and valid, first of its event_id in the batch: to claim.
-    Fresh(Box<EnrichedReview>),
-    /// Skip: done before, or a repeat within the batch.
-    Duplicate,
-    /// Claimed (or processed anyway): to apply.
-    Claimed(Box<EnrichedReview>),
-    /// Applied: the model took it or already had it.
-    Applied { event_id: Uuid },
-    /// To the DLQ.
-    Dead(String),
-    /// Written to the DLQ.
-    Buried,
-}
-
-/// How a batch ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Finished {
-    /// Every record handled, offsets stored.
-    Done,
-    /// Shutdown came first: claims released, offsets not stored.
-    Abandoned,
-}
-
 /// A running recommender's handle on its counters and readiness.
 #[derive(Debug, Clone)]
 pub struct Handle {
     stats: Arc<Stats>,
+    runtime: Arc<OnceLock<cinerec_stream::Handle>>,
     ready: Arc<AtomicBool>,
 }
 
 impl Handle {
-    /// The instance's counters.
+    /// The instance's counters: the model's (applied, stale, late, flushes)
+    /// and the runtime's (duplicates, dead letters, batches, cache degraded).
     pub fn stats(&self) -> telemetry::StatsSnapshot {
-        self.stats.snapshot()
+        let mut s = self.stats.snapshot();
+        if let Some(r) = self.runtime.get().map(cinerec_stream::Handle::stats) {
+            s.duplicates = r.duplicates;
+            s.dlq = r.dlq;
+            s.batches = r.batches;
+            s.cache_degraded = r.cache_degraded;
+        }
+        s
     }
 
     /// Whether the model has been restored and consumption started.
@@ -451,30 +425,29 @@ impl Handle {
     }
 }
 
-/// The recommender: one consumer, one producer (DLQ + changelog), one cache,
-/// one store, the changelog reader.
+/// The recommender: the changelog and its reader, the store, the leases,
+/// the shared state; [`run`](Self::run) puts the [`Recommend`] operator on
+/// the at-least-once runtime.
 pub struct Recommender {
     config: Config,
-    producer: FutureProducer,
     changelog: changelog::Writer,
     changelog_topic: String,
     /// This instance's name (leases, changelog records' writer header).
     instance: String,
-    cache: Cache,
     store: Store,
     leases: Leases,
     state: Arc<Mutex<State>>,
     moves: Arc<Moves>,
     stats: Arc<Stats>,
+    runtime: Arc<OnceLock<cinerec_stream::Handle>>,
     ready: Arc<AtomicBool>,
-    dlq_topic: String,
 }
 
 impl std::fmt::Debug for Recommender {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Recommender")
-            .field("group", &self.config.group)
-            .field("source", &self.config.source_topic)
+            .field("group", &self.config.kafka.group)
+            .field("source", &self.config.kafka.source_topic)
             .field("changelog", &self.changelog_topic)
             .field("keyspace", &self.config.cql.keyspace)
             .finish_non_exhaustive()
@@ -488,25 +461,24 @@ fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
 }
 
 impl Recommender {
-    /// Creates the DLQ and changelog topics, the keyspace and tables (if
-    /// missing), the prepared statements, the cache and the producer. The
-    /// consumer is created by [`run`](Self::run), after the model is restored.
+    /// Creates the source (if missing) and changelog topics, the keyspace
+    /// and tables, the prepared statements and the changelog producer. The
+    /// runtime (consumer, DLQ, cache) is created by [`run`](Self::run), after
+    /// the model is restored.
     pub async fn new(config: Config) -> anyhow::Result<Recommender> {
         telemetry::register();
-        kafka::ensure_dlq(&config)
-            .await
-            .with_context(|| format!("creating the DLQ topic on {}", config.brokers))?;
+        let kafka = &config.kafka;
         cinerec_service_kit::kafka::ensure_topics(
-            &config.brokers,
-            &[(&config.source_topic, SOURCE_PARTITIONS)],
+            &kafka.brokers,
+            &[(&kafka.source_topic, SOURCE_PARTITIONS)],
         )
         .await
-        .with_context(|| format!("creating the source topic on {}", config.brokers))?;
-        let partitions = changelog::partitions(&config.brokers, &config.source_topic)
+        .with_context(|| format!("creating the source topic on {}", kafka.brokers))?;
+        let partitions = changelog::partitions(&kafka.brokers, &kafka.source_topic)
             .await
-            .with_context(|| format!("partitions of {}", config.source_topic))?;
+            .with_context(|| format!("partitions of {}", kafka.source_topic))?;
         let changelog_topic = config.changelog_topic();
-        changelog::ensure(&config.brokers, &changelog_topic, partitions)
+        changelog::ensure(&kafka.brokers, &changelog_topic, partitions)
             .await
             .with_context(|| format!("creating the changelog topic {changelog_topic}"))?;
         let session = store::connect(&config.cql).await?;
@@ -514,33 +486,25 @@ impl Recommender {
         let instance = config.instance();
         let leases = Leases::new(&session, &config.cql.keyspace, instance.clone()).await?;
         let store = Store::new(session, &config.cql).await?;
-        // The claim key is `<namespace>:<event_id>`; in-flight TTL covers one
-        // batch's changelog writes with retries, done TTL any redelivery window.
-        let cache = Cache::new(&CacheConfig::new(
-            config.cache_namespace.clone(),
-            &config.cache_urls,
-        )?)?;
         let producer = kafka::producer(&config)?;
         Ok(Recommender {
             changelog: changelog::Writer::new(
-                producer.clone(),
+                producer,
                 changelog_topic.clone(),
                 partitions,
                 instance.clone(),
             ),
             instance,
             changelog_topic,
-            producer,
-            dlq_topic: config.dlq_topic(),
             state: Arc::new(Mutex::new(State::new(&config, partitions))),
             moves: Arc::new(Moves {
                 drain_timeout: Duration::from_millis(config.drain_timeout_ms),
                 ..Moves::default()
             }),
             stats: Arc::default(),
+            runtime: Arc::default(),
             ready: Arc::default(),
             leases,
-            cache,
             store,
             config,
         })
@@ -550,6 +514,7 @@ impl Recommender {
     pub fn handle(&self) -> Handle {
         Handle {
             stats: self.stats.clone(),
+            runtime: self.runtime.clone(),
             ready: self.ready.clone(),
         }
     }
@@ -586,23 +551,33 @@ impl Recommender {
         };
         let direct = tokio::spawn(direct_loop(flusher.clone()));
         let flush = tokio::spawn(flush_loop(flusher));
-        let consumer = kafka::consumer(&self.config, self.moves.clone())?;
-        self.ready.store(true, Ordering::Release);
-        tracing::info!(group = %self.config.group, topic = %self.config.source_topic, changelog = %self.changelog_topic, "recommender consuming");
-        let outcome = self.consume(&consumer, &shutdown).await;
-        // The follower and the flush stop with the same token; wait for them
-        // so no write of this instance outlives `run`.
+        let operator = Recommend {
+            state: self.state.clone(),
+            moves: self.moves.clone(),
+            changelog: self.changelog.clone(),
+            changelog_topic: self.changelog_topic.clone(),
+            backoff: self.config.backoff(),
+            stats: self.stats.clone(),
+        };
+        let outcome = match cinerec_stream::Runtime::new(self.config.runtime(), operator).await {
+            Ok(runtime) => {
+                let _ = self.runtime.set(runtime.handle());
+                self.ready.store(true, Ordering::Release);
+                tracing::info!(group = %self.config.kafka.group, topic = %self.config.kafka.source_topic, changelog = %self.changelog_topic, "recommender consuming");
+                runtime
+                    .run(shutdown.clone())
+                    .await
+                    .map_err(anyhow::Error::from)
+            }
+            Err(e) => Err(anyhow::Error::from(e).context("starting the consumer")),
+        };
+        // The follower and the flushes stop with the same token; wait for
+        // them so no write of this instance outlives `run`.
         shutdown.trigger();
         let _ = follower.await;
         let _ = direct.await;
         let _ = flush.await;
-        match consumer.commit_consumer_state(CommitMode::Sync) {
-            Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, "final commit failed (stored offsets commit on close)")
-            }
-        }
-        tracing::info!(stats = ?self.stats.snapshot(), "recommender stopped");
+        tracing::info!(stats = ?self.handle().stats(), "recommender stopped");
         outcome
     }
 
@@ -614,7 +589,8 @@ impl Recommender {
         let mut attempt = 0u32;
         loop {
             let outcome = async {
-                let mut reader = Reader::new(&self.config.brokers, &self.changelog_topic).await?;
+                let mut reader =
+                    Reader::new(&self.config.kafka.brokers, &self.changelog_topic).await?;
                 let mut st = State::new(&self.config, lock(&self.state).own.partitions);
                 let mut outcomes = Outcomes::default();
                 let n = reader
@@ -673,107 +649,70 @@ impl Recommender {
             return Ok(Some(reader));
         }
     }
+}
 
-    async fn consume(
-        &self,
-        consumer: &RecommenderConsumer,
-        shutdown: &Shutdown,
-    ) -> anyhow::Result<()> {
-        loop {
-            let Some(batch) = self.next_batch(consumer, shutdown).await else {
-                return Ok(());
-            };
-            if self.process(consumer, &batch, shutdown).await? == Finished::Abandoned {
-                return Ok(());
-            }
-            if shutdown.is_triggered() {
-                return Ok(());
-            }
-        }
+/// The recommender's effect, as an operator of the at-least-once runtime
+/// (which decodes, claims in the recommender's cache, dead-letters, marks
+/// done and stores offsets around it): apply the claimed events to the model,
+/// append the states that advanced to the changelog and wait for their acks,
+/// then wake the direct flush.
+pub struct Recommend {
+    state: Arc<Mutex<State>>,
+    moves: Arc<Moves>,
+    changelog: changelog::Writer,
+    changelog_topic: String,
+    backoff: store::Backoff,
+    stats: Arc<Stats>,
+}
+
+impl std::fmt::Debug for Recommend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recommend")
+            .field("changelog", &self.changelog_topic)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Operator for Recommend {
+    type Event = EnrichedReview;
+    const NAME: &'static str = "recommender";
+    const SKIP_REASONS: &'static [&'static str] = &["stale"];
+
+    fn decode(&self, record: &OwnedMessage) -> Result<Decoded<EnrichedReview>, String> {
+        let ev = decode_one(record)?;
+        Ok(Decoded {
+            key: ev.event_id.to_string(),
+            event: ev,
+        })
     }
 
-    /// Waits for a first record (or shutdown: `None`), then collects more
-    /// until the batch is full or the linger time has passed.
-    async fn next_batch(
-        &self,
-        consumer: &RecommenderConsumer,
-        shutdown: &Shutdown,
-    ) -> Option<Vec<OwnedMessage>> {
-        let mut batch = Vec::new();
-        loop {
-            let first = tokio::select! {
-                biased;
-                _ = shutdown.wait() => return None,
-                m = consumer.recv() => m,
-            };
-            match first {
-                Ok(m) => {
-                    batch.push(m.detach());
-                    break;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "poll failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
-        }
-        let until = tokio::time::Instant::now() + self.config.batch_linger();
-        while batch.len() < self.config.batch_size {
-            match tokio::time::timeout_at(until, consumer.recv()).await {
-                Err(_) => break,
-                Ok(Ok(m)) => batch.push(m.detach()),
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "poll failed");
-                    break;
-                }
-            }
-        }
-        Some(batch)
-    }
-
-    /// [`process_batch`](Self::process_batch) traced: one consumer span per
-    /// record, parented to the enricher's producer span (from its headers);
-    /// the batch's work, ending with its Cassandra writes, in one span under
-    /// the first record's span and linked to the others'.
+    /// (a) apply in batch order under the lock, (b) the advanced states to
+    /// the changelog, acknowledged — only then does the runtime mark the
+    /// events done and store their offsets (see the module docs).
     async fn process(
         &self,
-        consumer: &RecommenderConsumer,
-        batch: &[OwnedMessage],
+        batch: Vec<Claimed<EnrichedReview>>,
         shutdown: &Shutdown,
-    ) -> anyhow::Result<Finished> {
-        let spans: Vec<tracing::Span> = batch
-            .iter()
-            .map(|m| trace_context::consumer_span(m, &self.config.group))
-            .collect();
-        self.process_batch(consumer, batch, shutdown)
-            .instrument(trace_context::batch_span("recommend batch", &spans))
-            .await
-    }
-
-    /// One batch, to completion: every record applied, skipped or in the
-    /// DLQ, its advanced states in the changelog, its offset stored — or, at
-    /// shutdown, abandoned explicitly (claims released, no offset stored).
-    async fn process_batch(
-        &self,
-        consumer: &RecommenderConsumer,
-        batch: &[OwnedMessage],
-        shutdown: &Shutdown,
-    ) -> anyhow::Result<Finished> {
-        let started = Instant::now();
-        let mut fates = decode_batch(batch);
-        self.bury(batch, &mut fates).await?;
-        if self.claim(&mut fates, shutdown).await == Finished::Abandoned {
-            // claim_batch has given back the claims it took (none left here).
-            self.abandon(
-                &fates,
-                "shutdown while waiting for claims held elsewhere (own claims released)",
-            )
-            .await;
-            return Ok(Finished::Abandoned);
+    ) -> Result<Vec<Outcome>, Abandoned> {
+        let mut outcomes = Outcomes::default();
+        let mut results = Vec::with_capacity(batch.len());
+        let mut advanced: Vec<(i32, EnrichedReview)> = Vec::new();
+        {
+            let mut st = lock(&self.state);
+            for c in batch {
+                if st.apply(&c.event, c.partition, true, &mut outcomes) {
+                    let ts = c
+                        .timestamp_ms
+                        .unwrap_or_else(|| store::now_micros() / 1_000);
+                    st.direct.entry(c.event.user_id).or_default().push(ts);
+                    advanced.push((c.partition, c.event));
+                    results.push(Outcome::Done);
+                } else {
+                    results.push(Outcome::Skipped("stale"));
+                }
+            }
         }
-        let (advanced, outcomes) = self.apply(batch, &mut fates);
-        let records: Vec<(i32, &EnrichedReview)> =
-            advanced.iter().map(|(p, ev)| (*p, &**ev)).collect();
+        let records: Vec<(i32, &EnrichedReview)> = advanced.iter().map(|(p, e)| (*p, e)).collect();
         let span = tracing::info_span!(
             "changelog.write",
             otel.name = "changelog write",
@@ -782,197 +721,29 @@ impl Recommender {
             messaging.destination.name = %self.changelog_topic,
             cinerec.records = records.len(),
         );
-        // (a) the changelog, then (b) done markers, then (c) offsets.
         match self
             .changelog
-            .write_all(&records, self.config.backoff(), shutdown)
+            .write_all(&records, self.backoff, shutdown)
             .instrument(span)
             .await
         {
-            Ok(bytes) => {
-                telemetry::changelog_written(records.len(), bytes);
-                if !records.is_empty() {
-                    self.moves.direct.notify_one();
-                }
-            }
-            Err(changelog::Abandoned) => {
-                self.abandon(
-                    &fates,
-                    "shutdown while writing the batch's changelog records",
-                )
-                .await;
-                return Ok(Finished::Abandoned);
-            }
+            Ok(bytes) => telemetry::changelog_written(records.len(), bytes),
+            Err(changelog::Abandoned) => return Err(Abandoned),
         }
-        self.mark_done(&fates).await;
         telemetry::events_done(&self.stats, outcomes);
-        store_offsets(consumer, batch);
-        telemetry::batch_done(&self.stats, batch.len(), started.elapsed());
-        Ok(Finished::Done)
+        if !records.is_empty() {
+            self.moves.direct.notify_one();
+        }
+        Ok(results)
     }
 
-    /// Claims every fresh event ([`Cache::claim_batch`]): done before →
-    /// duplicate; held elsewhere → wait (up to twice the in-flight TTL, then
-    /// take it over: the model is idempotent by version); cache unreachable →
-    /// proceed, counted.
-    async fn claim(&self, fates: &mut [Fate], shutdown: &Shutdown) -> Finished {
-        let ttl = self.config.in_flight_ttl();
-        let fresh: Vec<(usize, String)> = fates
-            .iter()
-            .enumerate()
-            .filter_map(|(i, f)| match f {
-                Fate::Fresh(ev) => Some((i, ev.event_id.to_string())),
-                _ => None,
-            })
-            .collect();
-        let keys: Vec<&str> = fresh.iter().map(|(_, k)| k.as_str()).collect();
-        let wait = BatchWait::up_to(ttl * IN_FLIGHT_WAIT_FACTOR);
-        let events = telemetry::ClaimEvents(&self.stats);
-        let settled = match self
-            .cache
-            .claim_batch(&keys, ttl, wait, shutdown.wait(), &events)
-            .await
-        {
-            Ok(Some(settled)) => settled,
-            Ok(None) => return Finished::Abandoned,
-            Err(e) => {
-                // Only a repeated key errors, and decode_batch keeps one record
-                // per event id; proceed rather than stall.
-                telemetry::cache_degraded(&self.stats, keys.len(), &e.to_string());
-                vec![Settled::Claimed { degraded: true }; keys.len()]
-            }
-        };
-        for ((i, _), settled) in fresh.iter().zip(settled) {
-            if let Fate::Fresh(ev) = std::mem::replace(&mut fates[*i], Fate::Duplicate) {
-                fates[*i] = match settled {
-                    Settled::Claimed { .. } => Fate::Claimed(ev),
-                    Settled::AlreadyDone => Fate::Duplicate,
-                };
-            }
-        }
-        Finished::Done
+    fn on_assign(&self, partitions: &[i32]) {
+        self.moves.assigned(partitions);
     }
 
-    /// Applies the claimed events in batch order under the lock: the states
-    /// that advanced (with their source partition) go to the changelog, and
-    /// their users to the next flush with the events' Kafka timestamps.
-    fn apply(
-        &self,
-        batch: &[OwnedMessage],
-        fates: &mut [Fate],
-    ) -> (Vec<(i32, Box<EnrichedReview>)>, Outcomes) {
-        let mut st = lock(&self.state);
-        let mut outcomes = Outcomes::default();
-        let mut advanced = Vec::new();
-        for (m, fate) in batch.iter().zip(fates.iter_mut()) {
-            let ev = match std::mem::replace(fate, Fate::Duplicate) {
-                Fate::Claimed(ev) => ev,
-                Fate::Duplicate => {
-                    outcomes.duplicates += 1;
-                    continue;
-                }
-                other => {
-                    *fate = other;
-                    continue;
-                }
-            };
-            *fate = Fate::Applied {
-                event_id: ev.event_id,
-            };
-            if st.apply(&ev, m.partition(), true, &mut outcomes) {
-                let ts = m
-                    .timestamp()
-                    .to_millis()
-                    .unwrap_or_else(|| store::now_micros() / 1_000);
-                st.direct.entry(ev.user_id).or_default().push(ts);
-                advanced.push((m.partition(), ev));
-            }
-        }
-        (advanced, outcomes)
+    fn on_revoke(&self, partitions: &[i32]) {
+        self.moves.revoked(partitions);
     }
-
-    /// Writes every dead record to the DLQ: the original key and payload,
-    /// the reason and the source position in headers.
-    async fn bury(&self, batch: &[OwnedMessage], fates: &mut [Fate]) -> anyhow::Result<()> {
-        let dlq = DeadLetters {
-            producer: &self.producer,
-            topic: &self.dlq_topic,
-            max_attempts: DLQ_ATTEMPTS,
-        };
-        for (m, fate) in batch.iter().zip(fates.iter_mut()) {
-            let Fate::Dead(error) = &*fate else { continue };
-            dlq.send_with_retries(
-                m,
-                error,
-                None,
-                |failures| self.config.backoff().delay(failures),
-                |failures, e| tracing::warn!(error = %e, failures, "DLQ write failed: retrying"),
-            )
-            .await
-            .map_err(anyhow::Error::msg)?;
-            telemetry::sent_to_dlq(&self.stats, m.partition(), m.offset(), error);
-            *fate = Fate::Buried;
-        }
-        Ok(())
-    }
-
-    /// Gives back the claims this batch took; stores no offset.
-    async fn abandon(&self, fates: &[Fate], why: &str) {
-        let keys: Vec<String> = fates
-            .iter()
-            .filter_map(|f| match f {
-                Fate::Claimed(ev) => Some(ev.event_id.to_string()),
-                Fate::Applied { event_id } => Some(event_id.to_string()),
-                _ => None,
-            })
-            .collect();
-        tracing::info!(
-            records = fates.len(),
-            released = keys.len(),
-            why,
-            "batch abandoned, offsets not stored"
-        );
-        if keys.is_empty() {
-            return;
-        }
-        if let Err(e) = self.cache.release_many(&keys).await {
-            tracing::warn!(error = %e, "releasing the abandoned claims");
-        }
-    }
-
-    /// Marks applied events done in the cache, so redeliveries are skipped.
-    /// A failed write only makes a redelivery find the state stale.
-    async fn mark_done(&self, fates: &[Fate]) {
-        let keys: Vec<String> = fates
-            .iter()
-            .filter_map(|f| match f {
-                Fate::Applied { event_id } => Some(event_id.to_string()),
-                _ => None,
-            })
-            .collect();
-        if keys.is_empty() {
-            return;
-        }
-        match self.cache.commit_many(&keys, self.config.done_ttl()).await {
-            Ok(w) if !w.degraded => {}
-            Ok(_) => tracing::warn!(events = keys.len(), "done markers missed a cache zone"),
-            Err(e) => tracing::warn!(error = %e, "done markers not written"),
-        }
-    }
-}
-
-/// Decodes and validates every record; repeats of an event_id within the
-/// batch are duplicates.
-fn decode_batch(batch: &[OwnedMessage]) -> Vec<Fate> {
-    let mut seen = HashSet::with_capacity(batch.len());
-    batch
-        .iter()
-        .map(|m| match decode_one(m) {
-            Err(error) => Fate::Dead(error),
-            Ok(ev) if seen.insert(ev.event_id) => Fate::Fresh(Box::new(ev)),
-            Ok(_) => Fate::Duplicate,
-        })
-        .collect()
 }
 
 /// One record: an EnrichedReview whose values the model can take, or why not.
@@ -1008,15 +779,6 @@ pub fn review_state(ev: &EnrichedReview) -> ReviewState {
         version: ev.version,
         changed_at_us: ev.changed_at_us,
         deleted,
-    }
-}
-
-fn store_offsets(consumer: &RecommenderConsumer, batch: &[OwnedMessage]) {
-    for m in batch {
-        // rd_kafka_offset_store stores offset + 1: the next to consume.
-        if let Err(e) = consumer.store_offset(m.topic(), m.partition(), m.offset()) {
-            telemetry::offset_store_failed(m.partition(), m.offset(), &e);
-        }
     }
 }
 
@@ -1452,15 +1214,15 @@ fn assert_send(r: Recommender, s: Shutdown) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use uuid::Uuid;
 
-    #[test]
-    fn a_null_rating_is_a_tombstone() {
-        let ev = EnrichedReview {
+    fn event(rating: Option<f32>, version: i64) -> EnrichedReview {
+        EnrichedReview {
             event_id: Uuid::nil(),
             review_id: Uuid::from_u128(9),
-            version: 3,
+            version,
             deleted: false,
-            rating: None,
+            rating,
             user_id: 1,
             movie_id: 2,
             changed_at_us: 10,
@@ -1473,9 +1235,46 @@ mod tests {
             user_preferred_genres: vec![],
             user_tier: cinerec_events::Tier::Free,
             enriched_at_us: 0,
-        };
-        let s = review_state(&ev);
+        }
+    }
+
+    fn record(payload: Option<Vec<u8>>) -> OwnedMessage {
+        OwnedMessage::new(
+            payload,
+            None,
+            "reviews.enriched".into(),
+            rdkafka::Timestamp::NotAvailable,
+            0,
+            0,
+            None,
+        )
+    }
+
+    #[test]
+    fn a_null_rating_is_a_tombstone() {
+        let s = review_state(&event(None, 3));
         assert!(s.deleted);
         assert_eq!((s.review_id, s.version), (9, 3));
+    }
+
+    /// What the runtime dead-letters for the recommender (its DLQ mechanics
+    /// are tested in `stream/tests/poison_to_dlq.rs`): bytes that are no
+    /// EnrichedReview, ratings the model cannot take, versions below 1.
+    #[test]
+    fn decode_refuses_what_the_model_cannot_take() -> anyhow::Result<()> {
+        let ok = event(Some(4.5), 2);
+        assert_eq!(decode_one(&record(Some(ok.encode()?))), Ok(ok));
+        let refused = |r: OwnedMessage| decode_one(&r).err().unwrap_or_default();
+        assert_eq!(refused(record(None)), "empty payload");
+        assert!(
+            refused(record(Some(b"not avro".to_vec()))).starts_with("undecodable EnrichedReview")
+        );
+        for bad in [f32::NAN, -0.5, 5.5, f32::INFINITY] {
+            let e = refused(record(Some(event(Some(bad), 1).encode()?)));
+            assert!(e.starts_with("invalid rating"), "{bad}: {e}");
+        }
+        let e = refused(record(Some(event(Some(4.0), 0).encode()?)));
+        assert!(e.starts_with("invalid version 0"), "{e}");
+        Ok(())
     }
 }

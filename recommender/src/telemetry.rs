@@ -2,25 +2,22 @@
 //! that logs it *and* counts it — in the process's Prometheus metrics
 //! (`/metrics`) and in the [`Stats`] of the instance (what tests read).
 //!
+//! The consumer loop's own counters (events by outcome — `processed`,
+//! `stale`, `duplicate`, `dlq` —, batches, cache degradation, consumer lag)
+//! are the runtime's: `cinerec_stream_*{operator="recommender"}`.
+//!
 //! Metric names (seconds for durations, Prometheus conventions):
 //!
 //! | metric | kind | labels |
 //! | --- | --- | --- |
-//! | `recommender_events_total` | counter | `outcome` = `applied`, `stale`, `duplicate`, `dlq` |
 //! | `recommender_late_events_total` | counter | |
-//! | `recommender_cache_degraded_total` | counter | (claims are also counted by the cache: `cinerec_cache_claims_total{namespace}`) |
-//! | `recommender_held_elsewhere_total` | counter | |
-//! | `recommender_batch_events` | histogram | |
-//! | `recommender_batch_seconds` | histogram | |
 //! | `recommender_cassandra_write_seconds` | histogram | `table` |
 //! | `recommender_cassandra_retries_total` | counter | `table` |
 //! | `recommender_event_latency_seconds` | histogram | Kafka record timestamp of the enriched record → its effects written |
-//! | `recommender_consumer_lag` | gauge | `partition` (librdkafka statistics, every second) |
 //! | `recommender_model_reviews`, `recommender_model_likes`, `recommender_model_pairs` | gauge | |
 //! | `recommender_rebuild_seconds` | gauge | |
 //! | `recommender_refresh_seconds` | histogram | |
 //! | `recommender_refresh_pending` | gauge | `kind` = `users`, `movies` |
-//! | `recommender_offset_store_failures_total` | counter | |
 //! | `recommender_changelog_records_total` | counter | `source` = `written` (this instance's batches), `read` (the replica follower) |
 //! | `recommender_changelog_corrupt_total` | counter | |
 //! | `recommender_serving_rows_total` | counter | `table`, `outcome` = `written`, `unchanged` (equal to the last value durably written: skipped) |
@@ -30,26 +27,14 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-/// Events by outcome.
-pub const EVENTS_TOTAL: &str = "recommender_events_total";
 /// Events behind the trending watermark (still applied to the like model).
 pub const LATE_EVENTS_TOTAL: &str = "recommender_late_events_total";
-/// Claims that went ahead without the cache's full agreement.
-pub const CACHE_DEGRADED_TOTAL: &str = "recommender_cache_degraded_total";
-/// Claim attempts that found the event in flight elsewhere.
-pub const HELD_ELSEWHERE_TOTAL: &str = "recommender_held_elsewhere_total";
-/// Events per batch.
-pub const BATCH_EVENTS: &str = "recommender_batch_events";
-/// Seconds from a batch's first record to its offsets stored.
-pub const BATCH_SECONDS: &str = "recommender_batch_seconds";
 /// One Cassandra write's latency (successful attempt).
 pub const CASSANDRA_WRITE_SECONDS: &str = "recommender_cassandra_write_seconds";
 /// Failed Cassandra write attempts (retried).
 pub const CASSANDRA_RETRIES_TOTAL: &str = "recommender_cassandra_retries_total";
 /// From the enriched record's Kafka timestamp to its effects written.
 pub const EVENT_LATENCY_SECONDS: &str = "recommender_event_latency_seconds";
-/// Consumer lag per partition.
-pub const CONSUMER_LAG: &str = "recommender_consumer_lag";
 /// Reviews the model tracks (tombstones included).
 pub const MODEL_REVIEWS: &str = "recommender_model_reviews";
 /// (user, movie) likes.
@@ -72,60 +57,47 @@ pub const SERVING_ROWS_TOTAL: &str = "recommender_serving_rows_total";
 pub const LEASES_TOTAL: &str = "recommender_leases_total";
 /// Partitions this instance owns (lease held).
 pub const OWNED_PARTITIONS: &str = "recommender_owned_partitions";
-/// Offsets that could not be stored.
-pub const OFFSET_STORE_FAILURES_TOTAL: &str = "recommender_offset_store_failures_total";
 
 /// Registers the counters at 0, so `/metrics` lists every outcome from the
 /// start (a rate over a series that appears late misses its first events).
 pub fn register() {
-    for outcome in ["applied", "stale", "duplicate", "dlq"] {
-        metrics::counter!(EVENTS_TOTAL, "outcome" => outcome).increment(0);
-    }
     metrics::counter!(LATE_EVENTS_TOTAL).increment(0);
-    metrics::counter!(CACHE_DEGRADED_TOTAL).increment(0);
-    metrics::counter!(HELD_ELSEWHERE_TOTAL).increment(0);
-    metrics::counter!(OFFSET_STORE_FAILURES_TOTAL).increment(0);
+    metrics::counter!(CHANGELOG_CORRUPT_TOTAL).increment(0);
 }
 
-/// Counts of one recommender instance (shared with its handle).
+/// Counts of one recommender instance's model and flushes (shared with its
+/// handle; the loop's counts are the runtime's).
 #[derive(Debug, Default)]
 pub struct Stats {
-    /// Events whose state advanced the model and whose effects are written.
+    /// Events whose state advanced the model (in the changelog).
     pub applied: AtomicU64,
     /// Events whose state the model already had (or newer).
     pub stale: AtomicU64,
-    /// Events skipped as already done (cache) or repeated within a batch.
-    pub duplicates: AtomicU64,
-    /// Records sent to the DLQ.
-    pub dlq: AtomicU64,
     /// Events behind the trending watermark.
     pub late: AtomicU64,
-    /// Events processed without the cache's full agreement.
-    pub cache_degraded: AtomicU64,
-    /// Batches whose offsets were stored.
-    pub batches: AtomicU64,
-    /// Refresh ticks completed.
+    /// Flushes completed.
     pub refreshes: AtomicU64,
-    /// Refresh ticks that ended with nothing left dirty.
+    /// Flushes that ended with nothing left dirty.
     pub idle_refreshes: AtomicU64,
 }
 
-/// A point-in-time copy of [`Stats`].
+/// A point-in-time copy of the instance's counters: [`Stats`] and the
+/// runtime's (duplicates, dead letters, batches, cache degraded).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StatsSnapshot {
     /// See [`Stats::applied`].
     pub applied: u64,
     /// See [`Stats::stale`].
     pub stale: u64,
-    /// See [`Stats::duplicates`].
+    /// Events skipped as done before (cache) or repeated within a batch.
     pub duplicates: u64,
-    /// See [`Stats::dlq`].
+    /// Records written to the DLQ.
     pub dlq: u64,
     /// See [`Stats::late`].
     pub late: u64,
-    /// See [`Stats::cache_degraded`].
+    /// Events processed without the cache's full agreement.
     pub cache_degraded: u64,
-    /// See [`Stats::batches`].
+    /// Batches finished.
     pub batches: u64,
     /// See [`Stats::refreshes`].
     pub refreshes: u64,
@@ -141,19 +113,16 @@ impl StatsSnapshot {
 }
 
 impl Stats {
-    /// Reads every counter.
+    /// Reads the model's counters (the runtime's are 0 here).
     pub fn snapshot(&self) -> StatsSnapshot {
         let r = |c: &AtomicU64| c.load(Ordering::Relaxed);
         StatsSnapshot {
             applied: r(&self.applied),
             stale: r(&self.stale),
-            duplicates: r(&self.duplicates),
-            dlq: r(&self.dlq),
             late: r(&self.late),
-            cache_degraded: r(&self.cache_degraded),
-            batches: r(&self.batches),
             refreshes: r(&self.refreshes),
             idle_refreshes: r(&self.idle_refreshes),
+            ..StatsSnapshot::default()
         }
     }
 }
@@ -171,84 +140,26 @@ pub struct Outcomes {
     pub applied: u64,
     /// Not newer than the model's state.
     pub stale: u64,
-    /// Done before or repeated in the batch.
-    pub duplicates: u64,
     /// Behind the trending watermark.
     pub late: u64,
 }
 
-/// A batch's events are written: count them by outcome.
+/// A batch's events are applied (the runtime counts them by outcome too):
+/// the instance's model counters, and late events.
 pub fn events_done(stats: &Stats, o: Outcomes) {
     tracing::debug!(
         applied = o.applied,
         stale = o.stale,
-        duplicates = o.duplicates,
         late = o.late,
-        "batch events"
+        "batch applied"
     );
-    for (outcome, n) in [
-        ("applied", o.applied),
-        ("stale", o.stale),
-        ("duplicate", o.duplicates),
-    ] {
-        if n > 0 {
-            metrics::counter!(EVENTS_TOTAL, "outcome" => outcome).increment(n);
-        }
-    }
     if o.late > 0 {
         tracing::info!(events = o.late, "late events: not counted in trending");
         metrics::counter!(LATE_EVENTS_TOTAL).increment(o.late);
     }
     add(&stats.applied, o.applied);
     add(&stats.stale, o.stale);
-    add(&stats.duplicates, o.duplicates);
     add(&stats.late, o.late);
-}
-
-/// A record went to the DLQ.
-pub fn sent_to_dlq(stats: &Stats, partition: i32, offset: i64, error: &str) {
-    tracing::warn!(partition, offset, error, "record sent to the DLQ");
-    metrics::counter!(EVENTS_TOTAL, "outcome" => "dlq").increment(1);
-    add(&stats.dlq, 1);
-}
-
-/// The cache could not fully record claims; the events are processed anyway.
-pub fn cache_degraded(stats: &Stats, events: usize, why: &str) {
-    tracing::warn!(events, why, "idempotency cache degraded: processing anyway");
-    metrics::counter!(CACHE_DEGRADED_TOTAL).increment(events as u64);
-    add(&stats.cache_degraded, events as u64);
-}
-
-/// Events of the batch are in flight at another consumer (or a dead one):
-/// waiting for their claims.
-pub fn held_elsewhere(events: usize) {
-    tracing::info!(
-        events,
-        "events in flight elsewhere: waiting for their claims"
-    );
-    metrics::counter!(HELD_ELSEWHERE_TOTAL).increment(events as u64);
-}
-
-/// The batch claim's reports ([`cinerec_cache::Cache::claim_batch`]),
-/// counted as above.
-#[derive(Debug)]
-pub struct ClaimEvents<'a>(pub &'a Stats);
-
-impl cinerec_cache::BatchEvents for ClaimEvents<'_> {
-    fn degraded(&self, keys: usize, why: cinerec_cache::DegradedBy) {
-        cache_degraded(self.0, keys, why.as_str());
-    }
-    fn held_elsewhere(&self, keys: usize) {
-        held_elsewhere(keys);
-    }
-}
-
-/// A batch finished: offsets stored.
-pub fn batch_done(stats: &Stats, events: usize, took: Duration) {
-    tracing::debug!(events, took_ms = took.as_millis() as u64, "batch done");
-    metrics::histogram!(BATCH_SECONDS).record(took.as_secs_f64());
-    metrics::histogram!(BATCH_EVENTS).record(events as f64);
-    add(&stats.batches, 1);
 }
 
 /// One Cassandra write landed.
@@ -301,12 +212,6 @@ pub fn refreshed(stats: &Stats, users: usize, movies: usize, left: (usize, usize
     if left == (0, 0) {
         add(&stats.idle_refreshes, 1);
     }
-}
-
-/// An offset could not be stored (its partition moved away meanwhile).
-pub fn offset_store_failed(partition: i32, offset: i64, error: &dyn std::fmt::Display) {
-    tracing::info!(partition, offset, %error, "offset not stored");
-    metrics::counter!(OFFSET_STORE_FAILURES_TOTAL).increment(1);
 }
 
 /// Changelog records this instance's batches wrote (`bytes` encoded).

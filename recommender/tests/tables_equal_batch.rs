@@ -15,8 +15,8 @@ async fn tables_equal_the_batch_recomputation() -> anyhow::Result<()> {
     let mut events = common::history(9, 200, 25, 30);
     events.shuffle(&mut rand::rngs::StdRng::seed_from_u64(3));
     let mut config = world.config();
-    config.batch_size = 5;
-    config.batch_linger_ms = 1;
+    config.kafka.batch_size = 5;
+    config.kafka.batch_linger_ms = 1;
     let (shutdown, handle, task) = world.spawn(config).await?;
     for ev in &events {
         world.publish(ev).await?;

@@ -22,8 +22,8 @@ async fn three_instances_with_a_join_and_a_kill_end_equal_to_batch() -> anyhow::
     let (second, third) = rest.split_at(rest.len() / 2);
     let config = |name: &str| {
         let mut c = world.config();
-        c.batch_size = 10;
-        c.batch_linger_ms = 1;
+        c.kafka.batch_size = 10;
+        c.kafka.batch_linger_ms = 1;
         c.instance = Some(name.to_owned());
         c
     };

@@ -11,8 +11,6 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
-#[cfg(feature = "kafka")]
-pub mod consumer_lag;
 pub mod cql;
 #[cfg(feature = "postgres")]
 pub mod db;

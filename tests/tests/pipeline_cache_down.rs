@@ -96,7 +96,7 @@ async fn run(p: &mut Pipeline, zones: &mut [OwnMemcached; 2]) -> anyhow::Result<
     let degraded_recommender = total(
         p,
         Service::Recommender,
-        "recommender_cache_degraded_total",
+        "cinerec_stream_cache_degraded_total",
         &[],
     )
     .await;

@@ -368,22 +368,22 @@ fn expected() -> Vec<Expect> {
         e(
             Recommender,
             "events applied",
-            "recommender_events_total",
-            &[("outcome", "applied")],
+            "cinerec_stream_events_total",
+            &[("operator", "recommender"), ("outcome", "processed")],
             Moved,
         ),
         e(
             Recommender,
             "events skipped as duplicates",
-            "recommender_events_total",
-            &[("outcome", "duplicate")],
+            "cinerec_stream_events_total",
+            &[("operator", "recommender"), ("outcome", "duplicate")],
             Moved,
         ),
         e(
             Recommender,
             "events sent to the DLQ",
-            "recommender_events_total",
-            &[("outcome", "dlq")],
+            "cinerec_stream_events_total",
+            &[("operator", "recommender"), ("outcome", "dlq")],
             Moved,
         ),
         e(
@@ -403,7 +403,7 @@ fn expected() -> Vec<Expect> {
         e(
             Recommender,
             "consumer lag per partition",
-            "recommender_consumer_lag",
+            "cinerec_stream_consumer_lag",
             &[],
             PerPartition,
         ),
@@ -424,7 +424,7 @@ fn expected() -> Vec<Expect> {
         e(
             Recommender,
             "batch latency",
-            "recommender_batch_seconds_count",
+            "cinerec_stream_batch_seconds_count",
             &[],
             Moved,
         ),
@@ -485,7 +485,7 @@ async fn run(p: &mut Pipeline) -> anyhow::Result<()> {
     // Wait until the last stage has applied something.
     poll(Duration::from_secs(120), Duration::from_secs(1), || async {
         let m = p.scrape(Service::Recommender).await?;
-        let applied = m.sum("recommender_events_total", &[("outcome", "applied")]);
+        let applied = m.sum("cinerec_stream_events_total", &[("outcome", "processed")]);
         Ok(if applied > 0.0 {
             Ok(())
         } else {
@@ -515,11 +515,11 @@ async fn run(p: &mut Pipeline) -> anyhow::Result<()> {
             ),
             (
                 "recommender duplicate",
-                recommender.sum("recommender_events_total", &[("outcome", "duplicate")]),
+                recommender.sum("cinerec_stream_events_total", &[("outcome", "duplicate")]),
             ),
             (
                 "recommender dlq",
-                recommender.sum("recommender_events_total", &[("outcome", "dlq")]),
+                recommender.sum("cinerec_stream_events_total", &[("outcome", "dlq")]),
             ),
         ]
         .into_iter()

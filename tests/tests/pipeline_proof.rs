@@ -144,8 +144,8 @@ async fn run(p: &mut Pipeline) -> anyhow::Result<()> {
     let dlq_recommender = total(
         p,
         Service::Recommender,
-        "recommender_events_total",
-        &[("outcome", "dlq")],
+        "cinerec_stream_events_total",
+        &[("operator", "recommender"), ("outcome", "dlq")],
     )
     .await;
     eprintln!(

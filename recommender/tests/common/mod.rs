@@ -13,13 +13,14 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 use cinerec_events::{EnrichedReview, Tier};
 use cinerec_service_kit::{Shutdown, telemetry};
+use cinerec_stream::{CacheArgs, KafkaArgs};
 use cinerec_tests::{POLL_DEADLINE, Stack, unique_name, unreachable};
 use futures::TryStreamExt;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use recommender::config::CqlConfig;
+use recommender::config::{CACHE, CqlConfig, STREAM};
 use recommender::model::{self, Model, ModelState, ReviewState, TOP_N};
 use recommender::telemetry::StatsSnapshot;
 use recommender::{Config, Handle, Recommender, store};
@@ -96,19 +97,25 @@ impl World {
     /// zones), short in-flight TTL and refresh interval so tests finish fast.
     pub fn config(&self) -> Config {
         Config {
-            brokers: self.stack.kafka_brokers.clone(),
-            group: format!("{}_group", self.name),
-            source_topic: self.topic.clone(),
-            cache_urls: self.stack.memcached_urls.join(","),
-            cache_namespace: format!("rec_{}", self.name),
-            in_flight_ttl_ms: 2_000,
+            kafka: KafkaArgs {
+                brokers: self.stack.kafka_brokers.clone(),
+                group: format!("{}_group", self.name),
+                source_topic: self.topic.clone(),
+                batch_size: 50,
+                batch_linger_ms: 10,
+                ..STREAM.kafka()
+            },
+            cache: CacheArgs {
+                cache_urls: self.stack.memcached_urls.join(","),
+                cache_namespace: format!("rec_{}", self.name),
+                in_flight_ttl_ms: 2_000,
+                ..CACHE.args()
+            },
             cql: CqlConfig {
                 cql_nodes: self.stack.cql_nodes.clone(),
                 keyspace: self.name.clone(),
                 ..CqlConfig::default()
             },
-            batch_size: 50,
-            batch_linger_ms: 10,
             refresh_interval_ms: 200,
             retry_base_ms: 50,
             retry_max_ms: 500,
@@ -186,7 +193,8 @@ impl World {
     pub async fn tables(&self) -> anyhow::Result<ModelState> {
         let config = self.config();
         let mut reader =
-            recommender::changelog::Reader::new(&config.brokers, &config.changelog_topic()).await?;
+            recommender::changelog::Reader::new(&config.kafka.brokers, &config.changelog_topic())
+                .await?;
         let mut m = Model::new();
         reader
             .restore(|r| {
@@ -227,7 +235,8 @@ impl World {
     pub async fn checkpointed(&self) -> anyhow::Result<usize> {
         let config = self.config();
         let mut reader =
-            recommender::changelog::Reader::new(&config.brokers, &config.changelog_topic()).await?;
+            recommender::changelog::Reader::new(&config.kafka.brokers, &config.changelog_topic())
+                .await?;
         Ok(usize::try_from(reader.restore(|_| {}).await?)?)
     }
 

@@ -146,8 +146,8 @@ pub async fn duplicates(p: &Pipeline) -> Duplicates {
         recommender: total(
             p,
             Service::Recommender,
-            "recommender_events_total",
-            &[("outcome", "duplicate")],
+            "cinerec_stream_events_total",
+            &[("operator", "recommender"), ("outcome", "duplicate")],
         )
         .await,
         recommender_cache: total(

@@ -1,6 +1,8 @@
-//! Redelivered events (same event_id) are skipped through the recommender's
-//! cache and counted; an event carrying an older version than the model
-//! holds (a new event_id, so the cache lets it through) has no effect.
+//! What is the recommender's own in dedup (the runtime's claims are tested
+//! in `stream/tests/`): redelivered events are skipped through the
+//! recommender's own cache namespace, and an event carrying an older version
+//! than the model holds (a new event_id, so the cache lets it through) is
+//! stale: no effect on the model or the tables.
 
 mod common;
 
@@ -8,7 +10,7 @@ use common::{World, event};
 use uuid::Uuid;
 
 #[tokio::test]
-async fn duplicates_are_skipped_and_stale_versions_have_no_effect() -> anyhow::Result<()> {
+async fn redeliveries_are_duplicates_and_older_versions_are_stale() -> anyhow::Result<()> {
     let world = World::start("rec_dups", 2).await?;
     let (shutdown, handle, task) = world.spawn(world.config()).await?;
     let r1 = Uuid::new_v4();
@@ -35,7 +37,7 @@ async fn duplicates_are_skipped_and_stale_versions_have_no_effect() -> anyhow::R
     assert_eq!(again.applied, first.applied);
     // The cache counted them too, under the recommender's own namespace.
     let metrics = cinerec_service_kit::telemetry::metrics_handle().render();
-    let namespace = world.config().cache_namespace;
+    let namespace = world.config().cache.cache_namespace;
     let line = metrics
         .lines()
         .find(|l| {
@@ -50,7 +52,9 @@ async fn duplicates_are_skipped_and_stale_versions_have_no_effect() -> anyhow::R
         "cache claims: {line:?}"
     );
     assert!(
-        metrics.contains("recommender_events_total{outcome=\"duplicate\"}"),
+        metrics.contains(
+            "cinerec_stream_events_total{operator=\"recommender\",outcome=\"duplicate\"}"
+        ),
         "{metrics}"
     );
 

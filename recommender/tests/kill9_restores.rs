@@ -15,12 +15,15 @@ use tokio::process::{Child, Command};
 fn spawn(config: &recommender::Config, admin: &str) -> anyhow::Result<Child> {
     Ok(Command::new(env!("CARGO_BIN_EXE_recommender"))
         .arg("run")
-        .args(["--brokers", &config.brokers])
-        .args(["--group", &config.group])
-        .args(["--source-topic", &config.source_topic])
-        .args(["--cache-urls", &config.cache_urls])
-        .args(["--cache-namespace", &config.cache_namespace])
-        .args(["--in-flight-ttl-ms", &config.in_flight_ttl_ms.to_string()])
+        .args(["--brokers", &config.kafka.brokers])
+        .args(["--group", &config.kafka.group])
+        .args(["--source-topic", &config.kafka.source_topic])
+        .args(["--cache-urls", &config.cache.cache_urls])
+        .args(["--cache-namespace", &config.cache.cache_namespace])
+        .args([
+            "--in-flight-ttl-ms",
+            &config.cache.in_flight_ttl_ms.to_string(),
+        ])
         .args(["--cql-nodes", &config.cql.cql_nodes.join(",")])
         .args(["--keyspace", &config.cql.keyspace])
         .args(["--batch-size", "5", "--batch-linger-ms", "1"])
