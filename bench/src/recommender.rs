@@ -362,8 +362,27 @@ async fn step(args: &RecommenderArgs, n: usize, logs: &Path) -> anyhow::Result<S
         )
         .await?;
     }
-    // Let the group settle (cooperative rebalances, leases taken).
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Let the group settle: cooperative rebalances take two rounds; load
+    // only once every partition's lease is held and has been for 2 s (a
+    // step that starts mid-rebalance measures the handover, not the rate).
+    let settling = Instant::now();
+    let mut settled_since: Option<Instant> = None;
+    loop {
+        let owned = sum(&scrape(&instances).await?, "recommender_owned_partitions");
+        if owned >= f64::from(PARTITIONS) {
+            let since = *settled_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= Duration::from_secs(2) {
+                break;
+            }
+        } else {
+            settled_since = None;
+        }
+        anyhow::ensure!(
+            settling.elapsed() < Duration::from_secs(120),
+            "the group did not settle: {owned} of {PARTITIONS} partitions leased"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let mut watched: Vec<Watched> = instances
         .iter()
         .enumerate()
