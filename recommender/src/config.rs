@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use cinerec_stream::{CacheArgs, CacheDefaults, Defaults, KafkaArgs};
+use cinerec_stream::{CacheArgs, CacheDefaults, CqlArgs, Defaults, KafkaArgs};
 
 use crate::store::Backoff;
 use crate::trending::TrendingConfig;
@@ -34,10 +34,6 @@ pub const CACHE: CacheDefaults = CacheDefaults {
     // Longer than any redelivery window.
     done_ttl_secs: 86_400,
 };
-/// Cassandra/ScyllaDB contact points of the local stack.
-pub const DEFAULT_CQL_NODES: &str = "127.0.0.1:19042";
-/// Keyspace of the recommender's tables.
-pub const DEFAULT_KEYSPACE: &str = "recommender";
 /// Replication of the keyspace: one replica locally; a
 /// `NetworkTopologyStrategy` map in production.
 pub const DEFAULT_REPLICATION: &str = "{'class': 'SimpleStrategy', 'replication_factor': 1}";
@@ -64,8 +60,6 @@ pub const DEFAULT_RETRY_BASE_MS: u64 = 100;
 /// Longest backoff of a failed Cassandra write (it is retried forever: the
 /// partition blocks rather than lose an effect).
 pub const DEFAULT_RETRY_MAX_MS: u64 = 5_000;
-/// One Cassandra request's client-side timeout.
-pub const DEFAULT_CQL_TIMEOUT_MS: u64 = 5_000;
 /// Trending window.
 pub const DEFAULT_TRENDING_WINDOW_SECS: u64 = 3_600;
 /// Trending slide (bucket width).
@@ -75,30 +69,31 @@ pub const DEFAULT_TRENDING_LATENESS_SECS: u64 = 120;
 /// Admin port (/healthz, /readyz, /metrics).
 pub const DEFAULT_ADMIN_ADDR: &str = "127.0.0.1:9085";
 
-/// Where the recommender's tables live.
+/// Where the recommender's tables live: the shared CQL flags (rollup reads
+/// the same tables with them) and the replication `migrate` creates the
+/// keyspace with. Reads through to [`CqlArgs`].
 #[derive(Debug, Clone, clap::Args)]
 pub struct CqlConfig {
-    /// Cassandra/ScyllaDB contact points, comma-separated `host:port`.
-    #[arg(long, env = "CINEREC_CQL_NODES", default_value = DEFAULT_CQL_NODES, value_delimiter = ',')]
-    pub cql_nodes: Vec<String>,
-    /// Keyspace of the recommender's tables.
-    #[arg(long, env = "RECOMMENDER_KEYSPACE", default_value = DEFAULT_KEYSPACE)]
-    pub keyspace: String,
+    /// Contact points, keyspace, request timeout (shared with rollup).
+    #[command(flatten)]
+    pub shared: CqlArgs,
     /// Replication map the keyspace is created with (CQL literal).
     #[arg(long, env = "RECOMMENDER_REPLICATION", default_value = DEFAULT_REPLICATION)]
     pub replication: String,
-    /// One request's client-side timeout (ms).
-    #[arg(long, env = "RECOMMENDER_CQL_TIMEOUT_MS", default_value_t = DEFAULT_CQL_TIMEOUT_MS)]
-    pub cql_timeout_ms: u64,
+}
+
+impl std::ops::Deref for CqlConfig {
+    type Target = CqlArgs;
+    fn deref(&self) -> &CqlArgs {
+        &self.shared
+    }
 }
 
 impl Default for CqlConfig {
     fn default() -> CqlConfig {
         CqlConfig {
-            cql_nodes: vec![DEFAULT_CQL_NODES.into()],
-            keyspace: DEFAULT_KEYSPACE.into(),
+            shared: CqlArgs::default(),
             replication: DEFAULT_REPLICATION.into(),
-            cql_timeout_ms: DEFAULT_CQL_TIMEOUT_MS,
         }
     }
 }

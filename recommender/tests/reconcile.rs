@@ -232,8 +232,11 @@ async fn reports_zero_differences_then_exactly_the_tampered_rows() -> anyhow::Re
     store::migrate(&session, &review_cql).await?;
     let reviews = ReviewStore::new(Arc::clone(&session), &review_cql).await?;
     let recommender_cql = CqlConfig {
-        cql_nodes: stack.cql_nodes.clone(),
-        keyspace: ks.clone(),
+        shared: cinerec_stream::CqlArgs {
+            cql_nodes: stack.cql_nodes.clone(),
+            keyspace: ks.clone(),
+            ..cinerec_stream::CqlArgs::default()
+        },
         ..CqlConfig::default()
     };
     recommender::store::migrate(&session, &recommender_cql).await?;

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use cinerec_service_kit::db::{DEFAULT_DATABASE_URL, DEFAULT_POOL_SIZE, DbArgs};
-use cinerec_stream::{Defaults, KafkaArgs};
+use cinerec_stream::{CqlArgs, Defaults, KafkaArgs};
 
 /// The sink's defaults of the runtime's shared Kafka flags (env vars
 /// `ROLLUP_KAFKA_BROKERS`, `ROLLUP_GROUP`, `ROLLUP_SOURCE_TOPIC`, ...). No
@@ -28,10 +28,6 @@ pub const STREAM: Defaults = Defaults {
 };
 /// The PostgreSQL/CockroachDB schema of the rollups (Superset's datasets name it).
 pub const DEFAULT_SCHEMA: &str = "dashboard";
-/// Cassandra/Scylla contact points of the local stack.
-pub const DEFAULT_CQL_NODES: &str = "127.0.0.1:19042";
-/// The recommender's keyspace (same env var as the recommender's).
-pub const DEFAULT_KEYSPACE: &str = "recommender";
 /// How often the recommender's tables are snapshotted.
 pub const DEFAULT_SNAPSHOT_INTERVAL_MS: u64 = 60_000;
 /// How long applied event ids are remembered: longer than any redelivery
@@ -55,12 +51,10 @@ pub struct Config {
     /// Schema of the rollup tables (created with its tables on start).
     #[arg(long, env = "ROLLUP_SCHEMA", default_value = DEFAULT_SCHEMA)]
     pub schema: String,
-    /// Cassandra/Scylla contact points (comma-separated host:port).
-    #[arg(long, env = "ROLLUP_CQL_NODES", default_value = DEFAULT_CQL_NODES, value_delimiter = ',')]
-    pub cql_nodes: Vec<String>,
-    /// The recommender's keyspace.
-    #[arg(long, env = "RECOMMENDER_KEYSPACE", default_value = DEFAULT_KEYSPACE)]
-    pub keyspace: String,
+    /// Where the recommender's serving tables are (the runtime's shared CQL
+    /// flags, as the recommender reads them).
+    #[command(flatten)]
+    pub cql: CqlArgs,
     /// Snapshot interval of recommendations_by_user and trending_by_genre (ms).
     #[arg(long, env = "ROLLUP_SNAPSHOT_INTERVAL_MS", default_value_t = DEFAULT_SNAPSHOT_INTERVAL_MS,
           value_parser = clap::value_parser!(u64).range(100..))]
@@ -84,8 +78,7 @@ impl Default for Config {
                 db_pool_size: DEFAULT_POOL_SIZE,
             },
             schema: DEFAULT_SCHEMA.to_owned(),
-            cql_nodes: vec![DEFAULT_CQL_NODES.to_owned()],
-            keyspace: DEFAULT_KEYSPACE.to_owned(),
+            cql: CqlArgs::default(),
             snapshot_interval_ms: DEFAULT_SNAPSHOT_INTERVAL_MS,
             dedup_retention_hours: DEFAULT_DEDUP_RETENTION_HOURS,
             history_retention_hours: DEFAULT_HISTORY_RETENTION_HOURS,

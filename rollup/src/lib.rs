@@ -190,7 +190,7 @@ async fn snapshot_loop(config: Config, store: Store, stats: Arc<Stats>, shutdown
             _ = tick.tick() => false,
         };
         if session.is_none() {
-            match snapshot::connect(&config.cql_nodes).await {
+            match snapshot::connect(&config.cql.cql_nodes).await {
                 Ok(s) => session = Some(s),
                 Err(e) => {
                     telemetry::snapshot_failed(&stats, &e);
@@ -207,7 +207,7 @@ async fn snapshot_loop(config: Config, store: Store, stats: Arc<Stats>, shutdown
         // interval (a restart) replaces the first instead of adding to it.
         let at = now - now.rem_euclid(interval_us);
         let outcome = async {
-            let snap = snapshot::read(s, &config.keyspace).await?;
+            let snap = snapshot::read(s, &config.cql.keyspace).await?;
             store.write_snapshot(&snap, at).await?;
             store
                 .prune(config.dedup_retention_hours, config.history_retention_hours)

@@ -11,8 +11,8 @@ use common::{World, base_minute, event, eventually};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recommendations_and_trending_are_snapshotted() {
     let world = World::new("rollup_snap").await;
-    let ks = world.config.keyspace.clone();
-    let session = rollup::snapshot::connect(&world.config.cql_nodes)
+    let ks = world.config.cql.keyspace.clone();
+    let session = rollup::snapshot::connect(&world.config.cql.cql_nodes)
         .await
         .expect("Cassandra (dev/stack up)");
     for ddl in rollup::snapshot::contract_ddl(&ks).expect("ddl") {

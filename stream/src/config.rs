@@ -90,6 +90,41 @@ impl CacheArgs {
     }
 }
 
+/// Cassandra/ScyllaDB contact points of the local stack.
+pub const DEFAULT_CQL_NODES: &str = "127.0.0.1:19042";
+/// The recommender's keyspace: where it writes its serving tables and
+/// rollup reads them.
+pub const DEFAULT_SERVING_KEYSPACE: &str = "recommender";
+/// One CQL request's client-side timeout (ms).
+pub const DEFAULT_CQL_TIMEOUT_MS: u64 = 5_000;
+
+/// The shared CQL flags of the consumers that touch the recommender's
+/// serving tables: the recommender (writes them) and rollup (snapshots them).
+/// One env var each, the same in every process (`CINEREC_CQL_NODES`,
+/// `RECOMMENDER_KEYSPACE`, `CINEREC_CQL_TIMEOUT_MS`).
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct CqlArgs {
+    /// Cassandra/ScyllaDB contact points, comma-separated `host:port`.
+    #[arg(long, env = "CINEREC_CQL_NODES", default_value = DEFAULT_CQL_NODES, value_delimiter = ',')]
+    pub cql_nodes: Vec<String>,
+    /// Keyspace of the recommender's serving tables.
+    #[arg(long, env = "RECOMMENDER_KEYSPACE", default_value = DEFAULT_SERVING_KEYSPACE)]
+    pub keyspace: String,
+    /// One request's client-side timeout (ms).
+    #[arg(long, env = "CINEREC_CQL_TIMEOUT_MS", default_value_t = DEFAULT_CQL_TIMEOUT_MS)]
+    pub cql_timeout_ms: u64,
+}
+
+impl Default for CqlArgs {
+    fn default() -> CqlArgs {
+        CqlArgs {
+            cql_nodes: vec![DEFAULT_CQL_NODES.to_owned()],
+            keyspace: DEFAULT_SERVING_KEYSPACE.to_owned(),
+            cql_timeout_ms: DEFAULT_CQL_TIMEOUT_MS,
+        }
+    }
+}
+
 /// One consumer's defaults of the shared flags: a `const` in its crate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Defaults {

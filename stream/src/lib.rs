@@ -6,7 +6,7 @@
 //! offsets — and a consumer implements only its effect, as the hooks of
 //! [`Operator`]. The enricher and rollup run on it.
 //!
-//! * [`config`] — the shared Kafka and cache flags, with per-consumer
+//! * [`config`] — the shared Kafka, cache and CQL flags, with per-consumer
 //!   `const` defaults.
 //! * [`operator`] — the trait and what passes through it.
 //! * [`runtime`] — the loop.
@@ -61,7 +61,7 @@ pub mod operator;
 pub mod runtime;
 pub mod telemetry;
 
-pub use config::{CacheArgs, CacheDefaults, Defaults, KafkaArgs};
+pub use config::{CacheArgs, CacheDefaults, CqlArgs, Defaults, KafkaArgs};
 pub use error::Error;
 pub use operator::{Abandoned, Claimed, Decoded, Operator, Outcome};
 pub use runtime::{Config, Handle, Runtime};

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 use cinerec_events::{EnrichedReview, Tier};
 use cinerec_service_kit::{Shutdown, telemetry};
-use cinerec_stream::{CacheArgs, KafkaArgs};
+use cinerec_stream::{CacheArgs, CqlArgs, KafkaArgs};
 use cinerec_tests::{POLL_DEADLINE, Stack, unique_name, unreachable};
 use futures::TryStreamExt;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -77,8 +77,11 @@ impl World {
             .set("message.timeout.ms", "30000")
             .create()?;
         let cql = CqlConfig {
-            cql_nodes: stack.cql_nodes.clone(),
-            keyspace: name.clone(),
+            shared: CqlArgs {
+                cql_nodes: stack.cql_nodes.clone(),
+                keyspace: name.clone(),
+                ..CqlArgs::default()
+            },
             ..CqlConfig::default()
         };
         let session = store::connect(&cql)
@@ -112,8 +115,11 @@ impl World {
                 ..CACHE.args()
             },
             cql: CqlConfig {
-                cql_nodes: self.stack.cql_nodes.clone(),
-                keyspace: self.name.clone(),
+                shared: CqlArgs {
+                    cql_nodes: self.stack.cql_nodes.clone(),
+                    keyspace: self.name.clone(),
+                    ..CqlArgs::default()
+                },
                 ..CqlConfig::default()
             },
             refresh_interval_ms: 200,

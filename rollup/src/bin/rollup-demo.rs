@@ -32,7 +32,7 @@ struct Args {
     #[arg(long, required_unless_present = "drop", default_value = "")]
     topic: String,
     /// Cassandra contact points.
-    #[arg(long, env = "ROLLUP_CQL_NODES", default_value = rollup::config::DEFAULT_CQL_NODES, value_delimiter = ',')]
+    #[arg(long, env = "CINEREC_CQL_NODES", default_value = cinerec_stream::config::DEFAULT_CQL_NODES, value_delimiter = ',')]
     cql_nodes: Vec<String>,
     /// Keyspace to write the recommender's contract tables into (created if missing).
     #[arg(long)]

@@ -37,8 +37,11 @@ impl World {
                 ..rollup::config::STREAM.kafka()
             },
             schema: name.clone(),
-            cql_nodes: stack.cql_nodes.clone(),
-            keyspace: name.clone(),
+            cql: cinerec_stream::CqlArgs {
+                cql_nodes: stack.cql_nodes.clone(),
+                keyspace: name.clone(),
+                ..cinerec_stream::CqlArgs::default()
+            },
             snapshot_interval_ms: 300,
             ..Config::default()
         };
