@@ -1,11 +1,14 @@
-//! The recommender's loop, as a keyed stream processor: restore the model
-//! from the changelog, then poll batches of `reviews.enriched` → decode
-//! (poison → DLQ) → claim each `event_id` in the recommender's own cache →
-//! apply to the in-process [`Model`] → append the states that advanced to
-//! the changelog and wait for their acks → mark the events done → store the
-//! offsets. Beside it, a **follower** applies every instance's changelog
-//! records (the model is a full replica on each instance), and a **flush**
-//! task writes the serving rows this instance owns, coalesced.
+//! The recommender as a keyed stream processor: restore the model from the
+//! changelog, then run the [`Recommend`] operator on the at-least-once
+//! runtime (`cinerec-stream`), which polls batches of `reviews.enriched` →
+//! decodes (poison → DLQ) → claims each `event_id` in the recommender's own
+//! cache → hands them to the operator: apply to the in-process [`Model`] →
+//! append the states that advanced to the changelog and wait for their acks
+//! → then the runtime marks the events done and stores the offsets. Beside
+//! it, a **follower** applies every other instance's changelog records (the
+//! model is a full replica on each instance), and two **flush** tasks write
+//! the serving rows this instance owns, coalesced: a batch's own users at
+//! once, the background refresh on the tick.
 //!
 //! # Why a crash neither loses nor doubles an effect
 //!
