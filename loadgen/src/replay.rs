@@ -18,7 +18,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
@@ -227,12 +227,34 @@ fn delivered(
     }
 }
 
+/// How long a metadata or watermark request is retried while the broker
+/// answers with a transient error (a partition without a leader right after
+/// a broker restart: `NotLeaderForPartition`, `LeaderNotAvailable`).
+const TRANSIENT_DEADLINE: Duration = Duration::from_secs(60);
+
+/// `f` again every 500 ms while it fails, for up to [`TRANSIENT_DEADLINE`];
+/// then its last error.
+async fn transient<T>(mut f: impl FnMut() -> KafkaResult<T>) -> KafkaResult<T> {
+    let until = tokio::time::Instant::now() + TRANSIENT_DEADLINE;
+    loop {
+        match f() {
+            Ok(t) => return Ok(t),
+            Err(e) if tokio::time::Instant::now() < until => {
+                tracing::warn!(error = %e, "replay: broker not ready, retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Each partition's `[from, to)`, fixed now: never past the current end.
 async fn ranges(
     consumer: &StreamConsumer,
     config: &ReplayConfig,
 ) -> Result<BTreeMap<i32, (i64, i64)>, ReplayError> {
-    let metadata = consumer.fetch_metadata(Some(&config.topic), METADATA_TIMEOUT)?;
+    let metadata =
+        transient(|| consumer.fetch_metadata(Some(&config.topic), METADATA_TIMEOUT)).await?;
     let topic = metadata
         .topics()
         .iter()
@@ -254,7 +276,8 @@ async fn ranges(
     };
     let mut out = BTreeMap::new();
     for p in wanted {
-        let (low, high) = consumer.fetch_watermarks(&config.topic, p, METADATA_TIMEOUT)?;
+        let (low, high) =
+            transient(|| consumer.fetch_watermarks(&config.topic, p, METADATA_TIMEOUT)).await?;
         let from = match config.start {
             ReplayStart::Offset(o) => o.max(low),
             ReplayStart::Last(n) => high

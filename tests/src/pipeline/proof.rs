@@ -197,7 +197,17 @@ pub async fn settle(
     let mut said = Instant::now();
     let (mut fewest, mut progressed) = (usize::MAX, Instant::now());
     loop {
-        let states = review_states(p).await?;
+        // A read that fails (the broker just restarted, a partition has no
+        // leader yet) is "not yet", polled again like any other.
+        let states = match review_states(p).await {
+            Ok(states) => states,
+            Err(e) if started.elapsed() < deadline => {
+                eprintln!("settling: reading the changelog failed ({e:#}); retrying");
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         let unreflected = unreflected(acked, &states);
         let reconciled = if unreflected.is_empty() {
             Some(p.reconcile().await?)
