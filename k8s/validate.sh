@@ -22,6 +22,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 K8S_VERSION=${K8S_VERSION:-1.33.0}               # K3S v1.33 line
 KUBERNETES_VALIDATE_VERSION=1.37.0
 KUSTOMIZE_VERSION=v5.5.0
+ARGOCD_VERSION=v3.5.7                           # its manifests/crds/application-crd.yaml
 CACHE=${CINEREC_CACHE:-$HOME/.cache/cinerec}
 VENV=$CACHE/venv-k8s
 BIN=$CACHE/bin
@@ -117,5 +118,16 @@ assert not missing, f"dashboard/bundle files missing from superset-bundle in {ku
 assert not extra, f"superset-bundle lists files dashboard/bundle lacks: {extra}"
 print(f"k8s/validate: superset-bundle ConfigMap carries all {len(files)} files of dashboard/bundle")
 PY
+
+# --- the Application against Argo CD's own CRD schema; sync waves and hooks ----
+crd=$CACHE/argocd-$ARGOCD_VERSION/application-crd.yaml
+if [ ! -s "$crd" ]; then
+  say "fetching Argo CD $ARGOCD_VERSION's Application CRD (go mod download)"
+  dir=$(cd "$out" && GOFLAGS=-mod=mod GOTOOLCHAIN=local go mod download -json "github.com/argoproj/argo-cd/v3@$ARGOCD_VERSION" \
+    | "$VENV/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+  mkdir -p "$(dirname "$crd")"
+  cp "$dir/manifests/crds/application-crd.yaml" "$crd.tmp" && mv "$crd.tmp" "$crd"
+fi
+"$VENV/bin/python" check_argocd.py "$crd" argocd/application.yaml "$out/overlays-k3s.yaml"
 
 say "OK"
