@@ -24,6 +24,7 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use cinerec_events::{EnrichedReview, ReviewChanged, Tier};
+use cinerec_service_kit::clock::now_micros;
 use cinerec_service_kit::kafka::dlq;
 use cinerec_service_kit::{Shutdown, trace_context};
 use cinerec_stream::{Abandoned, Claimed, Decoded, Operator, Outcome, Runtime};
@@ -359,13 +360,6 @@ fn output_trace_headers(m: &OwnedMessage, publish: &tracing::Span) -> OwnedHeade
 fn unique<T: Copy + Eq + std::hash::Hash>(items: impl Iterator<Item = T>) -> Vec<T> {
     let mut seen = HashSet::new();
     items.filter(|i| seen.insert(*i)).collect()
-}
-
-fn now_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
 }
 
 /// The loop must be spawnable on a multi-threaded runtime.

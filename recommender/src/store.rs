@@ -129,13 +129,8 @@ pub async fn migrate(session: &Session, config: &CqlConfig) -> Result<(), StoreE
     Ok(())
 }
 
-/// Wall clock, µs since the epoch.
-pub fn now_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
+/// Wall clock, µs since the epoch (the one in service-kit).
+pub use cinerec_service_kit::clock::now_micros;
 
 /// One serving row, whole (the absolute value: writing it twice is harmless).
 #[derive(Debug, Clone, PartialEq)]

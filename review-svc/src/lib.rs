@@ -31,9 +31,4 @@ pub mod store;
 
 /// Microseconds since the Unix epoch on this host's clock: the unit of every
 /// timestamp review-svc stores (`changed_at` orders the change log).
-pub fn now_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
-}
+pub use cinerec_service_kit::clock::now_micros;

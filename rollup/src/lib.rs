@@ -23,7 +23,7 @@ pub mod store;
 pub mod telemetry;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use cinerec_events::EnrichedReview;
 use cinerec_service_kit::Shutdown;
@@ -170,11 +170,7 @@ impl Operator for Roll {
     }
 }
 
-fn now_us() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
-}
+use cinerec_service_kit::clock::now_micros as now_us;
 
 async fn snapshot_loop(config: Config, store: Store, stats: Arc<Stats>, shutdown: Shutdown) {
     let interval = config.snapshot_interval();

@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod clock;
 pub mod cql;
 #[cfg(feature = "postgres")]
 pub mod db;
