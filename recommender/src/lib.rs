@@ -28,6 +28,7 @@ pub mod changelog;
 pub mod config;
 pub mod kafka;
 pub mod model;
+pub mod oracle;
 pub mod ownership;
 pub mod pipeline;
 pub mod reconcile;
