@@ -10,9 +10,10 @@
 #   docker build --target enricher    -t cinerec/enricher:0.1.0 .
 #   docker build --target recommender -t cinerec/recommender:0.1.0 .
 #   docker build --target rollup      -t cinerec/rollup:0.1.0 .
+#   docker build --target stream-lag  -t cinerec/stream-lag:0.1.0 .
 #
 # (k8s/README.md: importing them into K3S.) BuildKit builds only the stages a
-# target needs, and the build stage is shared, so the six images cost one
+# target needs, and the build stage is shared, so the seven images cost one
 # compilation.
 
 ARG RUST_VERSION=1.95
@@ -32,10 +33,11 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked \
       --bin movie-svc --bin user-svc --bin review-svc --bin enricher --bin recommender \
-      --bin rollup \
+      --bin rollup --bin stream-lag \
  && mkdir -p /out \
  && cp target/release/movie-svc target/release/user-svc target/release/review-svc \
-       target/release/enricher target/release/recommender target/release/rollup /out/
+       target/release/enricher target/release/recommender target/release/rollup \
+       target/release/stream-lag /out/
 
 # Shared runtime: glibc, libz and libgcc_s (all in the slim image), CA
 # certificates for TLS endpoints, and an unprivileged user whose numeric id
@@ -102,3 +104,12 @@ ENV CINEREC_ADMIN_ADDR=0.0.0.0:9086
 EXPOSE 9086
 ENTRYPOINT ["/usr/local/bin/rollup"]
 CMD ["run"]
+
+# The consumer groups' lag from the broker (committed offsets against the
+# watermarks), for Prometheus' ConsumerLagHigh alert; groups from the
+# environment (STREAM_LAG_GROUPS, k8s ConfigMap).
+FROM runtime AS stream-lag
+COPY --from=build /out/stream-lag /usr/local/bin/stream-lag
+ENV CINEREC_ADMIN_ADDR=0.0.0.0:9087
+EXPOSE 9087
+ENTRYPOINT ["/usr/local/bin/stream-lag"]

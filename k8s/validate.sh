@@ -8,7 +8,9 @@
 #   3. runs check_workloads.py: probes, requests/limits, labels, sync waves;
 #   4. checks that the Argo CD Application points at a directory that renders;
 #   5. checks that the superset-bundle ConfigMap lists every file of
-#      dashboard/bundle/ (configMapGenerator takes no globs).
+#      dashboard/bundle/ (configMapGenerator takes no globs);
+#   6. runs `promtool check config` on the rendered prometheus ConfigMap (its
+#      prometheus.yml and the rules.yml generated from dev/prometheus/).
 # Renders with --load-restrictor LoadRestrictionsNone: the bundle ConfigMap is
 # generated from dashboard/bundle/, outside k8s/ (base/superset/kustomization.yaml).
 # Installs what it lacks, idempotently, under $HOME/.cache/cinerec:
@@ -129,5 +131,32 @@ if [ ! -s "$crd" ]; then
   cp "$dir/manifests/crds/application-crd.yaml" "$crd.tmp" && mv "$crd.tmp" "$crd"
 fi
 "$VENV/bin/python" check_argocd.py "$crd" argocd/application.yaml "$out/overlays-k3s.yaml"
+
+# --- the cluster's Prometheus config and rules, as rendered -------------------------
+# The prometheus ConfigMap (configMapGenerator over base/prometheus/prometheus.yml
+# and dev/prometheus/rules.yml) written out as Prometheus reads it, then promtool.
+command -v promtool >/dev/null 2>&1 || {
+  say "installing promtool (Debian package prometheus)"
+  as_root apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+}
+prom=$out/prometheus
+mkdir -p "$prom"
+"$VENV/bin/python" - "$out/overlays-k3s.yaml" "$prom" <<'PY'
+import os, sys, yaml
+cms = [d for d in yaml.safe_load_all(open(sys.argv[1]))
+       if d and d.get("kind") == "ConfigMap" and d["metadata"]["name"].startswith("prometheus-")]
+assert len(cms) == 1, f"expected one generated prometheus ConfigMap, found {len(cms)}"
+data = cms[0]["data"]
+assert set(data) == {"prometheus.yml", "rules.yml"}, f"prometheus ConfigMap keys: {sorted(data)}"
+for name, text in data.items():
+    with open(os.path.join(sys.argv[2], name), "w") as f:
+        f.write(text)
+print(f"k8s/validate: {cms[0]['metadata']['name']} carries prometheus.yml and rules.yml")
+PY
+promtool check config "$prom/prometheus.yml"
+cmp -s "$prom/rules.yml" ../dev/prometheus/rules.yml || {
+  echo "k8s/validate: the cluster's rules.yml differs from dev/prometheus/rules.yml" >&2
+  exit 1
+}
 
 say "OK"

@@ -12,6 +12,7 @@
 //! * [`runtime`] — the loop.
 //! * [`consumer`] — the Kafka consumer: stored-offsets-only commits,
 //!   rebalance hooks, lag.
+//! * [`lag`] — group lag measured from the broker (the `stream-lag` binary).
 //! * [`telemetry`] — each notable occurrence, logged and counted with the
 //!   operator's name as a label.
 //!
@@ -57,6 +58,7 @@
 pub mod config;
 pub mod consumer;
 pub mod error;
+pub mod lag;
 pub mod operator;
 pub mod runtime;
 pub mod telemetry;
