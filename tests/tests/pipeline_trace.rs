@@ -13,6 +13,10 @@
 //! - the recommender's spans descend from the enricher's producer span;
 //! - every span of the trace reaches the HTTP server span through its
 //!   parents: nothing is orphaned or in another trace.
+//!
+//! Jaeger forwards every span it receives to the stack's Zipkin (the trace
+//! web UI, Lens); the test then reads the same trace through Zipkin's
+//! `/api/v2/trace/<id>` and checks it the same way, span for span.
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
@@ -26,14 +30,20 @@ use tokio::net::TcpStream;
 
 /// Jaeger's query API when `dev/stack env` is not in the environment.
 const DEFAULT_JAEGER: &str = "127.0.0.1:17686";
+/// Zipkin's API (and Lens UI) when `dev/stack env` is not in the environment.
+const DEFAULT_ZIPKIN: &str = "127.0.0.1:19411";
+/// How long Zipkin may lag behind Jaeger: Jaeger's exporter to it sends the
+/// same batches as it stores, so a few seconds at most.
+const ZIPKIN_DEADLINE: Duration = Duration::from_secs(30);
 /// Jaeger's OTLP/HTTP receiver when `dev/stack env` is not in the environment.
 const DEFAULT_OTLP: &str = "http://127.0.0.1:14318";
 /// How long the trace may take to be complete in Jaeger: the pipeline's
 /// own latency plus each service's batch export delay (set to 200 ms here).
 const TRACE_DEADLINE: Duration = Duration::from_secs(90);
 
-/// A span as Jaeger's `/api/traces/<id>` returns it, reduced to what the
-/// assertions read.
+/// A span as Jaeger's `/api/traces/<id>` or Zipkin's `/api/v2/trace/<id>`
+/// returns it, reduced to what the assertions read. Zipkin lower-cases span
+/// names, so names compare without case.
 #[derive(Debug, Clone)]
 struct Span {
     id: String,
@@ -44,12 +54,13 @@ struct Span {
     parent: Option<String>,
 }
 
-fn jaeger_addr() -> anyhow::Result<SocketAddr> {
-    let url = std::env::var("CINEREC_JAEGER_URL").unwrap_or_else(|_| DEFAULT_JAEGER.into());
+/// The address in `var` (`http://ip:port`), or `default`.
+fn addr_from_env(var: &str, default: &str) -> anyhow::Result<SocketAddr> {
+    let url = std::env::var(var).unwrap_or_else(|_| default.into());
     let hostport = url.trim_start_matches("http://").trim_end_matches('/');
     hostport
         .parse()
-        .with_context(|| format!("CINEREC_JAEGER_URL {url:?} is not http://ip:port"))
+        .with_context(|| format!("{var} {url:?} is not http://ip:port"))
 }
 
 /// One HTTP/1.0 request (so the answer is never chunked): status and body.
@@ -157,6 +168,59 @@ async fn fetch_trace(jaeger: SocketAddr, trace_id: &str) -> anyhow::Result<Vec<S
     Ok(spans)
 }
 
+/// The spans of `trace_id` Zipkin holds (none yet: empty).
+async fn fetch_zipkin_trace(zipkin: SocketAddr, trace_id: &str) -> anyhow::Result<Vec<Span>> {
+    let (status, body) = http(zipkin, "GET", &format!("/api/v2/trace/{trace_id}"), &[], "").await?;
+    if status == 404 {
+        return Ok(Vec::new());
+    }
+    if status != 200 {
+        bail!("Zipkin answered {status} for trace {trace_id}: {body}");
+    }
+    let json: Value = serde_json::from_str(&body).context("Zipkin's trace JSON")?;
+    let mut spans = Vec::new();
+    for s in json.as_array().into_iter().flatten() {
+        if s["traceId"] != trace_id {
+            bail!("Zipkin returned a span of another trace: {s}");
+        }
+        let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+        spans.push(Span {
+            id: text(&s["id"]),
+            service: text(&s["localEndpoint"]["serviceName"]),
+            name: text(&s["name"]),
+            // Zipkin leaves `kind` out for internal spans.
+            kind: s["kind"]
+                .as_str()
+                .unwrap_or("internal")
+                .to_ascii_lowercase(),
+            parent: s["parentId"].as_str().map(str::to_owned),
+        });
+    }
+    Ok(spans)
+}
+
+/// Polls `fetch` until the trace is complete (nothing `missing`) or
+/// `deadline` passed: the last spans seen and what they still lack.
+async fn poll_trace<F, Fut>(
+    deadline: Duration,
+    root_parent: &str,
+    mut fetch: F,
+) -> anyhow::Result<(Vec<Span>, Vec<String>)>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Vec<Span>>>,
+{
+    let started = Instant::now();
+    loop {
+        let spans = fetch().await?;
+        let left = missing(&spans, root_parent);
+        if left.is_empty() || started.elapsed() > deadline {
+            return Ok((spans, left));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 fn describe(spans: &[Span]) -> String {
     let mut lines: Vec<String> = spans
         .iter()
@@ -248,7 +312,9 @@ fn missing(spans: &[Span], root_parent: &str) -> Vec<String> {
             &|s| {
                 s.service == service
                     && s.kind == "server"
-                    && s.name.ends_with(method)
+                    && s.name
+                        .to_ascii_lowercase()
+                        .ends_with(&method.to_ascii_lowercase())
                     && is(parent_of(s), "enricher", "client")
             },
         );
@@ -275,11 +341,16 @@ fn missing(spans: &[Span], root_parent: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_review_is_one_trace_across_all_five_services() -> anyhow::Result<()> {
-    let jaeger = jaeger_addr()?;
+    let jaeger = addr_from_env("CINEREC_JAEGER_URL", DEFAULT_JAEGER)?;
     let (status, body) = http(jaeger, "GET", "/api/services", &[], "")
         .await
         .with_context(|| format!("Jaeger's query API at {jaeger} (dev/stack up jaeger)"))?;
     anyhow::ensure!(status == 200, "Jaeger /api/services: {status} {body}");
+    let zipkin = addr_from_env("CINEREC_ZIPKIN_URL", DEFAULT_ZIPKIN)?;
+    let (status, body) = http(zipkin, "GET", "/health", &[], "")
+        .await
+        .with_context(|| format!("Zipkin at {zipkin} (dev/stack up zipkin)"))?;
+    anyhow::ensure!(status == 200, "Zipkin /health: {status} {body}");
     let otlp = std::env::var("CINEREC_OTLP_ENDPOINT").unwrap_or_else(|_| DEFAULT_OTLP.into());
 
     let mut config = PipelineConfig::new("pipeline_trace");
@@ -320,17 +391,13 @@ async fn one_review_is_one_trace_across_all_five_services() -> anyhow::Result<()
     );
 
     let started = Instant::now();
-    let (spans, left) = loop {
-        let spans = fetch_trace(jaeger, &trace_id).await?;
-        let left = missing(&spans, &root_parent);
-        if left.is_empty() || started.elapsed() > TRACE_DEADLINE {
-            break (spans, left);
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
+    let (spans, left) = poll_trace(TRACE_DEADLINE, &root_parent, || {
+        fetch_trace(jaeger, &trace_id)
+    })
+    .await?;
     assert!(
         left.is_empty(),
-        "trace {trace_id} after {:?} is missing:\n  {}\nits {} spans:\n{}\n{}",
+        "trace {trace_id} in Jaeger after {:?} is missing:\n  {}\nits {} spans:\n{}\n{}",
         started.elapsed(),
         left.join("\n  "),
         spans.len(),
@@ -338,10 +405,39 @@ async fn one_review_is_one_trace_across_all_five_services() -> anyhow::Result<()
         pipeline.log_tails()
     );
     eprintln!(
-        "trace {trace_id}: {} spans in {:?}\n{}",
+        "trace {trace_id}: {} spans in Jaeger in {:?}\n{}",
         spans.len(),
         started.elapsed(),
         describe(&spans)
+    );
+
+    // The same trace through Zipkin: the same checks, and every span Jaeger
+    // holds is there (Jaeger forwards what it receives; nothing is dropped).
+    let forwarded = Instant::now();
+    let (zipkin_spans, left) = poll_trace(ZIPKIN_DEADLINE, &root_parent, || {
+        fetch_zipkin_trace(zipkin, &trace_id)
+    })
+    .await?;
+    assert!(
+        left.is_empty(),
+        "trace {trace_id} in Zipkin {:?} after Jaeger had it is missing:\n  {}\nits {} spans:\n{}",
+        forwarded.elapsed(),
+        left.join("\n  "),
+        zipkin_spans.len(),
+        describe(&zipkin_spans)
+    );
+    let in_zipkin: BTreeSet<&str> = zipkin_spans.iter().map(|s| s.id.as_str()).collect();
+    let not_forwarded: Vec<&Span> = spans
+        .iter()
+        .filter(|s| !in_zipkin.contains(s.id.as_str()))
+        .collect();
+    assert!(
+        not_forwarded.is_empty(),
+        "spans of trace {trace_id} in Jaeger but not in Zipkin: {not_forwarded:?}"
+    );
+    eprintln!(
+        "trace {trace_id}: {} spans in Zipkin (Lens: http://{zipkin}/zipkin/traces/{trace_id})",
+        zipkin_spans.len()
     );
     pipeline.cleanup().await
 }
