@@ -8,6 +8,12 @@
 //!   only reserves when the previous version is committed (or its writer's
 //!   lease expired). So writes of one review are serialised: versions strictly
 //!   increase, and version `v+1` is reserved only after `v` landed.
+//!   Where no race can happen the LWT is skipped: a create without an
+//!   `Idempotency-Key` gets a fresh random id nobody else knows, so its head
+//!   is written in the commit batch itself (one round trip instead of an LWT
+//!   plus the batch), at a timestamp below every Paxos ballot so later edits'
+//!   LWTs supersede it. A keyed create can race a concurrent retry of the same
+//!   key (one id), so it keeps the LWT.
 //! * `reviews` — every version, partition `review_id`, clustering `version DESC`
 //!   (latest version = first row).
 //! * `reviews_by_user` — `user_id → review_id`, for listing a user's reviews.
@@ -67,6 +73,11 @@ pub const CHANGES_TTL_SECS: u32 = 14 * 24 * 3600;
 pub const IDEMPOTENCY_TTL_SECS: u32 = 24 * 3600;
 /// Largest page of `GET /v1/users/{id}/reviews`.
 pub const MAX_LIST: i32 = 100;
+
+/// Write timestamp of the head cells a create without an Idempotency-Key
+/// writes in its commit batch (see `head_create`): below any Paxos ballot, so
+/// every later LWT on those cells supersedes them.
+const HEAD_CREATE_TIMESTAMP: i64 = 1;
 
 /// Namespace of review ids derived from `(user_id, Idempotency-Key)`, so two
 /// concurrent POSTs with one key race for the same id and exactly one wins.
@@ -292,6 +303,10 @@ struct Reservation {
     created_at: i64,
     content: Option<Content>,
     idempotency: Option<(String, String)>,
+    /// A create whose review id nobody else can know (no Idempotency-Key):
+    /// the head row is written in the commit batch, with this request hash,
+    /// instead of being reserved by a lightweight transaction first.
+    new_head: Option<String>,
 }
 
 /// One row of the change log.
@@ -360,6 +375,7 @@ pub struct WriteOutcome {
 struct Statements {
     head_select: PreparedStatement,
     head_insert: PreparedStatement,
+    head_create: PreparedStatement,
     head_reserve: PreparedStatement,
     review_insert: PreparedStatement,
     change_insert: PreparedStatement,
@@ -476,6 +492,23 @@ impl ReviewStore {
                 ),
                 consistency,
                 false,
+            )
+            .await?,
+            // The head of a review created without an Idempotency-Key, in the
+            // commit batch: no other writer can know a fresh v4 id, so there
+            // is no race to win and no Paxos round to pay. Its cells are the
+            // ones later edits change by LWT, so they are written at the
+            // lowest timestamp: whatever the clocks of this host and of the
+            // coordinator that runs the next edit's Paxos round (its ballot is
+            // its write timestamp), the edit's cells win.
+            head_create: prepare(
+                format!(
+                    "INSERT INTO {ks}.review_heads (review_id, version, changed_at, reserved_at, \
+                     user_id, movie_id, created_at, request_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+                     USING TIMESTAMP {HEAD_CREATE_TIMESTAMP}"
+                ),
+                consistency,
+                true,
             )
             .await?,
             head_reserve: prepare(
@@ -670,13 +703,32 @@ impl ReviewStore {
             content.rating.stars(),
             content.text
         ));
-        let review_id = match idempotency_key {
-            Some(key) => Uuid::new_v5(
-                &IDEMPOTENT_ID_NAMESPACE,
-                format!("{user_id}\n{key}").as_bytes(),
-            ),
-            None => Uuid::new_v4(),
+        let Some(key) = idempotency_key else {
+            // A fresh random id: nobody else can be writing this review, so
+            // the head is created in the commit batch (one round trip).
+            let now = now_micros();
+            return self
+                .commit(Reservation {
+                    review_id: Uuid::new_v4(),
+                    version: 1,
+                    changed_at: now,
+                    prev_changed_at: None,
+                    op: Op::Create,
+                    user_id,
+                    movie_id,
+                    created_at: now,
+                    content: Some(content),
+                    idempotency: None,
+                    new_head: Some(hash),
+                })
+                .await;
         };
+        // Concurrent retries with one key race for this id: the head is
+        // reserved by a lightweight transaction, and exactly one wins.
+        let review_id = Uuid::new_v5(
+            &IDEMPOTENT_ID_NAMESPACE,
+            format!("{user_id}\n{key}").as_bytes(),
+        );
         for attempt in 0..MAX_WRITE_ATTEMPTS {
             let now = now_micros();
             let result = self
@@ -700,6 +752,7 @@ impl ReviewStore {
                         created_at: now,
                         content: Some(content),
                         idempotency: None,
+                        new_head: None,
                     })
                     .await;
             }
@@ -880,6 +933,7 @@ impl ReviewStore {
             created_at: head.created_at,
             content,
             idempotency,
+            new_head: None,
         }))
     }
 
@@ -930,8 +984,33 @@ impl ReviewStore {
         );
         let commit_values = (res.version, deleted, res.review_id);
         let by_user_values = (res.user_id, res.review_id, res.created_at);
-        let outcome = match &res.idempotency {
-            Some((key, hash)) => {
+        let outcome = match (&res.idempotency, &res.new_head) {
+            (_, Some(hash)) => {
+                batch.append_statement(self.st.head_create.clone());
+                let head_values = (
+                    res.review_id,
+                    res.version,
+                    res.changed_at,
+                    res.changed_at,
+                    res.user_id,
+                    res.movie_id,
+                    res.created_at,
+                    hash.as_str(),
+                );
+                self.session
+                    .batch(
+                        &batch,
+                        (
+                            review_values,
+                            change_values,
+                            commit_values,
+                            by_user_values,
+                            head_values,
+                        ),
+                    )
+                    .await
+            }
+            (Some((key, hash)), None) => {
                 batch.append_statement(self.st.idem_insert.clone());
                 self.session
                     .batch(
@@ -952,7 +1031,7 @@ impl ReviewStore {
                     )
                     .await
             }
-            None => {
+            (None, None) => {
                 self.session
                     .batch(
                         &batch,

@@ -55,6 +55,35 @@ struct Args {
     /// Keep the bench keyspace and topics afterwards.
     #[arg(long)]
     keep: bool,
+    /// Send every POST with a fresh `Idempotency-Key` (as loadgen does): a
+    /// keyed create pays a lightweight transaction, an unkeyed one does not.
+    #[arg(long)]
+    idempotency_keys: bool,
+    /// Cassandra's pid (`cut -d' ' -f1 .stack/run/cassandra.pid`): prints its
+    /// CPU time per accepted review over the load.
+    #[arg(long)]
+    cassandra_pid: Option<u32>,
+}
+
+/// CPU seconds (user + system, all threads) `pid` has used, from
+/// `/proc/<pid>/stat` (clock ticks of 1/100 s).
+fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("reading /proc/{pid}/stat"))?;
+    // Fields after the command name, which may contain spaces: state is
+    // field 3, utime 14, stime 15.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .context("/proc/<pid>/stat without a command name")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| -> anyhow::Result<f64> {
+        Ok(fields
+            .get(i - 3)
+            .context("short /proc/<pid>/stat")?
+            .parse::<f64>()?)
+    };
+    Ok((ticks(14)? + ticks(15)?) / 100.0)
 }
 
 fn percentile(sorted: &[u64], p: f64) -> u64 {
@@ -167,13 +196,20 @@ async fn main() -> anyhow::Result<()> {
         config::DEFAULT_JWT_AUDIENCE,
     )
     .mint("bench", &["admin"], Duration::from_secs(3600))?;
+    let cassandra_before = args.cassandra_pid.map(cpu_seconds).transpose()?;
     let started = Instant::now();
     let deadline = started + Duration::from_secs(args.duration_secs);
     let mut clients = tokio::task::JoinSet::new();
     for _ in 0..args.concurrency {
         let token = admin_token.clone();
         let catalog = args.catalog;
-        clients.spawn(client(addr, token, catalog, deadline));
+        clients.spawn(client(
+            addr,
+            token,
+            catalog,
+            deadline,
+            args.idempotency_keys,
+        ));
     }
     let (mut latencies, mut accepted, mut failed) = (Vec::new(), 0_u64, 0_u64);
     while let Some(joined) = clients.join_next().await {
@@ -183,6 +219,10 @@ async fn main() -> anyhow::Result<()> {
         failed += f;
     }
     let elapsed = started.elapsed();
+    let cassandra_cpu = match (args.cassandra_pid, cassandra_before) {
+        (Some(pid), Some(before)) => Some(cpu_seconds(pid)? - before),
+        _ => None,
+    };
 
     // Wait for the relay to publish everything accepted.
     let drain_deadline = Instant::now() + Duration::from_secs(60);
@@ -197,8 +237,14 @@ async fn main() -> anyhow::Result<()> {
     lags.sort_unstable();
 
     println!(
-        "review-svc bench: {}s, {} connections, keyspace {name}",
-        args.duration_secs, args.concurrency
+        "review-svc bench: {}s, {} connections, {} creates, keyspace {name}",
+        args.duration_secs,
+        args.concurrency,
+        if args.idempotency_keys {
+            "keyed (Idempotency-Key)"
+        } else {
+            "unkeyed"
+        }
     );
     println!(
         "accepted reviews: {accepted} ({:.0}/s), failed requests: {failed}",
@@ -221,6 +267,13 @@ async fn main() -> anyhow::Result<()> {
         "peak RSS (server + relay + client + consumer): {:.0} MiB",
         peak_rss_mib()
     );
+    if let Some(cpu) = cassandra_cpu {
+        println!(
+            "Cassandra CPU over the load: {cpu:.1} s ({:.0} % of a core), {:.3} ms per accepted review",
+            100.0 * cpu / elapsed.as_secs_f64(),
+            1000.0 * cpu / accepted.max(1) as f64
+        );
+    }
     let metrics = telemetry::metrics_handle().render();
     for line in metrics.lines().filter(|l| {
         !l.starts_with('#')
@@ -257,6 +310,7 @@ async fn client(
     token: String,
     catalog: u64,
     deadline: Instant,
+    idempotency_keys: bool,
 ) -> anyhow::Result<(Vec<u64>, u64, u64)> {
     let stream = tokio::net::TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
@@ -273,7 +327,11 @@ async fn client(
             "text": "benchmark review text of a typical length: the plot held up and the cast was fine",
         })
         .to_string();
-        let request = hyper::Request::post("/v1/reviews")
+        let mut request = hyper::Request::post("/v1/reviews");
+        if idempotency_keys {
+            request = request.header("idempotency-key", uuid::Uuid::new_v4().to_string());
+        }
+        let request = request
             .header("host", "bench")
             .header("content-type", "application/json")
             .header("authorization", &authorization)
