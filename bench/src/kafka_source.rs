@@ -12,6 +12,7 @@
 //! recommendations and trending rewritten). Edits and deletes are not
 //! produced: every event is a creation.
 
+use cinerec_service_kit::clock::now_micros;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -65,13 +66,6 @@ pub struct KafkaSource {
     insert: PreparedStatement,
     producer: FutureProducer,
     topic: String,
-}
-
-fn now_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or_default()
 }
 
 impl std::fmt::Debug for KafkaSource {

@@ -14,6 +14,7 @@
 //! instance joins, the first is SIGKILLed, and the time until the survivor
 //! holds every partition's lease.
 
+use cinerec_service_kit::clock::now_micros;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -234,7 +235,7 @@ impl Events {
         let movie = (self.cdf.partition_point(|c| *c < x) as i64 + 1).min(self.movies);
         let rating =
             [1.0, 2.0, 3.0, 3.5, 4.0, 4.0, 4.5, 5.0, 5.0, 5.0][self.rng.random_range(0..10)];
-        let now = now_us();
+        let now = now_micros();
         EnrichedReview {
             event_id: Uuid::new_v4(),
             review_id: Uuid::new_v4(),
@@ -255,13 +256,6 @@ impl Events {
             enriched_at_us: now,
         }
     }
-}
-
-fn now_us() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or_default()
 }
 
 fn producer(stack: &Stack) -> anyhow::Result<FutureProducer> {

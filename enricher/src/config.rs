@@ -25,7 +25,7 @@ pub const STREAM: Defaults = Defaults {
 /// The enricher's own cache (local zone first), separate from the
 /// recommender's.
 pub const CACHE: CacheDefaults = CacheDefaults {
-    urls: "memcached://127.0.0.1:11311,memcached://127.0.0.1:11312",
+    urls: cinerec_service_kit::defaults::DEFAULT_MEMCACHED_URLS,
     namespace: "enricher",
     // A claim holds an event for one batch with all its retries.
     in_flight_ttl_ms: 30_000,

@@ -74,7 +74,7 @@ struct Args {
     #[arg(long, env = "LOADGEN_REPLAY_TOPIC")]
     replay_topic: Option<String>,
     /// Kafka bootstrap servers of the replay.
-    #[arg(long, env = "CINEREC_KAFKA_BROKERS", default_value = "127.0.0.1:19092")]
+    #[arg(long, env = "CINEREC_KAFKA_BROKERS", default_value = cinerec_service_kit::defaults::DEFAULT_BROKERS)]
     replay_brokers: String,
     /// First offset replayed in each partition (default: the oldest retained).
     #[arg(long, conflicts_with = "replay_last")]

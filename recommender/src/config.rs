@@ -25,7 +25,7 @@ pub const STREAM: Defaults = Defaults {
 };
 /// The recommender's own cache (local zone first), separate from the enricher's.
 pub const CACHE: CacheDefaults = CacheDefaults {
-    urls: "memcached://127.0.0.1:11311,memcached://127.0.0.1:11312",
+    urls: cinerec_service_kit::defaults::DEFAULT_MEMCACHED_URLS,
     namespace: "recommender",
     // A claim holds an event for one batch's changelog write with its
     // retries. A `kill -9` leaves claims behind; a restart waits at most

@@ -37,7 +37,8 @@ use scylla::statement::prepared::PreparedStatement;
 use scylla::value::CqlValue;
 
 use crate::model::{MovieId, UserId};
-use crate::store::{StoreError, now_micros};
+use crate::store::StoreError;
+use cinerec_service_kit::clock::now_micros;
 
 /// Microseconds of one lease generation.
 pub const GENERATION_SPAN_US: i64 = 1 << 40;

@@ -71,6 +71,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use cinerec_events::EnrichedReview;
 use cinerec_service_kit::Shutdown;
+use cinerec_service_kit::clock::now_micros;
 use cinerec_stream::{Abandoned, Claimed, Decoded, Operator, Outcome};
 use futures::FutureExt as _;
 use rdkafka::Message as _;
@@ -704,9 +705,7 @@ impl Operator for Recommend {
             let mut st = lock(&self.state);
             for c in batch {
                 if st.apply(&c.event, c.partition, true, &mut outcomes) {
-                    let ts = c
-                        .timestamp_ms
-                        .unwrap_or_else(|| store::now_micros() / 1_000);
+                    let ts = c.timestamp_ms.unwrap_or_else(|| now_micros() / 1_000);
                     st.direct.entry(c.event.user_id).or_default().push(ts);
                     advanced.push((c.partition, c.event));
                     results.push(Outcome::Done);
@@ -942,7 +941,7 @@ impl Flusher {
         let (direct, latencies) = compute(move || direct_rows(&st)).await?;
         let written = direct.len();
         self.write_rows(direct, stop.clone()).await?;
-        let now_ms = store::now_micros() / 1_000;
+        let now_ms = now_micros() / 1_000;
         for ts in latencies {
             let ms = u64::try_from(now_ms - ts).unwrap_or(0);
             telemetry::event_latency(Duration::from_millis(ms));
@@ -1029,7 +1028,7 @@ impl Flusher {
     }
 
     async fn renew_leases(&self) {
-        let now = store::now_micros();
+        let now = now_micros();
         let due: Vec<i32> = lock(&self.state)
             .own
             .leases
@@ -1074,7 +1073,7 @@ impl Emitter {
                 key,
                 digest,
                 write,
-                ts: lease.timestamp(store::now_micros()),
+                ts: lease.timestamp(now_micros()),
             });
         }
     }

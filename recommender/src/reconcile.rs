@@ -37,6 +37,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use cinerec_service_kit::cql::check_keyspace;
+use cinerec_service_kit::defaults::{DEFAULT_BROKERS, DEFAULT_CQL_NODES};
 use futures::{StreamExt, TryStreamExt};
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
@@ -46,14 +47,10 @@ use uuid::Uuid;
 
 use crate::model::{self, Model, ModelState, MovieId, ReviewState, TOP_N, UserId};
 
-/// Cassandra contact points of the local stack.
-pub const DEFAULT_CQL_NODES: &str = "127.0.0.1:19042";
 /// review-svc's keyspace (its own default).
 pub const DEFAULT_REVIEW_KEYSPACE: &str = "review_svc";
 /// The recommender's keyspace.
 pub const DEFAULT_KEYSPACE: &str = "recommender";
-/// Kafka bootstrap servers of the local stack.
-pub const DEFAULT_BROKERS: &str = "127.0.0.1:19092";
 /// The recommender's changelog topic (its default group's).
 pub const DEFAULT_CHANGELOG_TOPIC: &str = "recommender-review-states-changelog";
 /// Differences printed by default.

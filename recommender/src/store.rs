@@ -129,9 +129,6 @@ pub async fn migrate(session: &Session, config: &CqlConfig) -> Result<(), StoreE
     Ok(())
 }
 
-/// Wall clock, µs since the epoch (the one in service-kit).
-pub use cinerec_service_kit::clock::now_micros;
-
 /// One serving row, whole (the absolute value: writing it twice is harmless).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Write {
@@ -321,7 +318,7 @@ impl Store {
     pub async fn write(&self, w: &Write, ts: i64) -> Result<(), StoreError> {
         let s = &self.session;
         let st = &self.st;
-        let computed_at = now_micros();
+        let computed_at = cinerec_service_kit::clock::now_micros();
         let r = match w {
             Write::Recommendations {
                 user,

@@ -13,6 +13,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use cinerec_events::{EnrichedReview, Tier};
+use cinerec_service_kit::clock::now_micros;
 use cinerec_tests::{Stack, unique_name, unreachable};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -21,7 +22,6 @@ use recommender::model::{self, Difference as ModelDifference, Model, ReviewState
 use recommender::reconcile::{self, Args, Difference, EXIT_ERROR, Mismatch};
 use review_svc::config::CqlArgs;
 use review_svc::model::{Content, Rating, Review};
-use review_svc::now_micros;
 use review_svc::store::{self, ReviewStore};
 use scylla::client::session::Session;
 use uuid::Uuid;

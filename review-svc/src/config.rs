@@ -4,17 +4,14 @@
 
 use std::time::Duration;
 
+use cinerec_service_kit::defaults::{DEFAULT_BROKERS, DEFAULT_CQL_NODES};
 use scylla::statement::{Consistency, SerialConsistency};
 
-/// Cassandra contact points of the local stack.
-pub const DEFAULT_CQL_NODES: &str = "127.0.0.1:19042";
 /// Keyspace holding review-svc's tables.
 pub const DEFAULT_KEYSPACE: &str = "review_svc";
 /// Replication of the keyspace `migrate` creates: one replica locally; a
 /// deployment passes `NetworkTopologyStrategy` with 3 per DC.
 pub const DEFAULT_REPLICATION: &str = "{'class': 'SimpleStrategy', 'replication_factor': 1}";
-/// Kafka bootstrap servers of the local stack.
-pub const DEFAULT_KAFKA_BROKERS: &str = "127.0.0.1:19092";
 /// The change topic (DESIGN.md §2).
 pub const DEFAULT_CHANGES_TOPIC: &str = "reviews.changed";
 /// Partitions `migrate` gives a topic it creates: enough for the enricher
@@ -150,7 +147,7 @@ impl CqlArgs {
 #[derive(Debug, Clone, clap::Args)]
 pub struct KafkaArgs {
     /// Kafka bootstrap servers.
-    #[arg(long, env = "CINEREC_KAFKA_BROKERS", default_value = DEFAULT_KAFKA_BROKERS)]
+    #[arg(long, env = "CINEREC_KAFKA_BROKERS", default_value = DEFAULT_BROKERS)]
     pub kafka_brokers: String,
     /// Topic of change events.
     #[arg(long, env = "REVIEW_SVC_CHANGES_TOPIC", default_value = DEFAULT_CHANGES_TOPIC)]

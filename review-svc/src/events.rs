@@ -127,5 +127,5 @@ pub fn relay_store_error(shard: i32, error: &dyn std::fmt::Display) {
 pub fn checkpoint_saved(shard: i32, position: i64) {
     tracing::trace!(shard, position, "checkpoint saved");
     metrics::gauge!("review_svc_relay_checkpoint_age_seconds", "shard" => shard.to_string())
-        .set((crate::now_micros() - position) as f64 / 1e6);
+        .set((cinerec_service_kit::clock::now_micros() - position) as f64 / 1e6);
 }

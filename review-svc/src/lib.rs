@@ -28,7 +28,3 @@ pub mod recommendations;
 pub mod relay;
 pub mod rpc;
 pub mod store;
-
-/// Microseconds since the Unix epoch on this host's clock: the unit of every
-/// timestamp review-svc stores (`changed_at` orders the change log).
-pub use cinerec_service_kit::clock::now_micros;

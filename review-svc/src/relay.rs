@@ -42,8 +42,9 @@ use uuid::Uuid;
 
 use crate::config::{KafkaArgs, RelayArgs};
 use crate::event::{ChangeOp, ReviewChanged};
+use crate::events;
 use crate::store::{ChangeRow, ReviewStore, StoreError, shard_of};
-use crate::{events, now_micros};
+use cinerec_service_kit::clock::now_micros;
 
 /// How far ahead of this host's clock the fast path looks, for writers
 /// whose clocks run ahead.
@@ -121,9 +122,6 @@ pub async fn ensure_topic(args: &KafkaArgs) -> Result<(), RelayError> {
 pub fn dlq_topic(topic: &str) -> String {
     format!("{topic}.dlq")
 }
-
-/// Header of a DLQ record naming why it could not be published.
-pub const DLQ_ERROR_HEADER: &str = "error";
 
 /// The event of a change row, or why there is none.
 fn encode(row: &ChangeRow) -> Result<Vec<u8>, String> {
@@ -492,7 +490,9 @@ impl ShardRelay {
                 let mut headers = OwnedHeaders::new();
                 if let Some(reason) = &error {
                     headers = headers.insert(Header {
-                        key: DLQ_ERROR_HEADER,
+                        // The header every dead letter of the pipeline
+                        // carries (service-kit's DLQ), so one tool reads all.
+                        key: cinerec_service_kit::kafka::dlq::HEADER_ERROR,
                         value: Some(reason.as_str()),
                     });
                 }

@@ -48,8 +48,9 @@ use scylla::value::{CqlValue, Row};
 use uuid::Uuid;
 
 use crate::config::CqlArgs;
+use crate::events;
 use crate::model::{Content, Op, Review};
-use crate::{events, now_micros};
+use cinerec_service_kit::clock::now_micros;
 
 /// Shards of the change log: the relay tails them in parallel. Part of the
 /// data layout: fixed for the life of a keyspace.

@@ -8,11 +8,12 @@ mod common;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
+use cinerec_service_kit::clock::now_micros;
+use cinerec_service_kit::kafka::dlq::HEADER_ERROR;
 use cinerec_tests::POLL_DEADLINE;
 use common::{Harness, fast_relay, metrics_text, receive_until};
 use rdkafka::message::{Headers, Message};
-use review_svc::now_micros;
-use review_svc::relay::{DLQ_ERROR_HEADER, dlq_topic};
+use review_svc::relay::dlq_topic;
 use review_svc::store::{bucket_of, shard_of};
 use uuid::Uuid;
 
@@ -64,7 +65,7 @@ async fn an_unpublishable_change_goes_to_the_dlq_and_the_rest_flows() -> anyhow:
     assert_eq!(message.key(), Some(poison.to_string().as_bytes()));
     let reason = message
         .headers()
-        .and_then(|hs| hs.iter().find(|hd| hd.key == DLQ_ERROR_HEADER))
+        .and_then(|hs| hs.iter().find(|hd| hd.key == HEADER_ERROR))
         .and_then(|hd| hd.value)
         .context("error header")?;
     assert!(String::from_utf8_lossy(reason).contains("unknown op"));

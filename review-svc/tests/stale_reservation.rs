@@ -7,8 +7,8 @@
 mod common;
 
 use axum::http::{Method, StatusCode};
+use cinerec_service_kit::clock::now_micros;
 use common::{Harness, fast_relay, receive_until};
-use review_svc::now_micros;
 use review_svc::store::RESERVATION_LEASE_MICROS;
 use serde_json::json;
 

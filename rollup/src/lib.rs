@@ -170,7 +170,7 @@ impl Operator for Roll {
     }
 }
 
-use cinerec_service_kit::clock::now_micros as now_us;
+use cinerec_service_kit::clock::now_micros;
 
 async fn snapshot_loop(config: Config, store: Store, stats: Arc<Stats>, shutdown: Shutdown) {
     let interval = config.snapshot_interval();
@@ -198,7 +198,7 @@ async fn snapshot_loop(config: Config, store: Store, stats: Arc<Stats>, shutdown
             }
         }
         let Some(s) = session.as_ref() else { continue };
-        let now = now_us();
+        let now = now_micros();
         // Keyed by the interval's bucket: a snapshot repeated within one
         // interval (a restart) replaces the first instead of adding to it.
         let at = now - now.rem_euclid(interval_us);

@@ -12,8 +12,7 @@ use std::time::Duration;
 use sqlx::Executor;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
-/// The local stack's database.
-pub const DEFAULT_DATABASE_URL: &str = "postgresql://cinerec@127.0.0.1:15432/cinerec";
+pub use crate::defaults::DEFAULT_DATABASE_URL;
 /// Connections per service instance: enough for a few hundred concurrent RPCs
 /// with the read-through cache in front (most calls never reach the database).
 pub const DEFAULT_POOL_SIZE: u32 = 16;

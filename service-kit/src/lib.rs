@@ -15,6 +15,7 @@ pub mod clock;
 pub mod cql;
 #[cfg(feature = "postgres")]
 pub mod db;
+pub mod defaults;
 pub mod http_metrics;
 #[cfg(feature = "kafka")]
 pub mod kafka;

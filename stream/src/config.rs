@@ -13,10 +13,9 @@
 
 use std::time::Duration;
 
+use cinerec_service_kit::defaults::{DEFAULT_BROKERS, DEFAULT_CQL_NODES};
 use clap::{Arg, Command};
 
-/// Kafka bootstrap servers of the local stack.
-pub const DEFAULT_BROKERS: &str = "127.0.0.1:19092";
 /// Events collected into one batch at most.
 pub const DEFAULT_BATCH_SIZE: usize = 500;
 /// Longest wait for more events once a batch has its first.
@@ -90,8 +89,6 @@ impl CacheArgs {
     }
 }
 
-/// Cassandra/ScyllaDB contact points of the local stack.
-pub const DEFAULT_CQL_NODES: &str = "127.0.0.1:19042";
 /// The recommender's keyspace: where it writes its serving tables and
 /// rollup reads them.
 pub const DEFAULT_SERVING_KEYSPACE: &str = "recommender";

@@ -14,20 +14,10 @@ use std::time::Duration;
 
 pub mod pipeline;
 
-/// Default addresses: keep in step with `dev/ports.env`.
-pub const DEFAULT_KAFKA_BROKERS: &str = "127.0.0.1:19092";
-/// Cassandra's native (CQL) port on loopback.
-pub const DEFAULT_CQL_NODES: &str = "127.0.0.1:19042";
-/// The `cinerec` database on the stack's PostgreSQL.
-pub const DEFAULT_DATABASE_URL: &str = "postgresql://cinerec@127.0.0.1:15432/cinerec";
-/// Redis, zone a.
-pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:16379";
-/// Redis, zone b.
-pub const DEFAULT_REDIS2_URL: &str = "redis://127.0.0.1:16380";
-/// memcached, zone a.
-pub const DEFAULT_MEMCACHED_URL: &str = "memcached://127.0.0.1:11311";
-/// memcached, zone b.
-pub const DEFAULT_MEMCACHED2_URL: &str = "memcached://127.0.0.1:11312";
+use cinerec_service_kit::defaults::{
+    DEFAULT_BROKERS, DEFAULT_CQL_NODES, DEFAULT_DATABASE_URL, DEFAULT_MEMCACHED_URL,
+    DEFAULT_MEMCACHED2_URL, DEFAULT_REDIS_URL, DEFAULT_REDIS2_URL,
+};
 
 /// How long a test waits for a condition it polls for (a message to arrive, a
 /// key to expire) before it fails. Generous: CI shares two cores with two JVMs.
@@ -59,7 +49,7 @@ impl Stack {
     /// Reads `CINEREC_*` variables, falling back to `dev/stack`'s fixed ports.
     pub fn from_env() -> Self {
         Stack {
-            kafka_brokers: env_or("CINEREC_KAFKA_BROKERS", DEFAULT_KAFKA_BROKERS),
+            kafka_brokers: env_or("CINEREC_KAFKA_BROKERS", DEFAULT_BROKERS),
             cql_nodes: env_or("CINEREC_CQL_NODES", DEFAULT_CQL_NODES)
                 .split(',')
                 .map(str::to_owned)

@@ -339,11 +339,6 @@ pub fn same_ranking(
     Ok(())
 }
 
-/// Seconds since the epoch now, in µs.
-pub fn now_us() -> i64 {
-    store::now_micros()
-}
-
 /// An enriched event of review `review` (by `user`, of `movie`) at `version`;
 /// `rating` `None` is a deletion.
 pub fn event(
@@ -361,7 +356,7 @@ pub fn event(
         rating,
         user_id: user,
         movie_id: movie,
-        changed_at_us: now_us() + version,
+        changed_at_us: cinerec_service_kit::clock::now_micros() + version,
         movie_title: format!("Movie {movie}"),
         movie_year: 2000,
         movie_genres: vec![GENRES[(movie as usize) % GENRES.len()].to_owned()],
@@ -370,7 +365,7 @@ pub fn event(
         user_zone: "eu".into(),
         user_preferred_genres: vec![GENRES[(user as usize) % GENRES.len()].to_owned()],
         user_tier: Tier::Free,
-        enriched_at_us: now_us(),
+        enriched_at_us: cinerec_service_kit::clock::now_micros(),
     }
 }
 

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bytes::Bytes;
+use cinerec_service_kit::clock::now_micros;
 use cinerec_service_kit::{Shutdown, telemetry};
 use clap::Parser;
 use http_body_util::{BodyExt, Full};
@@ -27,12 +28,12 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use review_svc::api::{self, AppState};
 use review_svc::auth::{Authenticator, Minter};
+use review_svc::config;
 use review_svc::config::{AuthArgs, CqlArgs, KafkaArgs, RelayArgs};
 use review_svc::directory::CatalogDirectory;
 use review_svc::event::ReviewChanged;
 use review_svc::relay::{self, Relay};
 use review_svc::store::{self, ReviewStore};
-use review_svc::{config, now_micros};
 
 /// Benchmark of the review API and its CDC relay.
 #[derive(Debug, Parser)]
@@ -44,10 +45,10 @@ struct Args {
     #[arg(long, default_value_t = 32)]
     concurrency: usize,
     /// Cassandra contact points.
-    #[arg(long, env = "CINEREC_CQL_NODES", default_value = config::DEFAULT_CQL_NODES)]
+    #[arg(long, env = "CINEREC_CQL_NODES", default_value = cinerec_service_kit::defaults::DEFAULT_CQL_NODES)]
     cql_nodes: String,
     /// Kafka bootstrap servers.
-    #[arg(long, env = "CINEREC_KAFKA_BROKERS", default_value = config::DEFAULT_KAFKA_BROKERS)]
+    #[arg(long, env = "CINEREC_KAFKA_BROKERS", default_value = cinerec_service_kit::defaults::DEFAULT_BROKERS)]
     kafka_brokers: String,
     /// Users and movies that exist (ids 1..=N).
     #[arg(long, default_value_t = 10_000)]

@@ -26,13 +26,13 @@ use uuid::Uuid;
 #[command(about)]
 struct Args {
     /// Kafka bootstrap servers.
-    #[arg(long, env = "ROLLUP_KAFKA_BROKERS", default_value = cinerec_stream::config::DEFAULT_BROKERS)]
+    #[arg(long, env = "ROLLUP_KAFKA_BROKERS", default_value = cinerec_service_kit::defaults::DEFAULT_BROKERS)]
     brokers: String,
     /// Topic to produce EnrichedReview events to (created if missing).
     #[arg(long, required_unless_present = "drop", default_value = "")]
     topic: String,
     /// Cassandra contact points.
-    #[arg(long, env = "CINEREC_CQL_NODES", default_value = cinerec_stream::config::DEFAULT_CQL_NODES, value_delimiter = ',')]
+    #[arg(long, env = "CINEREC_CQL_NODES", default_value = cinerec_service_kit::defaults::DEFAULT_CQL_NODES, value_delimiter = ',')]
     cql_nodes: Vec<String>,
     /// Keyspace to write the recommender's contract tables into (created if missing).
     #[arg(long)]

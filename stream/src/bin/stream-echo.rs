@@ -21,7 +21,7 @@ const DEFAULTS: Defaults = Defaults {
     batch_size: config::DEFAULT_BATCH_SIZE,
     batch_linger_ms: config::DEFAULT_BATCH_LINGER_MS,
     cache: Some(CacheDefaults {
-        urls: "redis://127.0.0.1:16379",
+        urls: cinerec_service_kit::defaults::DEFAULT_REDIS_URL,
         namespace: "stream-echo",
         in_flight_ttl_ms: 30_000,
         done_ttl_secs: 86_400,

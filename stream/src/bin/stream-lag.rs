@@ -10,9 +10,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use cinerec_service_kit::defaults::DEFAULT_BROKERS;
 use cinerec_service_kit::kafka::BrokerProbe;
 use cinerec_service_kit::{AdminServer, CommonArgs, Readiness, shutdown, telemetry};
-use cinerec_stream::config::DEFAULT_BROKERS;
 use cinerec_stream::lag::{GROUP_LAG, GROUP_LAG_ERRORS_TOTAL, GroupLag, Watched};
 use clap::Parser;
 
