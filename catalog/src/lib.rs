@@ -99,7 +99,7 @@ pub const GENRES: &[(&str, f64)] = &[
 ];
 
 /// Latent taste clusters of the world (see the module docs).
-pub const TASTE_CLUSTERS: u32 = 24;
+pub const TASTE_CLUSTERS: u32 = 40;
 /// Movie styles each cluster owns: style `s` is cluster `s / STYLES_PER_CLUSTER`'s.
 pub const STYLES_PER_CLUSTER: u32 = 4;
 /// Number of movie styles.

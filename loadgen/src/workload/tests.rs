@@ -197,7 +197,7 @@ fn users_review_and_like_their_clusters_much_more_often() {
         }
     }
     let total = f64::from(inside.0 + outside.0);
-    // 2 of 24 clusters hold ~1/12 of the catalogue, yet get about half the
+    // 2 of 40 clusters hold ~1/20 of the catalogue, yet get about half the
     // reviews (CLUSTER_AFFINITY, plus what popularity and genre picks add).
     let review_share = f64::from(inside.0) / total;
     assert!(
