@@ -97,7 +97,7 @@ fn cinerec_beats_popularity_on_the_planted_world() {
     assert!(cinerec.all.coverage.value > popularity.all.coverage.value);
     let table = render(&outcomes, args.k);
     assert!(
-        table.contains("| popularity |") && table.contains("cinerec / popularity"),
+        table.contains("| popularity |") && table.contains("x popularity (goal >= 2x)"),
         "{table}"
     );
     let chart = svg(&outcomes, args.k, "small");
