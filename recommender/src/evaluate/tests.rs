@@ -5,14 +5,14 @@ use std::io::Cursor;
 use super::*;
 
 fn small() -> Args {
-    Args::small(400, 1_500, 12_000)
+    Args::small(800, 1_200, 50_000)
 }
 
 #[test]
 fn the_history_has_the_asked_creations_and_versions_in_order() {
     let (states, creations) = history(&small()).unwrap();
-    assert_eq!(creations, 12_000);
-    assert!(states.len() > 12_000, "edits and deletes come on top");
+    assert_eq!(creations, 50_000);
+    assert!(states.len() > 50_000, "edits and deletes come on top");
     assert!(
         states
             .windows(2)
@@ -73,7 +73,7 @@ fn the_last_like_in_time_is_held_out_and_absent_from_training() {
 fn cinerec_beats_popularity_on_the_planted_world() {
     let args = small();
     let (outcomes, summary) = evaluate(&args).unwrap();
-    assert!(summary.contains("12000 review creations"), "{summary}");
+    assert!(summary.contains("50000 review creations"), "{summary}");
     let [cinerec, popularity] = &outcomes[..] else {
         panic!("two methods without the peer: {outcomes:?}");
     };
