@@ -34,6 +34,34 @@
 //!   zone being the cache/replica zone a user is served from. **Tier**:
 //!   free 60 %, standard 30 %, premium 10 %. **Sign-up date**: uniform over
 //!   the ten years before 2025-01-01.
+//!
+//! # Planted taste structure (issue 15)
+//!
+//! A recommender can only beat "most popular" if tastes exist to be learnt.
+//! The world plants them, as latent factors do in real rating data
+//! (matrix-factorisation studies of MovieLens/Netflix find a few dozen
+//! factors — genre mixes, tone, audience — explain most of the signal):
+//!
+//! * **Taste clusters**: [`TASTE_CLUSTERS`] latent clusters, each with two
+//!   genres drawn from the genre prior ([`TasteCluster::genres`]) and its own
+//!   [`STYLES_PER_CLUSTER`] movie **styles** (a style stands for what genres
+//!   miss: tone, director, era, franchise). Style `s` belongs to cluster
+//!   `s / STYLES_PER_CLUSTER`.
+//! * **A movie's style**: with probability [`STYLE_GENRE_FIT`] a style of a
+//!   cluster sharing one of the movie's genres (uniform among such
+//!   clusters), otherwise any style: clusters follow genres loosely, so
+//!   genre alone does not identify them (the noise a genre-only
+//!   recommender cannot see through).
+//! * **A user's clusters**: a primary one, with probability
+//!   [`CLUSTER_GENRE_FIT`] among the clusters sharing a genre with their
+//!   preferred genres, and a different secondary one, uniform: people have a
+//!   main taste and a side interest.
+//!
+//! Styles and clusters come from their own random streams, so every field
+//! that existed before them (genres, popularity, preferred genres, …) is
+//! unchanged for a given seed and already seeded databases stay valid. How
+//! the load generator turns clusters into reviews and likes is in
+//! `loadgen/README.md`.
 
 #![forbid(unsafe_code)]
 
@@ -69,6 +97,33 @@ pub const GENRES: &[(&str, f64)] = &[
     ("Musical", 0.02),
     ("Film-Noir", 0.005),
 ];
+
+/// Latent taste clusters of the world (see the module docs).
+pub const TASTE_CLUSTERS: u32 = 40;
+/// Movie styles each cluster owns: style `s` is cluster `s / STYLES_PER_CLUSTER`'s.
+pub const STYLES_PER_CLUSTER: u32 = 4;
+/// Number of movie styles.
+pub const STYLES: u32 = TASTE_CLUSTERS * STYLES_PER_CLUSTER;
+/// Probability that a movie's style belongs to a cluster sharing one of its genres.
+pub const STYLE_GENRE_FIT: f64 = 0.8;
+/// Probability that a user's primary cluster shares one of their preferred genres.
+pub const CLUSTER_GENRE_FIT: f64 = 0.9;
+
+/// One latent taste cluster.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TasteCluster {
+    /// `0..TASTE_CLUSTERS`.
+    pub id: u32,
+    /// Two distinct genres from [`GENRES`], drawn from the genre prior.
+    pub genres: Vec<String>,
+}
+
+impl TasteCluster {
+    /// Whether the cluster shares a genre with `genres`.
+    pub fn meets(&self, genres: &[String]) -> bool {
+        self.genres.iter().any(|g| genres.contains(g))
+    }
+}
 
 /// Countries with their share of users and the zone that serves them.
 pub const COUNTRIES: &[(&str, &str, f64)] = &[
@@ -126,6 +181,15 @@ pub struct Movie {
     /// The movie's expected share of all reviews (Zipf weight normalised over
     /// the catalogue): the values of a catalogue sum to 1.
     pub popularity: f64,
+    /// Latent style, `0..STYLES`; it places the movie in one taste cluster.
+    pub style: u32,
+}
+
+impl Movie {
+    /// The taste cluster the movie's style belongs to.
+    pub fn cluster(&self) -> u32 {
+        self.style / STYLES_PER_CLUSTER
+    }
 }
 
 /// One user.
@@ -147,6 +211,8 @@ pub struct User {
     pub tier: Tier,
     /// Relative review activity; the mean over users is 1.
     pub activity: f64,
+    /// Primary and secondary taste cluster (distinct), `0..TASTE_CLUSTERS`.
+    pub clusters: [u32; 2],
 }
 
 /// Sizes and seed of a generated world.
@@ -162,12 +228,17 @@ pub struct Catalog {
     /// Its inverse modulo `movies`, to map a rank back to an id.
     rank_mul_inv: u64,
     rank_add: u64,
+    /// The [`TASTE_CLUSTERS`] clusters, by id.
+    clusters: Vec<TasteCluster>,
 }
 
 // Stream tags keep the per-entity random streams of movies and users apart.
 const MOVIE_STREAM: u64 = 0x006d_6f76_6965;
 const USER_STREAM: u64 = 0x7573_6572;
 const PERMUTATION_STREAM: u64 = 0x7065_726d;
+const CLUSTER_STREAM: u64 = 0x636c_7573;
+const MOVIE_STYLE_STREAM: u64 = 0x7374_796c;
+const USER_TASTE_STREAM: u64 = 0x7461_7374;
 
 /// Day number of 2025-01-01 (days since 1970-01-01).
 const DAY_2025_01_01: i32 = 20_089;
@@ -197,7 +268,17 @@ impl Catalog {
         };
         let rank_mul_inv = mod_inverse(rank_mul, movies);
         let rank_add = rng.random_range(0..movies);
+        let clusters = (0..TASTE_CLUSTERS)
+            .map(|id| TasteCluster {
+                id,
+                genres: draw_genres(
+                    &mut stream(seed, CLUSTER_STREAM, u64::from(id)),
+                    &[0.0, 1.0, 0.0],
+                ),
+            })
+            .collect();
         Catalog {
+            clusters,
             seed,
             movies,
             users,
@@ -216,6 +297,27 @@ impl Catalog {
     /// Number of users.
     pub fn users(&self) -> u64 {
         self.users
+    }
+
+    /// The taste clusters, by id.
+    pub fn clusters(&self) -> &[TasteCluster] {
+        &self.clusters
+    }
+
+    /// A cluster uniformly among those sharing a genre with `genres` with
+    /// probability `fit` (when any does), otherwise uniformly among all.
+    fn cluster_for(&self, rng: &mut Pcg64Mcg, genres: &[String], fit: f64) -> u32 {
+        let meeting: Vec<u32> = self
+            .clusters
+            .iter()
+            .filter(|c| c.meets(genres))
+            .map(|c| c.id)
+            .collect();
+        if !meeting.is_empty() && rng.random_bool(fit) {
+            meeting[rng.random_range(0..meeting.len())]
+        } else {
+            rng.random_range(0..TASTE_CLUSTERS)
+        }
     }
 
     /// Popularity rank (1 = most popular) of movie `id`: a seeded bijection of
@@ -240,7 +342,11 @@ impl Catalog {
         let age: f64 = Exp::new(1.0 / 18.0).map_or(0.0, |d| d.sample(&mut rng));
         let year = (2025 - age.floor() as i32).max(1920);
         let runtime: f64 = Normal::new(105.0, 20.0).map_or(105.0, |d| d.sample(&mut rng));
+        let mut taste = stream(self.seed, MOVIE_STYLE_STREAM, id as u64);
+        let cluster = self.cluster_for(&mut taste, &genres, STYLE_GENRE_FIT);
+        let style = cluster * STYLES_PER_CLUSTER + taste.random_range(0..STYLES_PER_CLUSTER);
         Movie {
+            style,
             id,
             title: title(&mut rng),
             year,
@@ -264,7 +370,12 @@ impl Catalog {
         // μ = −σ²/2 makes E[weight] = 1.
         let activity = LogNormal::new(-ACTIVITY_SIGMA * ACTIVITY_SIGMA / 2.0, ACTIVITY_SIGMA)
             .map_or(1.0, |d| d.sample(&mut rng));
+        let mut taste = stream(self.seed, USER_TASTE_STREAM, id as u64);
+        let primary = self.cluster_for(&mut taste, &preferred_genres, CLUSTER_GENRE_FIT);
+        // Uniform over the other clusters.
+        let secondary = (primary + taste.random_range(1..TASTE_CLUSTERS)) % TASTE_CLUSTERS;
         User {
+            clusters: [primary, secondary],
             id,
             display_name: format!(
                 "{} {}",

@@ -102,3 +102,51 @@ fn users_have_valid_country_zone_tier_and_signup() {
         "≈10 % premium, got {premium}/2000"
     );
 }
+
+#[test]
+fn clusters_have_two_genres_and_own_their_styles() {
+    let cat = Catalog::new(5, 4_000, 4_000);
+    assert_eq!(cat.clusters().len(), TASTE_CLUSTERS as usize);
+    for (k, c) in cat.clusters().iter().enumerate() {
+        assert_eq!(c.id as usize, k);
+        assert_eq!(c.genres.len(), 2);
+        assert_ne!(c.genres[0], c.genres[1]);
+    }
+    assert_eq!(Catalog::new(5, 10, 10).clusters(), cat.clusters());
+    let mut per_cluster = vec![0_u32; TASTE_CLUSTERS as usize];
+    let mut fit = 0;
+    for id in 1..=4_000 {
+        let m = cat.movie(id);
+        assert!(m.style < STYLES);
+        per_cluster[m.cluster() as usize] += 1;
+        fit += u32::from(cat.clusters()[m.cluster() as usize].meets(&m.genres));
+    }
+    // STYLE_GENRE_FIT = 0.8 of movies are placed in a cluster meeting their
+    // genres; some of the rest land in one by chance.
+    let share = f64::from(fit) / 4_000.0;
+    assert!((0.8..0.97).contains(&share), "genre fit {share}");
+    assert!(
+        per_cluster.iter().all(|&n| n > 0),
+        "every cluster has movies: {per_cluster:?}"
+    );
+}
+
+#[test]
+fn users_have_two_distinct_clusters_mostly_meeting_their_genres() {
+    let cat = Catalog::new(6, 10, 5_000);
+    let (mut fit, mut secondary) = (0, vec![0_u32; TASTE_CLUSTERS as usize]);
+    for id in 1..=5_000 {
+        let u = cat.user(id);
+        let [a, b] = u.clusters;
+        assert!(a < TASTE_CLUSTERS && b < TASTE_CLUSTERS && a != b, "{u:?}");
+        fit += u32::from(cat.clusters()[a as usize].meets(&u.preferred_genres));
+        secondary[b as usize] += 1;
+    }
+    let share = f64::from(fit) / 5_000.0;
+    assert!(
+        (0.9..0.99).contains(&share),
+        "primary meets genres: {share}"
+    );
+    // Secondary is uniform over the others: no cluster is starved.
+    assert!(secondary.iter().all(|&n| n > 100), "{secondary:?}");
+}

@@ -21,11 +21,15 @@
 //!   and why a crash neither loses nor doubles an effect.
 //! * [`telemetry`] — each notable occurrence, logged and counted.
 //! * [`reconcile`] — the batch recomputation from review-svc's reviews,
-//!   diffed against what the recommender wrote.
+//!   diffed against what the recommender wrote; [`oracle`] its independent
+//!   top-20.
+//! * [`evaluate`] — offline quality: hit-rate, NDCG and coverage of the
+//!   model, popularity and the `implicit` library on a held-out like.
 #![forbid(unsafe_code)]
 
 pub mod changelog;
 pub mod config;
+pub mod evaluate;
 pub mod kafka;
 pub mod model;
 pub mod oracle;

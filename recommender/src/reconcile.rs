@@ -22,7 +22,9 @@
 //!   `C`): what any instance restarted now would hold;
 //! * for every user with expected likes or with a row, the model prefix
 //!   (`from_model` entries) of `recommendations_by_user` against
-//!   [`Model::recommend`] of a model built by applying the states: the same
+//!   [`oracle::recommend_all`] of the states — an independent batch
+//!   recomputation that shares no scoring code with [`Model::recommend`], so
+//!   a scoring bug in the model cannot reconcile clean: the same
 //!   movies in the same order with scores equal within [`SCORE_TOLERANCE`]
 //!   (relative), where movies whose true scores are that close may appear in
 //!   either order (summation order differs across processes). The trending
@@ -46,6 +48,7 @@ use scylla::statement::Consistency;
 use uuid::Uuid;
 
 use crate::model::{self, Model, ModelState, MovieId, ReviewState, TOP_N, UserId};
+use crate::oracle;
 
 /// review-svc's keyspace (its own default).
 pub const DEFAULT_REVIEW_KEYSPACE: &str = "review_svc";
@@ -151,14 +154,14 @@ pub enum ReconcileError {
 /// How the recommender's top-20 of one user is wrong.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Mismatch {
-    /// No row, though the model recommends `expected` movies.
+    /// No row, though the oracle recommends `expected` movies.
     MissingRow {
         /// Length of the expected list.
         expected: usize,
     },
     /// The model prefix has the wrong length.
     Length {
-        /// `Model::recommend(user, 20).len()`.
+        /// The oracle's top-20 length.
         expected: usize,
         /// `from_model`.
         actual: usize,
@@ -414,16 +417,15 @@ pub async fn reconcile(session: &Session, args: &Args) -> Result<Report, Reconci
     }
 
     if !args.skip_recommendations {
-        let mut live = Model::new();
-        for s in &states {
-            live.apply(*s);
-        }
+        // The expected lists come from the oracle, not `Model::recommend`:
+        // a scoring bug in the model must not be able to pass its own check.
+        let expected_lists = oracle::recommend_all(states.iter().copied());
         let rows = read_recommendations(session, ks).await?;
         report.counts.recommendation_rows = rows.len();
         let users: BTreeSet<UserId> = expected.likes.keys().chain(rows.keys()).copied().collect();
         report.counts.recommendations_compared = users.len();
         for user in users {
-            let full = live.recommend(user, usize::MAX);
+            let full: &[(MovieId, f64)] = expected_lists.get(&user).map_or(&[], Vec::as_slice);
             let mismatch = match rows.get(&user) {
                 None if full.is_empty() => None,
                 None => Some(Mismatch::MissingRow {
@@ -431,7 +433,7 @@ pub async fn reconcile(session: &Session, args: &Args) -> Result<Report, Reconci
                 }),
                 Some(row) => match row.model_prefix() {
                     Err(malformed) => Some(malformed),
-                    Ok(prefix) => compare_recommendations(&full, &prefix).err(),
+                    Ok(prefix) => compare_recommendations(full, &prefix).err(),
                 },
             };
             if let Some(m) = mismatch {
@@ -698,8 +700,8 @@ pub fn close(a: f64, b: f64) -> bool {
 }
 
 /// Compares a model prefix as written (`actual`) with the expected ranking
-/// `full` (every candidate, best first, as `Model::recommend(user,
-/// usize::MAX)` gives it; its first [`TOP_N`] are the expected list).
+/// `full` (every candidate, best first, as [`oracle::recommend_all`] gives
+/// it; its first [`TOP_N`] are the expected list).
 ///
 /// Position `p` of `actual` may hold any movie whose expected score is
 /// within tolerance of the expected score at `p` (a near tie, possibly with

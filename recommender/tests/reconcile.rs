@@ -19,6 +19,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use recommender::config::CqlConfig;
 use recommender::model::{self, Difference as ModelDifference, Model, ReviewState, TOP_N};
+use recommender::oracle;
 use recommender::reconcile::{self, Args, Difference, EXIT_ERROR, Mismatch};
 use review_svc::config::CqlArgs;
 use review_svc::model::{Content, Rating, Review};
@@ -120,7 +121,9 @@ async fn append(brokers: &str, topic: &str, states: &[ReviewState]) -> anyhow::R
 }
 
 /// Writes what a correct recommender would have written for `states`: its
-/// changelog, and its recommendation rows with one trending top-up entry each.
+/// changelog, and its recommendation rows (from `Model::recommend`, the
+/// recommender's own scoring, which reconcile checks against the oracle)
+/// with one trending top-up entry each.
 async fn write_recommender_state(
     session: &Session,
     ks: &str,
@@ -304,15 +307,13 @@ async fn reports_zero_differences_then_exactly_the_tampered_rows() -> anyhow::Re
         model_differences.len() >= 2,
         "the like, its N: {model_differences:?}"
     );
-    let mut live = Model::new();
-    for s in &states {
-        live.apply(*s);
-    }
-    // A user whose two best recommendations are not a near tie: swap them.
+    // A user whose two best recommendations (by the oracle, which reconcile
+    // checks against) are not a near tie: swap them.
+    let lists = oracle::recommend_all(states.iter().copied());
     let (rec_user, top) = expected
         .likes
         .keys()
-        .map(|u| (*u, live.recommend(*u, TOP_N)))
+        .map(|u| (*u, oracle::top(&lists, *u).to_vec()))
         .find(|(_, top)| top.len() >= 2 && !reconcile::close(top[0].1, top[1].1))
         .ok_or_else(|| anyhow::anyhow!("a user with two distinct recommendations"))?;
     let mut ids: Vec<i64> = top.iter().map(|(m, _)| *m).collect();

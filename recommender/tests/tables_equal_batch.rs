@@ -1,7 +1,8 @@
 //! A shuffled history (edits, deletes, versions arriving out of order) over
 //! three partitions: once idle, likes_by_user / movie_likes / co_likes equal
 //! `model::batch` over the same states exactly, and every user's
-//! recommendations prefix equals `Model::recommend`.
+//! recommendations prefix equals the top-20 of `oracle::recommend_all` (an
+//! independent recomputation, not `Model::recommend`).
 
 mod common;
 

@@ -173,3 +173,42 @@ fn bad_config_is_refused() {
         .is_err()
     );
 }
+
+#[test]
+fn users_review_and_like_their_clusters_much_more_often() {
+    let cfg = config();
+    let catalog = Catalog::new(cfg.world_seed, cfg.movies, cfg.users);
+    // (reviews, likes) of movies in the author's clusters, and of the rest.
+    let (mut inside, mut outside) = ((0_u32, 0_u32), (0_u32, 0_u32));
+    for op in Workload::new(cfg.clone()).unwrap().take(40_000) {
+        if let OpKind::Create {
+            user_id,
+            movie_id,
+            rating,
+        } = op.kind
+        {
+            let ours = catalog
+                .user(user_id)
+                .clusters
+                .contains(&catalog.movie(movie_id).cluster());
+            let side = if ours { &mut inside } else { &mut outside };
+            side.0 += 1;
+            side.1 += u32::from(rating >= 4.0);
+        }
+    }
+    let total = f64::from(inside.0 + outside.0);
+    // 2 of 40 clusters hold ~1/20 of the catalogue, yet get about half the
+    // reviews (CLUSTER_AFFINITY, plus what popularity and genre picks add).
+    let review_share = f64::from(inside.0) / total;
+    assert!(
+        (0.45..0.7).contains(&review_share),
+        "in-cluster reviews {review_share}"
+    );
+    let like_in = f64::from(inside.1) / f64::from(inside.0);
+    let like_out = f64::from(outside.1) / f64::from(outside.0);
+    assert!(
+        like_in > 1.8 * like_out,
+        "like rate in clusters {like_in} vs outside {like_out}"
+    );
+    assert!((0.72..0.86).contains(&like_in) && (0.33..0.45).contains(&like_out));
+}
