@@ -3,11 +3,12 @@ package org.cinerec.flink;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.util.UUID;
 import org.apache.avro.Schema;
-import org.apache.avro.generic.GenericData;
 import org.apache.avro.generic.GenericRecord;
-import org.apache.avro.message.BinaryMessageDecoder;
+import org.apache.avro.generic.GenericDatumReader;
+import org.apache.avro.io.DecoderFactory;
 import org.apache.flink.api.common.functions.OpenContext;
 import org.apache.flink.streaming.api.functions.ProcessFunction;
 import org.apache.flink.util.Collector;
@@ -20,7 +21,8 @@ import org.cinerec.flink.Types.ReviewState;
 /**
  * Decodes {@code reviews.enriched} payloads: Avro single-object encoding (C3 01, the
  * writer schema's CRC-64-AVRO fingerprint, then the datum) against the contract file
- * {@code protocols/review_enriched.avsc} (packed into the jar by the pom), then the
+ * {@code protocols/review_enriched.avsc} (packed into the jar by the pom; the
+ * fingerprints accepted are in {@link Fingerprints}), then the
  * recommender's validation (rating finite and within 0-5, version at least 1). A record
  * that fails goes to the dead-letter side output with the reason, and is counted: it
  * never stops the job and is never silently dropped.
@@ -33,7 +35,13 @@ public final class Decode extends ProcessFunction<RawRecord, Event> {
   /** The contract file's name inside the jar. */
   static final String SCHEMA_RESOURCE = "/review_enriched.avsc";
 
-  private transient BinaryMessageDecoder<GenericRecord> decoder;
+  /** The single-object encoding's marker, C3 01. */
+  private static final int MARKER_0 = 0xC3;
+
+  private static final int MARKER_1 = 0x01;
+
+  private transient long[] fingerprints;
+  private transient GenericDatumReader<GenericRecord> reader;
   private transient Count decoded;
   private transient Count dead;
 
@@ -49,7 +57,13 @@ public final class Decode extends ProcessFunction<RawRecord, Event> {
 
   @Override
   public void open(OpenContext ctx) throws Exception {
-    decoder = new BinaryMessageDecoder<>(GenericData.get(), schema());
+    Schema contract = schema();
+    long spec = Fingerprints.spec(contract);
+    long cinerec = Fingerprints.cinerec(contract);
+    // Payloads name their writer by fingerprint; both forms name the contract schema
+    // (see Fingerprints). Any other fingerprint is an unknown writer: a dead letter.
+    fingerprints = new long[] {spec, cinerec};
+    reader = new GenericDatumReader<>(contract, contract);
     decoded = new Count(getRuntimeContext(), "eventsDecoded");
     dead = new Count(getRuntimeContext(), "eventsDeadLettered");
   }
@@ -88,9 +102,20 @@ public final class Decode extends ProcessFunction<RawRecord, Event> {
     if (payload == null) {
       throw new Invalid("empty payload");
     }
+    if (payload.length < 10
+        || (payload[0] & 0xFF) != MARKER_0
+        || (payload[1] & 0xFF) != MARKER_1) {
+      throw new Invalid("undecodable EnrichedReview: not Avro single-object encoding");
+    }
+    long fp = ByteBuffer.wrap(payload, 2, 8).order(ByteOrder.LITTLE_ENDIAN).getLong();
+    if (fp != fingerprints[0] && fp != fingerprints[1]) {
+      throw new Invalid(
+          "undecodable EnrichedReview: unknown writer schema " + Long.toHexString(fp));
+    }
     GenericRecord rec;
     try {
-      rec = decoder.decode(ByteBuffer.wrap(payload));
+      var in = DecoderFactory.get().binaryDecoder(payload, 10, payload.length - 10, null);
+      rec = reader.read(null, in);
     } catch (IOException | RuntimeException e) {
       throw new Invalid("undecodable EnrichedReview: " + e);
     }
