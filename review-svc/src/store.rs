@@ -310,6 +310,32 @@ struct Reservation {
     new_head: Option<String>,
 }
 
+impl Reservation {
+    /// Version 1 of a new review of `(user_id, movie_id)`, created at `now`;
+    /// `new_head` as in [`Reservation::new_head`].
+    fn first_version(
+        review_id: Uuid,
+        now: i64,
+        (user_id, movie_id): (i64, i64),
+        content: Content,
+        new_head: Option<String>,
+    ) -> Reservation {
+        Reservation {
+            review_id,
+            version: 1,
+            changed_at: now,
+            prev_changed_at: None,
+            op: Op::Create,
+            user_id,
+            movie_id,
+            created_at: now,
+            content: Some(content),
+            idempotency: None,
+            new_head,
+        }
+    }
+}
+
 /// One row of the change log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChangeRow {
@@ -707,22 +733,14 @@ impl ReviewStore {
         let Some(key) = idempotency_key else {
             // A fresh random id: nobody else can be writing this review, so
             // the head is created in the commit batch (one round trip).
-            let now = now_micros();
-            return self
-                .commit(Reservation {
-                    review_id: Uuid::new_v4(),
-                    version: 1,
-                    changed_at: now,
-                    prev_changed_at: None,
-                    op: Op::Create,
-                    user_id,
-                    movie_id,
-                    created_at: now,
-                    content: Some(content),
-                    idempotency: None,
-                    new_head: Some(hash),
-                })
-                .await;
+            let first = Reservation::first_version(
+                Uuid::new_v4(),
+                now_micros(),
+                (user_id, movie_id),
+                content,
+                Some(hash),
+            );
+            return self.commit(first).await;
         };
         // Concurrent retries with one key race for this id: the head is
         // reserved by a lightweight transaction, and exactly one wins.
@@ -741,21 +759,9 @@ impl ReviewStore {
                 .await
                 .map_err(StoreError::db)?;
             if applied(result)? {
-                return self
-                    .commit(Reservation {
-                        review_id,
-                        version: 1,
-                        changed_at: now,
-                        prev_changed_at: None,
-                        op: Op::Create,
-                        user_id,
-                        movie_id,
-                        created_at: now,
-                        content: Some(content),
-                        idempotency: None,
-                        new_head: None,
-                    })
-                    .await;
+                let first =
+                    Reservation::first_version(review_id, now, (user_id, movie_id), content, None);
+                return self.commit(first).await;
             }
             // Only an id derived from an Idempotency-Key can already exist.
             let Some(head) = self.head(review_id).await? else {
