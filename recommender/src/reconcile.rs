@@ -5,14 +5,10 @@
 //!
 //! # What counts as a review's latest state
 //!
-//! review-svc keeps every version in `reviews` and a per-review head in
-//! `review_heads` whose `committed` cell names the last version whose write
-//! batch landed (the version counter `version` may be one ahead: reserved by
-//! a writer that has not committed, or died). Only versions up to
-//! `committed` were acknowledged, so the latest state of a review is its
-//! `reviews` row with the highest `version ≤ committed`; a review whose head
-//! has no `committed` (a create still in flight, or abandoned) does not
-//! exist yet.
+//! review-svc's commit rule, read through its own
+//! [`review_svc::acknowledged::latest_acknowledged`]: the highest version at
+//! or below the head's `committed` marker, so versions reserved but never
+//! committed, and creates still in flight, do not exist yet.
 //!
 //! # What is compared
 //!
@@ -30,22 +26,22 @@
 //!   either order (summation order differs across processes). The trending
 //!   top-up after the prefix is not compared.
 //!
-//! Tables are read whole, each split into [`TOKEN_SLICES`] token ranges read
-//! a few at a time, so a scan is many short paged queries instead of one
-//! long one, and no coordinator holds the whole table.
+//! Tables are read whole through [`cinerec_service_kit::cql::scan`], each
+//! split into token ranges read a few at a time, so a scan is many short
+//! paged queries instead of one long one, and no coordinator holds the whole
+//! table. The recommendations are read as the serving contract's checked
+//! rows ([`cinerec_serving::read::all_recommendations`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use cinerec_service_kit::cql::check_keyspace;
 use cinerec_service_kit::defaults::{DEFAULT_BROKERS, DEFAULT_CQL_NODES};
-use futures::{StreamExt, TryStreamExt};
+use cinerec_serving::{self as serving, MalformedRow, RecommendationsRow};
+use review_svc::acknowledged::{self, latest_acknowledged};
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
-use scylla::deserialize::row::DeserializeRow;
 use scylla::statement::Consistency;
-use uuid::Uuid;
 
 use crate::model::{self, Model, ModelState, MovieId, ReviewState, TOP_N, UserId};
 use crate::oracle;
@@ -62,12 +58,6 @@ pub const DEFAULT_SHOW: usize = 20;
 /// similarities in its own order, so equal models give scores equal only up
 /// to floating-point rounding (a few ulps, far below this).
 pub const SCORE_TOLERANCE: f64 = 1e-9;
-/// Token ranges each table scan is split into.
-pub const TOKEN_SLICES: usize = 16;
-/// Token ranges read at the same time.
-const SCAN_CONCURRENCY: usize = 4;
-/// Rows per page of a scan.
-const PAGE_SIZE: i32 = 5_000;
 /// Reads pair with review-svc's and the recommender's LOCAL_QUORUM writes,
 /// so every acknowledged write is seen.
 const CONSISTENCY: Consistency = Consistency::LocalQuorum;
@@ -431,10 +421,8 @@ pub async fn reconcile(session: &Session, args: &Args) -> Result<Report, Reconci
                 None => Some(Mismatch::MissingRow {
                     expected: full.len().min(TOP_N),
                 }),
-                Some(row) => match row.model_prefix() {
-                    Err(malformed) => Some(malformed),
-                    Ok(prefix) => compare_recommendations(full, &prefix).err(),
-                },
+                Some(Err(malformed)) => Some(Mismatch::Malformed(malformed.problem.clone())),
+                Some(Ok(row)) => compare_recommendations(full, &row.model_part()).err(),
             };
             if let Some(m) = mismatch {
                 report.differences.push(Difference::Recommendation(user, m));
@@ -444,147 +432,38 @@ pub async fn reconcile(session: &Session, args: &Args) -> Result<Report, Reconci
     Ok(report)
 }
 
-/// `n` contiguous inclusive token ranges covering every Murmur3 token.
-pub fn token_ranges(n: usize) -> Vec<(i64, i64)> {
-    let n = n.max(1) as i128;
-    let (lo, hi) = (i128::from(i64::MIN), i128::from(i64::MAX));
-    let width = (hi - lo + 1) / n;
-    (0..n)
-        .map(|k| {
-            let start = lo + k * width;
-            let end = if k == n - 1 { hi } else { start + width - 1 };
-            // Both ends lie within i64 by construction.
-            (start as i64, end as i64)
-        })
-        .collect()
-}
-
-/// Every row of `ks.table` (columns `columns`, partition key `key`), read
-/// token range by token range.
-async fn scan<T>(
-    session: &Session,
-    ks: &str,
-    table: &str,
-    columns: &str,
-    key: &str,
-) -> Result<Vec<T>, ReconcileError>
-where
-    T: for<'f, 'm> DeserializeRow<'f, 'm> + Send + 'static,
-{
-    let name = format!("{ks}.{table}");
-    let fail = |source: Box<dyn std::error::Error + Send + Sync>| ReconcileError::Read {
-        table: name.clone(),
-        source,
-    };
-    let mut prepared = session
-        .prepare(format!(
-            "SELECT {columns} FROM {ks}.{table} WHERE token({key}) >= ? AND token({key}) <= ?"
-        ))
-        .await
-        .map_err(|e| fail(e.into()))?;
-    prepared.set_consistency(CONSISTENCY);
-    prepared.set_page_size(PAGE_SIZE);
-    prepared.set_is_idempotent(true);
-    let prepared = Arc::new(prepared);
-    let slices: Vec<Vec<T>> = futures::stream::iter(token_ranges(TOKEN_SLICES))
-        .map(|range| {
-            let prepared = prepared.clone();
-            async move {
-                let pager = session
-                    .execute_iter((*prepared).clone(), range)
-                    .await
-                    .map_err(|e| fail(e.into()))?;
-                pager
-                    .rows_stream::<T>()
-                    .map_err(|e| fail(e.into()))?
-                    .try_collect::<Vec<T>>()
-                    .await
-                    .map_err(|e| fail(e.into()))
-            }
-        })
-        .buffer_unordered(SCAN_CONCURRENCY)
-        .try_collect()
-        .await?;
-    Ok(slices.into_iter().flatten().collect())
-}
-
-type ReviewRow = (
-    Uuid,
-    i64,
-    Option<i64>,
-    Option<i64>,
-    Option<f32>,
-    Option<bool>,
-    Option<i64>,
-);
-
-/// The latest acknowledged state of every review in `rks`.
+/// The latest acknowledged state of every review in `rks`, as model input.
 async fn read_reviews(
     session: &Session,
     rks: &str,
     counts: &mut Counts,
 ) -> Result<Vec<ReviewState>, ReconcileError> {
-    // Heads first: a version committed while `reviews` is scanned is then
-    // left out rather than half-seen (the next run picks it up).
-    let heads: Vec<(Uuid, Option<i64>)> = scan(
-        session,
-        rks,
-        "review_heads",
-        "review_id, committed",
-        "review_id",
-    )
-    .await?;
-    let committed: HashMap<Uuid, i64> = heads
+    let (reviews, read) = latest_acknowledged(session, rks, CONSISTENCY)
+        .await
+        .map_err(|e| match e {
+            acknowledged::ReadError::BadKeyspace(_) => ReconcileError::BadKeyspace(rks.to_owned()),
+            acknowledged::ReadError::Scan(e) => ReconcileError::Read {
+                table: e.table,
+                source: e.source,
+            },
+        })?;
+    counts.review_rows = read.review_rows;
+    counts.uncommitted_rows = read.uncommitted_rows;
+    counts.committed_without_row = read.committed_without_row;
+    counts.unreadable_review_rows = read.unreadable_rows;
+    counts.reviews = reviews.len() as u64;
+    Ok(reviews
         .into_iter()
-        .filter_map(|(id, c)| c.map(|c| (id, c)))
-        .collect();
-    let rows: Vec<ReviewRow> = scan(
-        session,
-        rks,
-        "reviews",
-        "review_id, version, user_id, movie_id, rating, deleted, changed_at",
-        "review_id",
-    )
-    .await?;
-    counts.review_rows = rows.len() as u64;
-    let mut latest: HashMap<Uuid, ReviewState> = HashMap::new();
-    for (id, version, user, movie, rating, deleted, changed_at) in rows {
-        if committed.get(&id).is_none_or(|&c| version > c) {
-            counts.uncommitted_rows += 1;
-            continue;
-        }
-        let deleted = deleted.unwrap_or(false);
-        let (Some(user_id), Some(movie_id), Some(changed_at_us)) = (user, movie, changed_at) else {
-            counts.unreadable_review_rows += 1;
-            continue;
-        };
-        let rating = match (rating, deleted) {
-            (Some(r), _) => r,
-            (None, true) => 0.0,
-            (None, false) => {
-                counts.unreadable_review_rows += 1;
-                continue;
-            }
-        };
-        let state = ReviewState {
-            review_id: id.as_u128(),
-            user_id,
-            movie_id,
-            rating,
-            version,
-            changed_at_us,
-            deleted,
-        };
-        if latest.get(&id).is_none_or(|have| have.version < version) {
-            latest.insert(id, state);
-        }
-    }
-    counts.committed_without_row = committed
-        .keys()
-        .filter(|id| !latest.contains_key(id))
-        .count() as u64;
-    counts.reviews = latest.len() as u64;
-    Ok(latest.into_values().collect())
+        .map(|r| ReviewState {
+            review_id: r.review_id.as_u128(),
+            user_id: r.user_id,
+            movie_id: r.movie_id,
+            rating: r.rating,
+            version: r.version,
+            changed_at_us: r.changed_at_us,
+            deleted: r.deleted,
+        })
+        .collect())
 }
 
 /// likes, `N` and `C` of the model the changelog restores (the same code
@@ -619,79 +498,19 @@ async fn read_model(
     Ok((state, reader.corrupt))
 }
 
-/// One row of `recommendations_by_user`.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct RecommendationRow {
-    /// Best first.
-    pub movie_ids: Vec<MovieId>,
-    /// One per movie.
-    pub scores: Vec<f64>,
-    /// How many leading entries come from the model.
-    pub from_model: Option<i32>,
-}
-
-impl RecommendationRow {
-    /// The model prefix as (movie, score), or why the row breaks the contract.
-    pub fn model_prefix(&self) -> Result<Vec<(MovieId, f64)>, Mismatch> {
-        if self.movie_ids.len() != self.scores.len() {
-            return Err(Mismatch::Malformed(format!(
-                "{} movie_ids but {} scores",
-                self.movie_ids.len(),
-                self.scores.len()
-            )));
-        }
-        let from_model = self
-            .from_model
-            .ok_or_else(|| Mismatch::Malformed("from_model is null".into()))?;
-        let k = usize::try_from(from_model)
-            .ok()
-            .filter(|k| *k <= self.movie_ids.len())
-            .ok_or_else(|| {
-                Mismatch::Malformed(format!(
-                    "from_model {from_model} outside 0..={}",
-                    self.movie_ids.len()
-                ))
-            })?;
-        let mut seen = BTreeSet::new();
-        if let Some(dup) = self.movie_ids.iter().find(|m| !seen.insert(**m)) {
-            return Err(Mismatch::Malformed(format!("movie {dup} listed twice")));
-        }
-        Ok(self.movie_ids[..k]
-            .iter()
-            .copied()
-            .zip(self.scores[..k].iter().copied())
-            .collect())
-    }
-}
-
-type RecommendationTuple = (i64, Option<Vec<i64>>, Option<Vec<f64>>, Option<i32>);
-
+/// Every `recommendations_by_user` row of `ks`, checked against the serving
+/// contract: a malformed row is kept as its problem, to be reported.
 async fn read_recommendations(
     session: &Session,
     ks: &str,
-) -> Result<BTreeMap<UserId, RecommendationRow>, ReconcileError> {
-    let rows: Vec<RecommendationTuple> = scan(
-        session,
-        ks,
-        "recommendations_by_user",
-        "user_id, movie_ids, scores, from_model",
-        "user_id",
-    )
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(user, movies, scores, from_model)| {
-            (
-                user,
-                RecommendationRow {
-                    // A CQL empty list reads as null.
-                    movie_ids: movies.unwrap_or_default(),
-                    scores: scores.unwrap_or_default(),
-                    from_model,
-                },
-            )
-        })
-        .collect())
+) -> Result<BTreeMap<UserId, Result<RecommendationsRow, MalformedRow>>, ReconcileError> {
+    let rows = serving::read::all_recommendations(session, ks, CONSISTENCY)
+        .await
+        .map_err(|e| ReconcileError::Read {
+            table: e.table,
+            source: e.source,
+        })?;
+    Ok(rows.into_iter().collect())
 }
 
 /// Whether two scores are equal up to [`SCORE_TOLERANCE`] (relative).
@@ -751,20 +570,6 @@ pub fn compare_recommendations(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn token_ranges_cover_every_token_once() {
-        for n in [1, 2, 3, 16, 17] {
-            let r = token_ranges(n);
-            assert_eq!(r.len(), n);
-            assert_eq!(r[0].0, i64::MIN);
-            assert_eq!(r[n - 1].1, i64::MAX);
-            for w in r.windows(2) {
-                assert_eq!(w[0].1 + 1, w[1].0, "contiguous");
-            }
-            assert!(r.iter().all(|(a, b)| a <= b));
-        }
-    }
 
     #[test]
     fn equal_lists_match() {
@@ -835,27 +640,5 @@ mod tests {
             compare_recommendations(&full, &[(1, 2.0), (7, 1.0)]),
             Err(Mismatch::Movie { actual: 7, .. })
         ));
-    }
-
-    #[test]
-    fn malformed_rows_are_named() {
-        let row = |ids: Vec<i64>, scores: Vec<f64>, k: Option<i32>| RecommendationRow {
-            movie_ids: ids,
-            scores,
-            from_model: k,
-        };
-        assert!(row(vec![1, 2], vec![1.0], Some(1)).model_prefix().is_err());
-        assert!(row(vec![1], vec![1.0], None).model_prefix().is_err());
-        assert!(row(vec![1], vec![1.0], Some(2)).model_prefix().is_err());
-        assert!(row(vec![1], vec![1.0], Some(-1)).model_prefix().is_err());
-        assert!(
-            row(vec![1, 1], vec![1.0, 0.0], Some(1))
-                .model_prefix()
-                .is_err()
-        );
-        assert_eq!(
-            row(vec![4, 5], vec![1.5, 0.0], Some(1)).model_prefix(),
-            Ok(vec![(4, 1.5)])
-        );
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! Cassandra holds only what is **served** (DESIGN.md §5; read by review-svc,
 //! the dashboard's rollup and reconcile): `recommendations_by_user`,
-//! `similar_movies`, `trending_by_genre`, each row overwritten whole, plus
+//! `similar_movies`, `trending_by_genre`, each row overwritten whole (their
+//! DDL, CQL and row types are the `cinerec-serving` crate's), plus
 //! `partition_leases` ([`crate::ownership`]). The working state (review
 //! states, likes, `N`, `C`) lives in the process and is made durable by the
 //! changelog topic ([`crate::changelog`]): no Cassandra row per event.
@@ -24,6 +25,8 @@ use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 use scylla::statement::Consistency;
 use scylla::statement::prepared::PreparedStatement;
+
+use cinerec_serving as serving;
 
 use crate::config::CqlConfig;
 use crate::model::{MovieId, UserId};
@@ -70,29 +73,18 @@ pub async fn connect(config: &CqlConfig) -> Result<Arc<Session>, StoreError> {
     Ok(Arc::new(session))
 }
 
-/// The CQL of the schema, in order (idempotent).
-pub fn schema(config: &CqlConfig) -> Vec<String> {
+/// The CQL of the schema, in order (idempotent): the keyspace, the serving
+/// tables ([`cinerec_serving::schema`], their one definition) and the
+/// partition leases.
+pub fn schema(config: &CqlConfig) -> Result<Vec<String>, StoreError> {
     let ks = &config.keyspace;
-    vec![
-        format!(
-            "CREATE KEYSPACE IF NOT EXISTS {ks} WITH replication = {}",
-            config.replication
-        ),
-        format!(
-            "CREATE TABLE IF NOT EXISTS {ks}.recommendations_by_user (user_id bigint PRIMARY KEY, \
-             movie_ids list<bigint>, scores list<double>, from_model int, computed_at bigint)"
-        ),
-        format!(
-            "CREATE TABLE IF NOT EXISTS {ks}.similar_movies (movie_id bigint PRIMARY KEY, \
-             movie_ids list<bigint>, scores list<double>, computed_at bigint)"
-        ),
-        format!(
-            "CREATE TABLE IF NOT EXISTS {ks}.trending_by_genre (genre text PRIMARY KEY, \
-             movie_ids list<bigint>, counts list<int>, window_start bigint, window_end bigint, \
-             computed_at bigint)"
-        ),
-        crate::ownership::schema(ks),
-    ]
+    let mut cql = vec![format!(
+        "CREATE KEYSPACE IF NOT EXISTS {ks} WITH replication = {}",
+        config.replication
+    )];
+    cql.extend(serving::schema::tables(ks).map_err(StoreError::Config)?);
+    cql.push(crate::ownership::schema(ks));
+    Ok(cql)
 }
 
 /// Client-side timeout of one schema statement.
@@ -103,7 +95,7 @@ const DDL_ATTEMPTS: u32 = 3;
 /// Creates the keyspace and every table if missing.
 pub async fn migrate(session: &Session, config: &CqlConfig) -> Result<(), StoreError> {
     check_keyspace(&config.keyspace).map_err(StoreError::Config)?;
-    for cql in schema(config) {
+    for cql in schema(config)? {
         // Schema changes wait for every node's agreement and queue behind
         // other clients' DDL: give them far longer than a data request, and
         // retry (each statement is `IF NOT EXISTS`).
@@ -171,9 +163,9 @@ impl Write {
     /// The table written (metric label).
     pub fn table(&self) -> &'static str {
         match self {
-            Write::Recommendations { .. } => "recommendations_by_user",
-            Write::Similar { .. } => "similar_movies",
-            Write::Trending { .. } => "trending_by_genre",
+            Write::Recommendations { .. } => serving::schema::RECOMMENDATIONS,
+            Write::Similar { .. } => serving::schema::SIMILAR_MOVIES,
+            Write::Trending { .. } => serving::schema::TRENDING,
         }
     }
 
@@ -277,22 +269,11 @@ impl Store {
                 Ok::<_, StoreError>(p)
             }
         };
+        let inserts = serving::schema::inserts(ks).map_err(StoreError::Config)?;
         let st = Statements {
-            recs_insert: prepare(format!(
-                "INSERT INTO {ks}.recommendations_by_user (user_id, movie_ids, scores, from_model, \
-                 computed_at) VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ?"
-            ))
-            .await?,
-            similar_insert: prepare(format!(
-                "INSERT INTO {ks}.similar_movies (movie_id, movie_ids, scores, computed_at) \
-                 VALUES (?, ?, ?, ?) USING TIMESTAMP ?"
-            ))
-            .await?,
-            trending_insert: prepare(format!(
-                "INSERT INTO {ks}.trending_by_genre (genre, movie_ids, counts, window_start, \
-                 window_end, computed_at) VALUES (?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
-            ))
-            .await?,
+            recs_insert: prepare(inserts.recommendations).await?,
+            similar_insert: prepare(inserts.similar_movies).await?,
+            trending_insert: prepare(inserts.trending).await?,
         };
         Ok(Store {
             session,

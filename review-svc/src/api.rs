@@ -8,13 +8,13 @@
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::{Extension, Router};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
@@ -23,7 +23,7 @@ use crate::auth::{Authenticator, Principal};
 use crate::directory::Directory;
 use crate::events;
 use crate::model::{CreateReview, EditReview, MAX_BODY_BYTES, Review};
-use crate::recommendations;
+use crate::recommendations::{Recommendations, RecommendationsError};
 use crate::store::{MAX_LIST, ReviewStore, StoreError};
 
 /// The OpenAPI 3.1 document of this API.
@@ -55,7 +55,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/reviews", axum::routing::post(create))
         .route("/v1/reviews/{id}", get(get_review).put(edit).delete(delete))
         .route("/v1/users/{id}/reviews", get(list_by_user))
-        .route("/v1/users/{id}/recommendations", get(recommendations::get))
+        .route("/v1/users/{id}/recommendations", get(recommendations))
         // Even a wrong path or method answers in the API's JSON error shape.
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
@@ -423,6 +423,76 @@ async fn list_by_user(
         .list_by_user(user_id, query.after, limit)
         .await?;
     Ok(axum::Json(serde_json::json!({ "reviews": reviews, "next_after": next })).into_response())
+}
+
+impl From<RecommendationsError> for ApiError {
+    fn from(e: RecommendationsError) -> ApiError {
+        let code = match &e {
+            RecommendationsError::TableMissing(_) => "recommendations_unavailable",
+            RecommendationsError::Database(_) => "database_unavailable",
+            RecommendationsError::Malformed(_) => "stored_data_malformed",
+        };
+        let reason = match &e {
+            RecommendationsError::TableMissing(_) => e.to_string(),
+            RecommendationsError::Database(_) => {
+                "the recommendations store is unavailable; retry later".to_owned()
+            }
+            RecommendationsError::Malformed(row) => {
+                format!(
+                    "the stored recommendations of user {} are malformed",
+                    row.key
+                )
+            }
+        };
+        // The driver's or the row's own text goes to the log only.
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, reason).with_detail(e.to_string())
+    }
+}
+
+/// The handler. The reader comes as an extension the binary adds (built from
+/// `--recommendations-keyspace`); a router without it answers 503.
+///
+/// Unlike reviews (public, like on any review site), recommendations are
+/// derived from what the user likes and so reveal their taste: only the user
+/// (the token's subject) or an admin may read them — 401 without a valid
+/// token, 403 for someone else's.
+pub async fn recommendations(
+    State(state): State<AppState>,
+    id: Result<Path<String>, axum::extract::rejection::PathRejection>,
+    headers: HeaderMap,
+    reader: Option<Extension<Arc<Recommendations>>>,
+) -> Result<Response, ApiError> {
+    let principal = authenticate(&state, &headers)?;
+    let id = path_segment(id)?;
+    let user_id = crate::model::canonical_id(&id).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_id",
+            "user id must be a positive integer in canonical decimal (digits only, no sign or leading zero)",
+        )
+    })?;
+    if !principal.may_act_for(user_id) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "only the user or an admin may read a user's recommendations",
+        ));
+    }
+    let Some(Extension(reader)) = reader else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "recommendations_unavailable",
+            "this server has no recommendations keyspace configured",
+        ));
+    };
+    match reader.get(user_id).await? {
+        Some(found) => Ok(axum::Json(found).into_response()),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_recommendations",
+            format!("user {user_id} has no recommendations yet"),
+        )),
+    }
 }
 
 #[cfg(test)]

@@ -4,6 +4,8 @@
 //! * [`store`] — reviews in Cassandra/ScyllaDB: a per-review version counter
 //!   (LWT) serialises writers; each write is one LOGGED BATCH holding the
 //!   review version *and* its change record (the transactional outbox).
+//! * [`acknowledged`] — the latest acknowledged version of every review, read
+//!   whole by review-svc's commit rule (for reconcile).
 //! * [`relay`] — tails the change log and publishes every change to Kafka
 //!   `reviews.changed` ([`event`]), checkpointing only after Kafka acks.
 //! * [`rpc`] — `ReviewService` over Avro RPC: the latest version of reviews,
@@ -16,6 +18,7 @@
 //! * [`events`] — the one place each notable occurrence is logged and counted.
 #![forbid(unsafe_code)]
 
+pub mod acknowledged;
 pub mod api;
 pub mod auth;
 pub mod config;

@@ -1,36 +1,27 @@
-//! `GET /v1/users/{id}/recommendations`: a user's recommendations as the
-//! recommender last wrote them (its `recommendations_by_user` table, in its
-//! own keyspace, read over review-svc's session).
+//! A user's recommendations as the recommender last wrote them: its
+//! `recommendations_by_user` table, in its own keyspace, read over
+//! review-svc's session through the serving contract's reader
+//! ([`cinerec_serving::UserReader`]), and turned into the
+//! `GET /v1/users/{id}/recommendations` body (the handler is
+//! [`crate::api`]'s).
 //!
 //! The table belongs to the recommender, which creates it on its first
 //! start; until then the endpoint answers 503 `recommendations_unavailable`
 //! with a reason naming the table, never a driver error. The statement is
 //! prepared on first use and again after the table went missing, so
 //! review-svc may start before the recommender ever ran.
-//!
-//! Unlike a user's reviews, which are public, recommendations need a
-//! bearer token of the user themself or one with the `admin` scope (401
-//! without a valid token, 403 for another user's): they reveal the user's
-//! taste.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use axum::Extension;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use cinerec_serving::{MalformedRow, RecommendationsRow, UserReader};
 use scylla::client::session::Session;
-use scylla::errors::{DbError, ExecutionError, PrepareError, RequestAttemptError};
 use scylla::statement::Consistency;
-use scylla::statement::prepared::PreparedStatement;
 use serde::Serialize;
-
-use crate::api::{ApiError, AppState, authenticate};
 
 /// The recommender's default keyspace (its `--keyspace`).
 pub const DEFAULT_RECOMMENDATIONS_KEYSPACE: &str = "recommender";
 /// The table read (the recommender's contract).
-pub const TABLE: &str = "recommendations_by_user";
+pub const TABLE: &str = cinerec_serving::schema::RECOMMENDATIONS;
 
 /// Where the recommendations are.
 #[derive(Debug, Clone, clap::Args)]
@@ -76,64 +67,14 @@ pub struct UserRecommendations {
     pub computed_at: String,
 }
 
-/// Why recommendations could not be read.
-#[derive(Debug, thiserror::Error)]
-pub enum RecommendationsError {
-    /// The keyspace or table does not exist (yet), or lacks the contract's columns.
-    #[error(
-        "recommendations are not available yet: table {0}.{TABLE} does not exist (the recommender \
-         has not run) or lacks the expected columns"
-    )]
-    TableMissing(String),
-    /// The database failed or timed out.
-    #[error("database: {0}")]
-    Database(String),
-    /// The stored row contradicts the table contract.
-    #[error("malformed recommendations row of user {user_id}: {problem}")]
-    Corrupt {
-        /// The user.
-        user_id: i64,
-        /// What is wrong.
-        problem: String,
-    },
-}
-
-impl From<RecommendationsError> for ApiError {
-    fn from(e: RecommendationsError) -> ApiError {
-        let code = match &e {
-            RecommendationsError::TableMissing(_) => "recommendations_unavailable",
-            RecommendationsError::Database(_) => "database_unavailable",
-            RecommendationsError::Corrupt { .. } => "stored_data_malformed",
-        };
-        let reason = match &e {
-            RecommendationsError::TableMissing(_) => e.to_string(),
-            RecommendationsError::Database(_) => {
-                "the recommendations store is unavailable; retry later".to_owned()
-            }
-            RecommendationsError::Corrupt { user_id, .. } => {
-                format!("the stored recommendations of user {user_id} are malformed")
-            }
-        };
-        // The driver's or the row's own text goes to the log only.
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, reason).with_detail(e.to_string())
-    }
-}
+/// Why recommendations could not be read (the serving contract's reader error).
+pub use cinerec_serving::ReadError as RecommendationsError;
 
 /// Reads `recommendations_by_user` of one keyspace.
 #[derive(Debug)]
 pub struct Recommendations {
     session: Arc<Session>,
-    keyspace: String,
-    consistency: Consistency,
-    /// Prepared on first success; cleared when the table went missing.
-    select: Mutex<Option<PreparedStatement>>,
-}
-
-type RowTuple = (Option<Vec<i64>>, Option<Vec<f64>>, Option<i32>, Option<i64>);
-
-fn is_missing_table(e: &RequestAttemptError) -> bool {
-    // For a fixed SELECT, Invalid means the keyspace/table/columns are not there.
-    matches!(e, RequestAttemptError::DbError(DbError::Invalid, _))
+    reader: UserReader,
 }
 
 impl Recommendations {
@@ -143,56 +84,9 @@ impl Recommendations {
         args: &RecommendationsArgs,
         consistency: Consistency,
     ) -> Result<Recommendations, String> {
-        let ks = &args.recommendations_keyspace;
-        let ok = !ks.is_empty()
-            && ks.len() <= 48
-            && ks
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-            && ks.as_bytes()[0].is_ascii_lowercase();
-        if !ok {
-            return Err(format!(
-                "recommendations keyspace {ks:?} must be 1-48 of [a-z0-9_], starting with a letter"
-            ));
-        }
-        Ok(Recommendations {
-            session,
-            keyspace: ks.clone(),
-            consistency,
-            select: Mutex::new(None),
-        })
-    }
-
-    fn cached(&self) -> Option<PreparedStatement> {
-        self.select.lock().ok().and_then(|s| s.clone())
-    }
-
-    fn store(&self, statement: Option<PreparedStatement>) {
-        if let Ok(mut s) = self.select.lock() {
-            *s = statement;
-        }
-    }
-
-    async fn statement(&self) -> Result<PreparedStatement, RecommendationsError> {
-        if let Some(s) = self.cached() {
-            return Ok(s);
-        }
-        let cql = format!(
-            "SELECT movie_ids, scores, from_model, computed_at FROM {}.{TABLE} WHERE user_id = ?",
-            self.keyspace
-        );
-        let mut prepared = self.session.prepare(cql).await.map_err(|e| match &e {
-            PrepareError::AllAttemptsFailed { first_attempt }
-                if is_missing_table(first_attempt) =>
-            {
-                RecommendationsError::TableMissing(self.keyspace.clone())
-            }
-            _ => RecommendationsError::Database(e.to_string()),
-        })?;
-        prepared.set_consistency(self.consistency);
-        prepared.set_is_idempotent(true);
-        self.store(Some(prepared.clone()));
-        Ok(prepared)
+        let reader = UserReader::new(&args.recommendations_keyspace, consistency)
+            .map_err(|e| format!("recommendations {e}"))?;
+        Ok(Recommendations { session, reader })
     }
 
     /// The recommendations of `user_id`; `None` when the recommender wrote
@@ -201,62 +95,27 @@ impl Recommendations {
         &self,
         user_id: i64,
     ) -> Result<Option<UserRecommendations>, RecommendationsError> {
-        let select = self.statement().await?;
-        let result = self
-            .session
-            .execute_unpaged(&select, (user_id,))
-            .await
-            .map_err(|e| match &e {
-                ExecutionError::LastAttemptError(attempt)
-                | ExecutionError::PrepareError(PrepareError::AllAttemptsFailed {
-                    first_attempt: attempt,
-                }) if is_missing_table(attempt) => {
-                    // Dropped since it was prepared: prepare again next time.
-                    self.store(None);
-                    RecommendationsError::TableMissing(self.keyspace.clone())
-                }
-                _ => RecommendationsError::Database(e.to_string()),
-            })?;
-        let corrupt = |problem: String| RecommendationsError::Corrupt { user_id, problem };
-        let row = result
-            .into_rows_result()
-            .map_err(|e| corrupt(e.to_string()))?
-            .maybe_first_row::<RowTuple>()
-            .map_err(|e| corrupt(e.to_string()))?;
-        row.map(|row| from_row(user_id, row).map_err(corrupt))
-            .transpose()
+        let row = self.reader.get(&self.session, user_id).await?;
+        Ok(row.map(response).transpose()?)
     }
 }
 
-fn from_row(
-    user_id: i64,
-    (movies, scores, from_model, computed_at): RowTuple,
-) -> Result<UserRecommendations, String> {
-    // An empty CQL list reads as null.
-    let (movies, scores) = (movies.unwrap_or_default(), scores.unwrap_or_default());
-    if movies.len() != scores.len() {
-        return Err(format!(
-            "{} movie_ids but {} scores",
-            movies.len(),
-            scores.len()
-        ));
-    }
-    let from_model = from_model.ok_or("from_model is null")?;
-    let from_model = usize::try_from(from_model)
-        .ok()
-        .filter(|k| *k <= movies.len())
-        .ok_or_else(|| format!("from_model {from_model} outside 0..={}", movies.len()))?;
-    let computed_at = computed_at.ok_or("computed_at is null")?;
-    let computed_at = rfc3339_micros(computed_at)
-        .ok_or_else(|| format!("computed_at {computed_at} µs is outside years 0-9999"))?;
-    let items = movies
-        .into_iter()
-        .zip(scores)
-        .enumerate()
-        .map(|(k, (movie_id, score))| Item {
+/// The response body of a checked row.
+fn response(row: RecommendationsRow) -> Result<UserRecommendations, MalformedRow> {
+    let computed_at = rfc3339_micros(row.computed_at_us).ok_or_else(|| MalformedRow {
+        table: TABLE,
+        key: row.user_id.to_string(),
+        problem: format!(
+            "computed_at {} µs is outside years 0-9999",
+            row.computed_at_us
+        ),
+    })?;
+    let items = row
+        .entries()
+        .map(|(movie_id, score, from_model)| Item {
             movie_id,
             score,
-            source: if k < from_model {
+            source: if from_model {
                 Source::Model
             } else {
                 Source::Trending
@@ -264,7 +123,7 @@ fn from_row(
         })
         .collect();
     Ok(UserRecommendations {
-        user_id,
+        user_id: row.user_id,
         items,
         computed_at,
     })
@@ -297,52 +156,6 @@ pub fn rfc3339_micros(us: i64) -> Option<String> {
         sod % 3_600 / 60,
         sod % 60
     ))
-}
-
-/// The handler. The reader comes as an extension the binary adds (built from
-/// `--recommendations-keyspace`); a router without it answers 503.
-///
-/// Unlike reviews (public, like on any review site), recommendations are
-/// derived from what the user likes and so reveal their taste: only the user
-/// (the token's subject) or an admin may read them — 401 without a valid
-/// token, 403 for someone else's.
-pub async fn get(
-    State(state): State<AppState>,
-    id: Result<Path<String>, axum::extract::rejection::PathRejection>,
-    headers: HeaderMap,
-    reader: Option<Extension<Arc<Recommendations>>>,
-) -> Result<Response, ApiError> {
-    let principal = authenticate(&state, &headers)?;
-    let id = crate::api::path_segment(id)?;
-    let user_id = crate::model::canonical_id(&id).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_id",
-            "user id must be a positive integer in canonical decimal (digits only, no sign or leading zero)",
-        )
-    })?;
-    if !principal.may_act_for(user_id) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "only the user or an admin may read a user's recommendations",
-        ));
-    }
-    let Some(Extension(reader)) = reader else {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "recommendations_unavailable",
-            "this server has no recommendations keyspace configured",
-        ));
-    };
-    match reader.get(user_id).await? {
-        Some(found) => Ok(axum::Json(found).into_response()),
-        None => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "no_recommendations",
-            format!("user {user_id} has no recommendations yet"),
-        )),
-    }
 }
 
 #[cfg(test)]
@@ -378,27 +191,31 @@ mod tests {
 
     #[test]
     fn rows_split_into_model_and_trending() {
-        let row = (
+        let row = RecommendationsRow::from_columns((
+            42,
             Some(vec![5, 9, 3]),
             Some(vec![1.5, 0.7, 0.0]),
             Some(2),
             Some(0),
-        );
-        let r = from_row(42, row).map_err(|e| e.to_string());
-        let sources: Vec<Source> = r
+        ))
+        .map_err(|e| e.to_string());
+        let body = row.and_then(|r| response(r).map_err(|e| e.to_string()));
+        let sources: Vec<Source> = body
             .as_ref()
             .map(|r| r.items.iter().map(|i| i.source).collect())
             .unwrap_or_default();
         assert_eq!(sources, [Source::Model, Source::Model, Source::Trending]);
-        assert!(from_row(1, (None, None, Some(0), Some(0))).is_ok_and(|r| r.items.is_empty()));
+        assert_eq!(
+            body.map(|r| r.computed_at),
+            Ok("1970-01-01T00:00:00.000000Z".to_owned())
+        );
     }
 
     #[test]
-    fn malformed_rows_are_refused() {
-        assert!(from_row(1, (Some(vec![1, 2]), Some(vec![1.0]), Some(1), Some(0))).is_err());
-        assert!(from_row(1, (Some(vec![1]), Some(vec![1.0]), Some(2), Some(0))).is_err());
-        assert!(from_row(1, (Some(vec![1]), Some(vec![1.0]), Some(-1), Some(0))).is_err());
-        assert!(from_row(1, (Some(vec![1]), Some(vec![1.0]), None, Some(0))).is_err());
-        assert!(from_row(1, (Some(vec![1]), Some(vec![1.0]), Some(1), None)).is_err());
+    fn a_time_outside_rfc_3339_is_a_malformed_row() {
+        let row = RecommendationsRow::from_columns((1, None, None, Some(0), Some(i64::MAX)))
+            .map_err(|e| e.to_string());
+        let body = row.and_then(|r| response(r).map_err(|e| e.to_string()));
+        assert!(body.is_err_and(|e| e.contains("outside years 0-9999")));
     }
 }

@@ -3,14 +3,19 @@
 //! no Cassandra engine, so the sink reads them every snapshot interval and
 //! rolls them up into PostgreSQL.
 //!
-//! `recommendations_by_user` is read with a paged full scan: its cost grows
-//! with the users, which is why the interval is a minute by default.
+//! Both are read whole, by token range, through the serving contract's
+//! readers (`cinerec-serving`): the cost grows with the users, which is why
+//! the interval is a minute by default.
 
 use std::collections::BTreeMap;
 
-use futures::TryStreamExt;
+use cinerec_serving::read;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
+use scylla::statement::Consistency;
+
+/// Snapshot reads pair with the recommender's LOCAL_QUORUM writes.
+const CONSISTENCY: Consistency = Consistency::LocalQuorum;
 
 /// Per movie: in how many users' lists it is.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -47,18 +52,11 @@ pub struct Snapshot {
     pub from_model: u64,
     /// Per genre.
     pub trending: Vec<Trending>,
-    /// Rows whose lists disagree in length (read up to the shorter).
+    /// Rows that break the serving contract (lists of unequal length, a
+    /// movie twice, `from_model` outside the list, a null column the
+    /// recommender always writes): left out.
     pub malformed: u64,
 }
-
-type RecRow = (i64, Option<Vec<i64>>, Option<i32>);
-type TrendRow = (
-    String,
-    Option<Vec<i64>>,
-    Option<Vec<i32>>,
-    Option<i64>,
-    Option<i64>,
-);
 
 /// Connects to the cluster.
 pub async fn connect(nodes: &[String]) -> anyhow::Result<Session> {
@@ -74,84 +72,56 @@ pub fn check_keyspace(keyspace: &str) -> anyhow::Result<()> {
     cinerec_service_kit::cql::check_keyspace(keyspace).map_err(anyhow::Error::msg)
 }
 
-/// Reads both tables of `keyspace`.
+/// Reads both tables of `keyspace`, as the serving contract's checked rows
+/// ([`cinerec_serving::read`]): a row that breaks the contract is counted in
+/// [`Snapshot::malformed`] and left out.
 pub async fn read(session: &Session, keyspace: &str) -> anyhow::Result<Snapshot> {
     check_keyspace(keyspace)?;
     let mut snap = Snapshot::default();
-    let mut rows = session
-        .query_iter(
-            format!(
-                "SELECT user_id, movie_ids, from_model FROM {keyspace}.recommendations_by_user"
-            ),
-            (),
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("reading {keyspace}.recommendations_by_user: {e}"))?
-        .rows_stream::<RecRow>()?;
-    while let Some((_user, movies, from_model)) = rows.try_next().await? {
-        let movies = movies.unwrap_or_default();
-        let from_model = usize::try_from(from_model.unwrap_or(0)).unwrap_or(0);
-        if from_model > movies.len() {
+    for (_user, row) in read::all_recommendations(session, keyspace, CONSISTENCY).await? {
+        let Ok(row) = row else {
             snap.malformed += 1;
-        }
+            continue;
+        };
         snap.users += 1;
-        for (i, movie) in movies.iter().enumerate() {
-            let entry = snap.recommended.entry(*movie).or_default();
+        for (movie, _score, from_model) in row.entries() {
+            let entry = snap.recommended.entry(movie).or_default();
             entry.users += 1;
             snap.recommendations += 1;
-            if i < from_model {
+            if from_model {
                 entry.model_users += 1;
                 snap.from_model += 1;
             }
         }
     }
-    let mut rows = session
-        .query_iter(
-            format!(
-                "SELECT genre, movie_ids, counts, window_start, window_end FROM {keyspace}.trending_by_genre"
-            ),
-            (),
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("reading {keyspace}.trending_by_genre: {e}"))?
-        .rows_stream::<TrendRow>()?;
-    while let Some((genre, movies, counts, start, end)) = rows.try_next().await? {
-        let (movies, counts) = (movies.unwrap_or_default(), counts.unwrap_or_default());
-        if movies.len() != counts.len() {
+    for row in read::all_trending(session, keyspace, CONSISTENCY).await? {
+        let Ok(row) = row else {
             snap.malformed += 1;
-        }
+            continue;
+        };
         snap.trending.push(Trending {
-            genre,
-            movies: movies
+            genre: row.genre,
+            movies: row
+                .movies
                 .into_iter()
-                .zip(counts)
                 .map(|(m, c)| (m, i64::from(c)))
                 .collect(),
-            window_start_us: start.unwrap_or(0),
-            window_end_us: end.unwrap_or(0),
+            window_start_us: row.window_start_us,
+            window_end_us: row.window_end_us,
         });
     }
     snap.trending.sort_by(|a, b| a.genre.cmp(&b.genre));
     Ok(snap)
 }
 
-/// The contract's DDL of the two tables this sink reads, for tests and the
-/// demo seeder that stand in for the recommender.
-pub fn contract_ddl(keyspace: &str) -> anyhow::Result<[String; 3]> {
+/// The keyspace and the serving contract's tables ([`cinerec_serving::schema`]),
+/// for tests and the demo seeder that stand in for the recommender.
+pub fn contract_ddl(keyspace: &str) -> anyhow::Result<Vec<String>> {
     check_keyspace(keyspace)?;
-    Ok([
-        format!(
-            "CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = \
-             {{'class': 'SimpleStrategy', 'replication_factor': 1}}"
-        ),
-        format!(
-            "CREATE TABLE IF NOT EXISTS {keyspace}.recommendations_by_user (user_id bigint PRIMARY KEY, \
-             movie_ids list<bigint>, scores list<double>, from_model int, computed_at bigint)"
-        ),
-        format!(
-            "CREATE TABLE IF NOT EXISTS {keyspace}.trending_by_genre (genre text PRIMARY KEY, \
-             movie_ids list<bigint>, counts list<int>, window_start bigint, window_end bigint, \
-             computed_at bigint)"
-        ),
-    ])
+    let mut ddl = vec![format!(
+        "CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = \
+         {{'class': 'SimpleStrategy', 'replication_factor': 1}}"
+    )];
+    ddl.extend(cinerec_serving::schema::tables(keyspace).map_err(anyhow::Error::msg)?);
+    Ok(ddl)
 }

@@ -15,7 +15,6 @@ use cinerec_events::{EnrichedReview, Tier};
 use cinerec_service_kit::{Shutdown, telemetry};
 use cinerec_stream::{CacheArgs, CqlArgs, KafkaArgs};
 use cinerec_tests::{POLL_DEADLINE, Stack, unique_name, unreachable};
-use futures::TryStreamExt;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -211,27 +210,25 @@ impl World {
         Ok(m.state())
     }
 
-    /// recommendations_by_user, every row.
+    /// recommendations_by_user, every row, read through the serving
+    /// contract's reader (a malformed row fails the test).
     pub async fn recommendations(&self) -> anyhow::Result<BTreeMap<i64, RecRow>> {
+        let rows = cinerec_serving::read::all_recommendations(
+            &self.session,
+            &self.name,
+            scylla::statement::Consistency::LocalQuorum,
+        )
+        .await?;
         let mut out = BTreeMap::new();
-        let mut rows = self
-            .session
-            .query_iter(
-                format!(
-                    "SELECT user_id, movie_ids, scores, from_model FROM {}.recommendations_by_user",
-                    self.name
-                ),
-                &[],
-            )
-            .await?
-            .rows_stream::<(i64, Option<Vec<i64>>, Option<Vec<f64>>, Option<i32>)>()?;
-        while let Some((u, movies, scores, from_model)) = rows.try_next().await? {
+        for (user, row) in rows {
+            let row = row?;
+            let from_model = i32::try_from(row.from_model)?;
             out.insert(
-                u,
+                user,
                 RecRow {
-                    movies: movies.unwrap_or_default(),
-                    scores: scores.unwrap_or_default(),
-                    from_model: from_model.unwrap_or(0),
+                    movies: row.movie_ids,
+                    scores: row.scores,
+                    from_model,
                 },
             );
         }

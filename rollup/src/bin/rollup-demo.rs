@@ -243,12 +243,10 @@ async fn write_recommender_tables(
     for ddl in rollup::snapshot::contract_ddl(&args.keyspace)? {
         session.query_unpaged(ddl, ()).await?;
     }
-    let ks = &args.keyspace;
-    let insert_rec = session
-        .prepare(format!(
-            "INSERT INTO {ks}.recommendations_by_user (user_id, movie_ids, scores, from_model, computed_at) VALUES (?, ?, ?, ?, ?)"
-        ))
-        .await?;
+    // The serving contract's own writes: each row at a client-side
+    // timestamp (here `now`), as the recommender writes them.
+    let inserts = cinerec_serving::schema::inserts(&args.keyspace).map_err(anyhow::Error::msg)?;
+    let insert_rec = session.prepare(inserts.recommendations).await?;
     for (user, seen_movies) in &seen {
         let mut scores: HashMap<i64, f64> = HashMap::new();
         for &l in likes.get(user).into_iter().flatten() {
@@ -273,19 +271,15 @@ async fn write_recommender_tables(
         }
         let (ids, scores): (Vec<i64>, Vec<f64>) = list.into_iter().unzip();
         session
-            .execute_unpaged(&insert_rec, (user, ids, scores, from_model, now))
+            .execute_unpaged(&insert_rec, (user, ids, scores, from_model, now, now))
             .await?;
     }
-    let insert_trend = session
-        .prepare(format!(
-            "INSERT INTO {ks}.trending_by_genre (genre, movie_ids, counts, window_start, window_end, computed_at) VALUES (?, ?, ?, ?, ?, ?)"
-        ))
-        .await?;
+    let insert_trend = session.prepare(inserts.trending).await?;
     let start = events.first().map_or(now, |e| e.changed_at_us);
     for (genre, top) in trending {
         let (ids, counts): (Vec<i64>, Vec<i32>) = top.into_iter().unzip();
         session
-            .execute_unpaged(&insert_trend, (genre, ids, counts, start, now, now))
+            .execute_unpaged(&insert_trend, (genre, ids, counts, start, now, now, now))
             .await?;
     }
     Ok(())
