@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use cinerec_backoff::ExponentialBackoff;
 use cinerec_stream::{CacheArgs, CacheDefaults, Defaults, KafkaArgs};
 
 use crate::rpc::{Endpoints, Retry};
@@ -137,8 +138,10 @@ impl Config {
     pub fn retry(&self) -> Retry {
         Retry {
             attempts: self.retry_attempts.max(1),
-            base: Duration::from_millis(self.retry_base_ms),
-            max: Duration::from_millis(self.retry_max_ms),
+            backoff: ExponentialBackoff::new(
+                Duration::from_millis(self.retry_base_ms),
+                Duration::from_millis(self.retry_max_ms),
+            ),
             attempt_timeout: Duration::from_millis(self.rpc_timeout_ms),
         }
     }

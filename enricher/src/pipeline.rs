@@ -327,7 +327,7 @@ impl Enrich {
             }
             let sample = errors.values().next().cloned().unwrap_or_default();
             telemetry::retrying("produce", failures, &sample);
-            tokio::time::sleep(self.retry.backoff(failures)).await;
+            tokio::time::sleep(self.retry.backoff.delay(failures)).await;
         }
     }
 }

@@ -21,6 +21,7 @@ use avro_rpc::layer::deadline::DeadlineLayer;
 use avro_rpc::layer::trace::Trace;
 use avro_rpc::transport::socket::SocketConnector;
 use avro_rpc::{Call, Reply};
+use cinerec_backoff::ExponentialBackoff;
 use cinerec_service_kit::rpc::{RpcClientMetrics, RpcClientMetricsLayer};
 use tower::{ServiceBuilder, ServiceExt};
 use uuid::Uuid;
@@ -132,23 +133,13 @@ pub struct Endpoints {
 pub struct Retry {
     /// Attempts in all (the first included); at least 1.
     pub attempts: u32,
-    /// Wait after the first failure; doubles after each further one.
-    pub base: Duration,
-    /// Longest wait between two attempts.
-    pub max: Duration,
+    /// The waits between attempts.
+    pub backoff: ExponentialBackoff,
     /// Longest one attempt may take (also the RPC deadline).
     pub attempt_timeout: Duration,
 }
 
 impl Retry {
-    /// The wait before attempt `n + 1` after `n` failures (n ≥ 1).
-    pub fn backoff(&self, failures: u32) -> Duration {
-        let factor = 1u32
-            .checked_shl(failures.saturating_sub(1))
-            .unwrap_or(u32::MAX);
-        self.base.saturating_mul(factor).min(self.max)
-    }
-
     /// Runs `op` until it succeeds, fails permanently, or the budget is spent.
     ///
     /// `op` makes each attempt as a boxed `'static` future: rustc then sees
@@ -184,7 +175,7 @@ impl Retry {
                         });
                     }
                     crate::telemetry::retrying(what, failures, &e);
-                    tokio::time::sleep(self.backoff(failures)).await;
+                    tokio::time::sleep(self.backoff.delay(failures)).await;
                 }
             }
         }
@@ -374,18 +365,9 @@ mod tests {
     fn retry(attempts: u32) -> Retry {
         Retry {
             attempts,
-            base: Duration::from_millis(1),
-            max: Duration::from_millis(4),
+            backoff: ExponentialBackoff::new(Duration::from_millis(1), Duration::from_millis(4)),
             attempt_timeout: Duration::from_millis(50),
         }
-    }
-
-    #[test]
-    fn backoff_doubles_up_to_the_cap() {
-        let r = retry(10);
-        let waits: Vec<u128> = (1..=5).map(|n| r.backoff(n).as_millis()).collect();
-        assert_eq!(waits, vec![1, 2, 4, 4, 4]);
-        assert_eq!(r.backoff(200), Duration::from_millis(4));
     }
 
     #[tokio::test]

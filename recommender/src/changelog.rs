@@ -35,10 +35,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use cinerec_backoff::ExponentialBackoff;
 use cinerec_events::EnrichedReview;
-use cinerec_service_kit::Shutdown;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use cinerec_service_kit::{Shutdown, kafka};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -46,8 +45,6 @@ use rdkafka::message::Message as _;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use uuid::Uuid;
-
-use crate::store::Backoff;
 
 /// How long a metadata or watermark request may take.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
@@ -82,27 +79,14 @@ pub async fn partitions(brokers: &str, topic: &str) -> Result<i32, KafkaError> {
 /// does not exist (replication factor 1: the local stack; production creates
 /// it out of band with the same `cleanup.policy`).
 pub async fn ensure(brokers: &str, topic: &str, partitions: i32) -> Result<(), KafkaError> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()?;
-    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1))
-        .set("cleanup.policy", "compact")
+    let compacted = [
+        ("cleanup.policy", "compact"),
         // Compact eagerly enough that a restore reads little more than one
         // record per review.
-        .set("min.cleanable.dirty.ratio", "0.2")
-        .set("segment.ms", "600000");
-    let results = admin
-        .create_topics(
-            &[new],
-            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
-        )
-        .await?;
-    for r in results {
-        match r {
-            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((_, code)) => return Err(KafkaError::AdminOp(code)),
-        }
-    }
+        ("min.cleanable.dirty.ratio", "0.2"),
+        ("segment.ms", "600000"),
+    ];
+    kafka::ensure_topics_with_config(brokers, &[(topic, partitions)], &compacted).await?;
     let have = self::partitions(brokers, topic).await?;
     if have != partitions {
         tracing::warn!(
@@ -164,7 +148,7 @@ impl Writer {
     pub async fn write_all(
         &self,
         records: &[(i32, &EnrichedReview)],
-        backoff: Backoff,
+        backoff: ExponentialBackoff,
         shutdown: &Shutdown,
     ) -> Result<usize, Abandoned> {
         let mut encoded = Vec::with_capacity(records.len());

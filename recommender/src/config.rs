@@ -6,9 +6,9 @@
 
 use std::time::Duration;
 
+use cinerec_backoff::ExponentialBackoff;
 use cinerec_stream::{CacheArgs, CacheDefaults, CqlArgs, Defaults, KafkaArgs};
 
-use crate::store::Backoff;
 use crate::trending::TrendingConfig;
 
 /// The recommender's defaults of the runtime's shared Kafka and cache flags
@@ -208,11 +208,11 @@ impl Config {
     }
 
     /// Backoff of failed writes.
-    pub fn backoff(&self) -> Backoff {
-        Backoff {
-            base: Duration::from_millis(self.retry_base_ms.max(1)),
-            max: Duration::from_millis(self.retry_max_ms),
-        }
+    pub fn backoff(&self) -> ExponentialBackoff {
+        ExponentialBackoff::new(
+            Duration::from_millis(self.retry_base_ms.max(1)),
+            Duration::from_millis(self.retry_max_ms),
+        )
     }
 
     /// The trending windows' shape.

@@ -69,6 +69,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use cinerec_backoff::ExponentialBackoff;
 use cinerec_events::EnrichedReview;
 use cinerec_service_kit::Shutdown;
 use cinerec_service_kit::clock::now_micros;
@@ -665,7 +666,7 @@ pub struct Recommend {
     moves: Arc<Moves>,
     changelog: changelog::Writer,
     changelog_topic: String,
-    backoff: store::Backoff,
+    backoff: ExponentialBackoff,
     stats: Arc<Stats>,
 }
 

@@ -40,7 +40,6 @@ use cinerec_service_kit::defaults::{DEFAULT_BROKERS, DEFAULT_CQL_NODES};
 use cinerec_serving::{self as serving, MalformedRow, RecommendationsRow};
 use review_svc::acknowledged::{self, latest_acknowledged};
 use scylla::client::session::Session;
-use scylla::client::session_builder::SessionBuilder;
 use scylla::statement::Consistency;
 
 use crate::model::{self, Model, ModelState, MovieId, ReviewState, TOP_N, UserId};
@@ -113,13 +112,8 @@ impl Args {
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
     /// No contact point answered.
-    #[error("Cassandra at {nodes} unreachable: {source}")]
-    Connect {
-        /// The contact points tried.
-        nodes: String,
-        /// The driver's error (boxed: it is large and rare).
-        source: Box<scylla::errors::NewSessionError>,
-    },
+    #[error(transparent)]
+    Connect(#[from] cinerec_service_kit::cql::ConnectError),
     /// A keyspace name that cannot be spliced into CQL.
     #[error("keyspace name {0:?} must be 1-48 of [a-z0-9_], starting with a letter")]
     BadKeyspace(String),
@@ -368,14 +362,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 /// A session to `nodes`.
 pub async fn connect(nodes: &[String]) -> Result<Session, ReconcileError> {
-    SessionBuilder::new()
-        .known_nodes(nodes)
-        .build()
-        .await
-        .map_err(|source| ReconcileError::Connect {
-            nodes: nodes.join(","),
-            source: Box::new(source),
-        })
+    Ok(cinerec_service_kit::cql::connect(nodes, None).await?)
 }
 
 /// Reads both sides and compares them (see the module docs).

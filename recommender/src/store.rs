@@ -18,12 +18,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cinerec_service_kit::cql::check_keyspace;
+use cinerec_backoff::ExponentialBackoff;
+use cinerec_service_kit::cql::{self, check_keyspace};
 use futures::StreamExt;
-use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
-use scylla::client::session_builder::SessionBuilder;
-use scylla::statement::Consistency;
 use scylla::statement::prepared::PreparedStatement;
 
 use cinerec_serving as serving;
@@ -54,22 +52,10 @@ fn db(e: impl std::fmt::Display) -> StoreError {
 /// configured request timeout.
 pub async fn connect(config: &CqlConfig) -> Result<Arc<Session>, StoreError> {
     check_keyspace(&config.keyspace).map_err(StoreError::Config)?;
-    let profile = ExecutionProfile::builder()
-        .request_timeout(Some(Duration::from_millis(config.cql_timeout_ms.max(1))))
-        .consistency(Consistency::LocalQuorum)
-        .build()
-        .into_handle();
-    let session = SessionBuilder::new()
-        .known_nodes(&config.cql_nodes)
-        .default_execution_profile_handle(profile)
-        .build()
+    let timeout = Duration::from_millis(config.cql_timeout_ms.max(1));
+    let session = cql::connect(&config.cql_nodes, Some(timeout))
         .await
-        .map_err(|e| {
-            StoreError::Database(format!(
-                "Cassandra at {} unreachable: {e}",
-                config.cql_nodes.join(",")
-            ))
-        })?;
+        .map_err(db)?;
     Ok(Arc::new(session))
 }
 
@@ -214,25 +200,6 @@ impl Write {
     }
 }
 
-/// Exponential backoff of failed writes: `base · 2^(failures−1)`, at most `max`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Backoff {
-    /// First delay.
-    pub base: Duration,
-    /// Longest delay.
-    pub max: Duration,
-}
-
-impl Backoff {
-    /// The delay after `failures` failures.
-    pub fn delay(&self, failures: u32) -> Duration {
-        let exp = failures.saturating_sub(1).min(16);
-        self.base
-            .saturating_mul(1 << exp)
-            .min(self.max.max(self.base))
-    }
-}
-
 /// Writes stopped before all landed: shutdown came while retrying.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("writes abandoned at shutdown")]
@@ -354,7 +321,7 @@ impl Store {
         &self,
         writes: &[(Write, i64)],
         concurrency: usize,
-        backoff: Backoff,
+        backoff: ExponentialBackoff,
         stop: S,
     ) -> Result<(), Abandoned>
     where
@@ -378,7 +345,7 @@ impl Store {
         }
     }
 
-    async fn write_until_landed(&self, w: &Write, ts: i64, backoff: Backoff) {
+    async fn write_until_landed(&self, w: &Write, ts: i64, backoff: ExponentialBackoff) {
         let table = w.table();
         let mut failures = 0u32;
         loop {

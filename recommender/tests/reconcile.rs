@@ -109,10 +109,10 @@ async fn append(brokers: &str, topic: &str, states: &[ReviewState]) -> anyhow::R
     let writer = recommender::changelog::Writer::new(producer, topic.to_owned(), 1, "test".into());
     let records: Vec<EnrichedReview> = states.iter().map(record).collect();
     let refs: Vec<(i32, &EnrichedReview)> = records.iter().map(|r| (0, r)).collect();
-    let backoff = recommender::store::Backoff {
-        base: std::time::Duration::from_millis(50),
-        max: std::time::Duration::from_millis(500),
-    };
+    let backoff = cinerec_backoff::ExponentialBackoff::new(
+        std::time::Duration::from_millis(50),
+        std::time::Duration::from_millis(500),
+    );
     writer
         .write_all(&refs, backoff, &cinerec_service_kit::Shutdown::new())
         .await

@@ -31,10 +31,9 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cinerec_service_kit::clock::now_micros;
+use cinerec_service_kit::kafka::{self, dlq::HEADER_ERROR};
 use cinerec_service_kit::{Shutdown, trace_context};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
@@ -44,7 +43,6 @@ use crate::config::{KafkaArgs, RelayArgs};
 use crate::event::{ChangeOp, ReviewChanged};
 use crate::events;
 use crate::store::{ChangeRow, ReviewStore, StoreError, shard_of};
-use cinerec_service_kit::clock::now_micros;
 
 /// How far ahead of this host's clock the fast path looks, for writers
 /// whose clocks run ahead.
@@ -59,9 +57,6 @@ pub const MAX_SCAN_ROWS: usize = 10_000;
 pub const MAX_CHASE: usize = 64;
 /// Pause after a failed step before retrying (database or Kafka down).
 pub const RETRY_PAUSE: Duration = Duration::from_millis(500);
-/// How long Kafka may take to acknowledge a change before the relay
-/// rewinds and sends again.
-pub const MESSAGE_TIMEOUT_MS: &str = "30000";
 
 /// Why the relay stopped or a step failed.
 #[derive(Debug, thiserror::Error)]
@@ -77,44 +72,23 @@ pub enum RelayError {
     NotMigrated(i32),
 }
 
-/// The idempotent producer the relay publishes with.
+/// The idempotent producer the relay publishes with (service-kit's, with a
+/// short linger and lz4: change events are small and come in bursts).
 pub fn producer(args: &KafkaArgs) -> Result<FutureProducer, KafkaError> {
-    ClientConfig::new()
-        .set("bootstrap.servers", &args.kafka_brokers)
-        // Retries never duplicate or reorder within a partition.
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("message.timeout.ms", MESSAGE_TIMEOUT_MS)
-        .set("linger.ms", "2")
-        .set("compression.type", "lz4")
-        .create()
+    kafka::idempotent_producer(
+        &args.kafka_brokers,
+        &[("linger.ms", "2"), ("compression.type", "lz4")],
+    )
 }
 
 /// Creates the change topic and its DLQ if they do not exist.
 pub async fn ensure_topic(args: &KafkaArgs) -> Result<(), RelayError> {
     let dlq = dlq_topic(&args.changes_topic);
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &args.kafka_brokers)
-        .create()?;
-    let results = admin
-        .create_topics(
-            &[
-                NewTopic::new(
-                    &args.changes_topic,
-                    args.topic_partitions,
-                    TopicReplication::Fixed(1),
-                ),
-                NewTopic::new(&dlq, 1, TopicReplication::Fixed(1)),
-            ],
-            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
-        )
-        .await?;
-    for result in results {
-        match result {
-            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((_, code)) => return Err(RelayError::Kafka(KafkaError::AdminOp(code))),
-        }
-    }
+    kafka::ensure_topics(
+        &args.kafka_brokers,
+        &[(&args.changes_topic, args.topic_partitions), (&dlq, 1)],
+    )
+    .await?;
     Ok(())
 }
 
@@ -492,7 +466,7 @@ impl ShardRelay {
                     headers = headers.insert(Header {
                         // The header every dead letter of the pipeline
                         // carries (service-kit's DLQ), so one tool reads all.
-                        key: cinerec_service_kit::kafka::dlq::HEADER_ERROR,
+                        key: HEADER_ERROR,
                         value: Some(reason.as_str()),
                     });
                 }

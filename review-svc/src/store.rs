@@ -37,10 +37,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cinerec_service_kit::cql::check_keyspace;
+use cinerec_backoff::ExponentialBackoff;
+use cinerec_service_kit::clock::now_micros;
+use cinerec_service_kit::cql::{self, check_keyspace};
 use futures::TryStreamExt;
 use scylla::client::session::Session;
-use scylla::client::session_builder::SessionBuilder;
 use scylla::statement::Consistency;
 use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
@@ -50,7 +51,6 @@ use uuid::Uuid;
 use crate::config::CqlArgs;
 use crate::events;
 use crate::model::{Content, Op, Review};
-use cinerec_service_kit::clock::now_micros;
 
 /// Shards of the change log: the relay tails them in parallel. Part of the
 /// data layout: fixed for the life of a keyspace.
@@ -132,16 +132,9 @@ impl StoreError {
 /// Connects to the cluster (token-aware routing is the driver's default
 /// load-balancing policy, so each statement goes to a replica of its key).
 pub async fn connect(args: &CqlArgs) -> Result<Arc<Session>, StoreError> {
-    let session = SessionBuilder::new()
-        .known_nodes(&args.cql_nodes)
-        .build()
+    let session = cql::connect(&args.cql_nodes, None)
         .await
-        .map_err(|e| {
-            StoreError::Database(format!(
-                "Cassandra at {} unreachable: {e}",
-                args.cql_nodes.join(",")
-            ))
-        })?;
+        .map_err(StoreError::db)?;
     Ok(Arc::new(session))
 }
 
@@ -1242,13 +1235,19 @@ impl ReviewStore {
     }
 }
 
-/// Waits before re-reading a busy head: short at first (the other writer's
-/// batch takes a few ms), capped so a stuck reservation's lease can expire
-/// within the attempts.
+/// The waits before re-reading a busy head: short at first (the other
+/// writer's batch takes a few ms), capped so a stuck reservation's lease can
+/// expire within the attempts.
+const CONTENDED_BACKOFF: ExponentialBackoff =
+    ExponentialBackoff::new(Duration::from_millis(2), Duration::from_millis(100));
+/// Random extra on each contended wait, so two racers drift apart.
+const CONTENDED_JITTER: Duration = Duration::from_millis(5);
+
+/// Waits before retry `attempt + 1` (0-based) of a write that found its head busy.
 async fn backoff(review_id: Uuid, attempt: u32) {
     events::version_contended(review_id);
-    let ms = (2_u64 << attempt.min(6)).min(100) + rand::random_range(0..5);
-    tokio::time::sleep(Duration::from_millis(ms)).await;
+    let wait = CONTENDED_BACKOFF.with_added_jitter(attempt.saturating_add(1), CONTENDED_JITTER);
+    tokio::time::sleep(wait).await;
 }
 
 #[cfg(test)]

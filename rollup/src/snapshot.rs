@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 
 use cinerec_serving::read;
 use scylla::client::session::Session;
-use scylla::client::session_builder::SessionBuilder;
 use scylla::statement::Consistency;
 
 /// Snapshot reads pair with the recommender's LOCAL_QUORUM writes.
@@ -60,11 +59,7 @@ pub struct Snapshot {
 
 /// Connects to the cluster.
 pub async fn connect(nodes: &[String]) -> anyhow::Result<Session> {
-    SessionBuilder::new()
-        .known_nodes(nodes)
-        .build()
-        .await
-        .map_err(|e| anyhow::anyhow!("Cassandra at {} unreachable: {e}", nodes.join(",")))
+    Ok(cinerec_service_kit::cql::connect(nodes, None).await?)
 }
 
 /// Checks a keyspace name before it is spliced into CQL (service-kit's rule).

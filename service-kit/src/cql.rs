@@ -1,7 +1,8 @@
 //! CQL helpers every Cassandra user of cinerec (review-svc, the recommender,
-//! reconcile, rollup) shares: the keyspace-name check run before a keyspace
-//! name goes into a statement, and (feature `cql`) whole-table reads split
-//! by token range ([`scan`]).
+//! reconcile, rollup, the tests) shares: the keyspace-name check run before a
+//! keyspace name goes into a statement, and (feature `cql`) the one way to
+//! open a session ([`connect`]) and whole-table reads split by token range
+//! ([`scan`]).
 
 /// Checks a keyspace name before it is spliced into CQL (keyspaces cannot be
 /// bound as parameters): 1–48 of `[a-z0-9_]`, starting with a letter. That is
@@ -26,7 +27,58 @@ pub fn check_keyspace(keyspace: &str) -> Result<(), String> {
 }
 
 #[cfg(feature = "cql")]
+pub use connect::{ConnectError, connect};
+#[cfg(feature = "cql")]
 pub use scan::{ScanError, TOKEN_SLICES, scan, token_ranges};
+
+#[cfg(feature = "cql")]
+mod connect {
+    use std::time::Duration;
+
+    use scylla::client::execution_profile::ExecutionProfile;
+    use scylla::client::session::Session;
+    use scylla::client::session_builder::SessionBuilder;
+    use scylla::statement::Consistency;
+
+    /// No node of the cluster answered.
+    #[derive(Debug, thiserror::Error)]
+    #[error("Cassandra at {nodes} unreachable: {source}")]
+    pub struct ConnectError {
+        /// The contact points tried, comma-separated.
+        pub nodes: String,
+        /// The driver's error.
+        #[source]
+        pub source: Box<dyn std::error::Error + Send + Sync>,
+    }
+
+    /// A session to the cluster behind `nodes` (`host:port` contact points).
+    ///
+    /// Every statement defaults to `LOCAL_QUORUM` (a write acknowledged at
+    /// it is read back by any later `LOCAL_QUORUM` read) and, when
+    /// `request_timeout` is given, fails after it instead of the driver's
+    /// 30 s. Routing is the driver's default, token-aware: each statement
+    /// goes to a replica of its partition key.
+    pub async fn connect(
+        nodes: &[String],
+        request_timeout: Option<Duration>,
+    ) -> Result<Session, ConnectError> {
+        let mut profile = ExecutionProfile::builder().consistency(Consistency::LocalQuorum);
+        if let Some(timeout) = request_timeout {
+            // `None` here would mean no timeout at all, not the default.
+            profile = profile.request_timeout(Some(timeout));
+        }
+        let profile = profile.build().into_handle();
+        SessionBuilder::new()
+            .known_nodes(nodes)
+            .default_execution_profile_handle(profile)
+            .build()
+            .await
+            .map_err(|e| ConnectError {
+                nodes: nodes.join(","),
+                source: Box::new(e),
+            })
+    }
+}
 
 #[cfg(feature = "cql")]
 mod scan {

@@ -48,12 +48,27 @@ pub fn idempotent_producer(
 /// Creates each `(topic, partitions)` that does not exist yet (replication
 /// factor 1: the local stack; production creates topics out of band).
 pub async fn ensure_topics(brokers: &str, topics: &[(&str, i32)]) -> Result<(), KafkaError> {
+    ensure_topics_with_config(brokers, topics, &[]).await
+}
+
+/// [`ensure_topics`] with topic-level settings (e.g. `cleanup.policy`) on
+/// every topic it creates; a topic that exists keeps the settings it has.
+pub async fn ensure_topics_with_config(
+    brokers: &str,
+    topics: &[(&str, i32)],
+    config: &[(&str, &str)],
+) -> Result<(), KafkaError> {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .create()?;
     let new: Vec<NewTopic<'_>> = topics
         .iter()
-        .map(|(name, partitions)| NewTopic::new(name, *partitions, TopicReplication::Fixed(1)))
+        .map(|(name, partitions)| {
+            config.iter().fold(
+                NewTopic::new(name, *partitions, TopicReplication::Fixed(1)),
+                |topic, (k, v)| topic.set(k, v),
+            )
+        })
         .collect();
     let results = admin
         .create_topics(

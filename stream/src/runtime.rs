@@ -7,6 +7,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cinerec_backoff::ExponentialBackoff;
 use cinerec_cache::{BatchWait, Cache, CacheConfig, Settled};
 use cinerec_service_kit::kafka::dlq::DeadLetters;
 use cinerec_service_kit::kafka::{self as kit};
@@ -536,12 +537,12 @@ impl<O: Operator> Runtime<O> {
     }
 }
 
+/// The pauses between failed dead-letter writes.
+const DLQ_BACKOFF: ExponentialBackoff = ExponentialBackoff::new(DLQ_FIRST_BACKOFF, DLQ_MAX_BACKOFF);
+
 /// The pause after the `failures`-th failed dead-letter write.
 fn dlq_backoff(failures: u32) -> Duration {
-    let factor = 2u32.saturating_pow(failures.saturating_sub(1));
-    DLQ_FIRST_BACKOFF
-        .saturating_mul(factor)
-        .min(DLQ_MAX_BACKOFF)
+    DLQ_BACKOFF.delay(failures)
 }
 
 #[cfg(test)]

@@ -5,16 +5,13 @@
 use anyhow::Context;
 use cinerec_tests::{Stack, unique_name, unreachable};
 use scylla::client::session::Session;
-use scylla::client::session_builder::SessionBuilder;
 
 #[tokio::test]
 async fn create_write_and_read_with_the_scylla_driver() -> anyhow::Result<()> {
     let stack = Stack::from_env();
-    let session: Session = SessionBuilder::new()
-        .known_nodes(&stack.cql_nodes)
-        .build()
+    let session: Session = cinerec_service_kit::cql::connect(&stack.cql_nodes, None)
         .await
-        .map_err(|e| unreachable("Cassandra", &stack.cql_nodes.join(","), e))?;
+        .map_err(|e| unreachable("Cassandra", &e.nodes, e.source))?;
 
     let keyspace = unique_name("smoke");
     session

@@ -11,6 +11,7 @@
 
 use std::time::Duration;
 
+use cinerec_backoff::ExponentialBackoff;
 use tower::retry::Policy;
 
 use crate::client::{Call, Reply};
@@ -22,8 +23,7 @@ use crate::protocol::Protocol;
 pub struct IdempotentRetry {
     protocol: Protocol,
     max_retries: u32,
-    base: Duration,
-    max_backoff: Duration,
+    backoff: ExponentialBackoff,
     /// Retries done for the current request (tower clones the policy per request).
     attempts: u32,
 }
@@ -34,8 +34,7 @@ impl IdempotentRetry {
         IdempotentRetry {
             protocol,
             max_retries: 3,
-            base: Duration::from_millis(10),
-            max_backoff: Duration::from_secs(1),
+            backoff: ExponentialBackoff::new(Duration::from_millis(10), Duration::from_secs(1)),
             attempts: 0,
         }
     }
@@ -48,17 +47,13 @@ impl IdempotentRetry {
 
     /// Sets the first wait bound and the cap of the exponential growth.
     pub fn backoff(mut self, base: Duration, max: Duration) -> Self {
-        self.base = base;
-        self.max_backoff = max;
+        self.backoff = ExponentialBackoff::new(base, max);
         self
     }
 
     /// The bound of the wait before retry number `attempt` (0-based).
     pub fn backoff_bound(&self, attempt: u32) -> Duration {
-        self.base
-            .checked_mul(1u32.checked_shl(attempt).unwrap_or(u32::MAX))
-            .unwrap_or(self.max_backoff)
-            .min(self.max_backoff)
+        self.backoff.delay(attempt.saturating_add(1))
     }
 
     fn retryable(&self, call: &Call, error: &Error) -> bool {
@@ -82,11 +77,10 @@ impl Policy<Call, Reply, Error> for IdempotentRetry {
         if self.attempts >= self.max_retries || !self.retryable(call, error) {
             return None;
         }
-        let bound = self.backoff_bound(self.attempts);
         self.attempts += 1;
-        let wait = rand::random_range(0..=bound.as_micros().min(u128::from(u64::MAX)) as u64);
-        tracing::debug!(message = %call.message, attempt = self.attempts, wait_us = wait, error = %error, "retrying idempotent call");
-        Some(tokio::time::sleep(Duration::from_micros(wait)))
+        let wait = self.backoff.full_jitter(self.attempts);
+        tracing::debug!(message = %call.message, attempt = self.attempts, wait_us = wait.as_micros(), error = %error, "retrying idempotent call");
+        Some(tokio::time::sleep(wait))
     }
 
     fn clone_request(&mut self, call: &Call) -> Option<Call> {

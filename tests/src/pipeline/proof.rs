@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use scylla::client::session::Session;
-use scylla::client::session_builder::SessionBuilder;
 use uuid::Uuid;
 
 use super::{Pipeline, Reconciled};
@@ -35,11 +34,9 @@ pub struct ReviewState {
 /// A session to the stack's Cassandra.
 pub async fn cql_session(p: &Pipeline) -> anyhow::Result<Session> {
     let nodes = &p.stack().cql_nodes;
-    SessionBuilder::new()
-        .known_nodes(nodes)
-        .build()
+    cinerec_service_kit::cql::connect(nodes, None)
         .await
-        .map_err(|e| unreachable("Cassandra", &nodes.join(","), e))
+        .map_err(|e| unreachable("Cassandra", &e.nodes, e.source))
 }
 
 /// The latest state of every review in the run's recommender changelog
