@@ -1,12 +1,12 @@
 //! The movie-svc binary: `serve` (Avro RPC over socket and HTTP, admin port),
 //! `migrate`, `seed`.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
 use cinerec_service_kit::db::{self, DbArgs};
-use cinerec_service_kit::rpc::{RpcAddrs, run_service};
-use cinerec_service_kit::{CommonArgs, Readiness, shutdown, telemetry};
+use cinerec_service_kit::rpc::{RpcAddrs, run_database_service};
+use cinerec_service_kit::{CommonArgs, telemetry};
 use clap::{Parser, Subcommand};
 use movie_svc::service::{DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL, movies};
 use movie_svc::store::MovieStore;
@@ -21,7 +21,7 @@ const DEFAULT_RPC_ADDR: &str = "127.0.0.1:7101";
 /// Avro RPC over HTTP.
 const DEFAULT_RPC_HTTP_ADDR: &str = "127.0.0.1:7102";
 /// /healthz, /readyz, /metrics.
-const DEFAULT_ADMIN_ADDR: &str = "127.0.0.1:9101";
+const DEFAULT_ADMIN_ADDR: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9101));
 
 /// Movie metadata service: MovieService over Avro RPC, backed by CockroachDB.
 #[derive(Debug, Parser)]
@@ -94,36 +94,15 @@ async fn main() -> anyhow::Result<()> {
             cache_capacity,
             cache_ttl_secs,
         } => {
-            let shutdown = shutdown::on_signals()?;
-            let movies = movies(
-                store.clone(),
-                cache_capacity,
-                Duration::from_secs(cache_ttl_secs),
-            );
-            let (responder, metrics) = movie_svc::rpc::responder(movies)?;
-            let readiness = Readiness::new().with_check("database", move || {
-                let store = store.clone();
-                async move { store.ping().await }
-            });
-            db::spawn_pool_gauges(pool, "movie-svc", Duration::from_secs(5), shutdown.clone());
-            let admin_addr = config.common.admin_addr_or(
-                DEFAULT_ADMIN_ADDR
-                    .parse()
-                    .expect("a valid constant address"),
-            );
             let addrs = RpcAddrs {
                 socket: rpc_addr,
                 http: rpc_http_addr,
             };
-            run_service(
-                "movie-svc",
-                addrs,
-                admin_addr,
-                responder,
-                metrics,
-                readiness,
-                shutdown,
-            )
+            let admin_addr = config.common.admin_addr_or(DEFAULT_ADMIN_ADDR);
+            run_database_service("movie-svc", pool, addrs, admin_addr, || {
+                let ttl = Duration::from_secs(cache_ttl_secs);
+                movie_svc::rpc::responder(movies(store, cache_capacity, ttl))
+            })
             .await?;
         }
     }

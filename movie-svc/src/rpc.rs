@@ -5,12 +5,9 @@
 use std::sync::Arc;
 
 use avro_rpc::codegen::HandlerError;
-use avro_rpc::layer::deadline::HonourDeadlineLayer;
 use avro_rpc::server::Responder;
-use cinerec_service_kit::rpc::{RpcMetrics, RpcMetricsLayer};
-use tower::ServiceBuilder;
-
 use cinerec_service_kit::metadata::declared;
+use cinerec_service_kit::rpc::{self, RpcMetricsLayer};
 
 use crate::service::Movies;
 use crate::store;
@@ -36,26 +33,13 @@ impl MovieRpc {
     }
 }
 
-/// The handler stack movie-svc serves (see `cinerec_service_kit::rpc` for why
-/// the layers sit in this order).
-pub type Handler = avro_rpc::layer::trace::TraceHandler<
-    RpcMetrics<<HonourDeadlineLayer as tower::Layer<proto::MovieServiceServer<MovieRpc>>>::Service>,
->;
+/// The handler stack movie-svc serves (service-kit's standard stack).
+pub type Handler = rpc::Handler<proto::MovieServiceServer<MovieRpc>>;
 
 /// The responder for `movies`, with its metrics layer (the drain needs it).
 pub fn responder(movies: Movies) -> anyhow::Result<(Arc<Responder<Handler>>, RpcMetricsLayer)> {
-    let metrics = RpcMetricsLayer::new("movie-svc");
-    let protocol = proto::protocol()?;
-    // Outermost: the server span (a child of the caller's, from the call
-    // metadata) covers the metrics, the deadline check and the handler.
-    let handler = ServiceBuilder::new()
-        .layer(cinerec_service_kit::trace_context::rpc_server_layer(
-            &protocol,
-        ))
-        .layer(metrics.clone())
-        .layer(HonourDeadlineLayer::new())
-        .service(proto::MovieServiceServer::new(MovieRpc::new(movies)));
-    Ok((Arc::new(Responder::new(protocol, handler)), metrics))
+    let server = proto::MovieServiceServer::new(MovieRpc::new(movies));
+    Ok(rpc::responder("movie-svc", proto::protocol()?, server))
 }
 
 fn to_wire(m: &store::Movie) -> proto::Movie {

@@ -74,12 +74,6 @@ impl MovieStore {
         Ok(())
     }
 
-    /// A round trip to the database (readiness).
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
-    }
-
     /// One movie.
     pub async fn get(&self, id: i64) -> Result<Option<Movie>, StoreError> {
         let row = sqlx::query(&format!("SELECT {COLUMNS} FROM movies WHERE id = $1"))

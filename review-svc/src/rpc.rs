@@ -8,11 +8,9 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use avro_rpc::codegen::HandlerError;
-use avro_rpc::layer::deadline::HonourDeadlineLayer;
 use avro_rpc::server::Responder;
-use cinerec_service_kit::rpc::{RpcMetrics, RpcMetricsLayer};
+use cinerec_service_kit::rpc::{self, RpcMetricsLayer};
 use futures::{StreamExt, TryStreamExt};
-use tower::ServiceBuilder;
 use uuid::Uuid;
 
 use crate::model::Review;
@@ -48,30 +46,15 @@ impl ReviewRpc {
     }
 }
 
-/// The handler stack review-svc serves (see `cinerec_service_kit::rpc` for
-/// why the layers sit in this order).
-pub type Handler = avro_rpc::layer::trace::TraceHandler<
-    RpcMetrics<
-        <HonourDeadlineLayer as tower::Layer<proto::ReviewServiceServer<ReviewRpc>>>::Service,
-    >,
->;
+/// The handler stack review-svc serves (service-kit's standard stack).
+pub type Handler = rpc::Handler<proto::ReviewServiceServer<ReviewRpc>>;
 
 /// The responder for `store`, with its metrics layer (the drain needs it).
 pub fn responder(
     store: Arc<ReviewStore>,
 ) -> anyhow::Result<(Arc<Responder<Handler>>, RpcMetricsLayer)> {
-    let metrics = RpcMetricsLayer::new("review-svc");
-    let protocol = proto::protocol()?;
-    // Outermost: the server span (a child of the caller's, from the call
-    // metadata) covers the metrics, the deadline check and the handler.
-    let handler = ServiceBuilder::new()
-        .layer(cinerec_service_kit::trace_context::rpc_server_layer(
-            &protocol,
-        ))
-        .layer(metrics.clone())
-        .layer(HonourDeadlineLayer::new())
-        .service(proto::ReviewServiceServer::new(ReviewRpc::new(store)));
-    Ok((Arc::new(Responder::new(protocol, handler)), metrics))
+    let server = proto::ReviewServiceServer::new(ReviewRpc::new(store));
+    Ok(rpc::responder("review-svc", proto::protocol()?, server))
 }
 
 /// The wire form of a stored version.

@@ -129,6 +129,12 @@ where
     Ok(written)
 }
 
+/// One round trip to the database (`SELECT 1`): the readiness check.
+pub async fn ping(pool: &PgPool) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT 1").execute(pool).await?;
+    Ok(())
+}
+
 /// Publishes the pool's usage as gauges every `every` until `shutdown`:
 /// `cinerec_db_pool_connections{service, state="busy"|"idle"}` and
 /// `cinerec_db_pool_max_connections{service}`.

@@ -383,6 +383,67 @@ impl RpcListeners {
     }
 }
 
+/// The handler stack every cinerec Avro RPC server serves, outermost first:
+/// the server span (a child of the caller's, from the call metadata), the
+/// metrics, the deadline check, the generated server (see the module docs
+/// for why in this order).
+pub type Handler<S> =
+    avro_rpc::layer::trace::TraceHandler<RpcMetrics<avro_rpc::layer::deadline::HonourDeadline<S>>>;
+
+/// The responder of `server` (a generated `…Server`) for `protocol`, in the
+/// standard [`Handler`] stack, with its metrics layer (the drain needs it).
+pub fn responder<S>(
+    service: &'static str,
+    protocol: avro_rpc::Protocol,
+    server: S,
+) -> (Arc<Responder<Handler<S>>>, RpcMetricsLayer)
+where
+    S: Service<Request, Response = Response> + Clone + Send + Sync + 'static,
+    S::Error: Into<avro_rpc::BoxError>,
+    S::Future: Send,
+{
+    let metrics = RpcMetricsLayer::new(service);
+    let handler = tower::ServiceBuilder::new()
+        .layer(crate::trace_context::rpc_server_layer(&protocol))
+        .layer(metrics.clone())
+        .layer(avro_rpc::layer::deadline::HonourDeadlineLayer::new())
+        .service(server);
+    (Arc::new(Responder::new(protocol, handler)), metrics)
+}
+
+/// [`run_service`] for a service whose one dependency is its SQL database
+/// (movie-svc, user-svc): SIGTERM/Ctrl-C start the drain, `/readyz` checks
+/// the database with a round trip, the pool's gauges are published, and
+/// `build` makes the responder once the signal handlers are in place.
+#[cfg(feature = "postgres")]
+pub async fn run_database_service<S>(
+    service: &'static str,
+    pool: sqlx::PgPool,
+    addrs: RpcAddrs,
+    admin_addr: SocketAddr,
+    build: impl FnOnce() -> anyhow::Result<(Arc<Responder<S>>, RpcMetricsLayer)>,
+) -> anyhow::Result<()>
+where
+    S: Service<Request, Response = Response> + Clone + Send + Sync + 'static,
+    S::Error: Into<avro_rpc::BoxError>,
+    S::Future: Send,
+{
+    let shutdown = crate::shutdown::on_signals()?;
+    let (responder, metrics) = build()?;
+    let readiness = {
+        let pool = pool.clone();
+        crate::Readiness::new().with_check("database", move || {
+            let pool = pool.clone();
+            async move { crate::db::ping(&pool).await }
+        })
+    };
+    crate::db::spawn_pool_gauges(pool, service, Duration::from_secs(5), shutdown.clone());
+    run_service(
+        service, addrs, admin_addr, responder, metrics, readiness, shutdown,
+    )
+    .await
+}
+
 /// Runs an Avro RPC service the standard way until `shutdown`: binds the RPC
 /// listeners and the admin port, logs one `serving` line with the bound
 /// addresses (tests and operators read it), serves, drains, and stops the

@@ -5,12 +5,9 @@
 use std::sync::Arc;
 
 use avro_rpc::codegen::HandlerError;
-use avro_rpc::layer::deadline::HonourDeadlineLayer;
 use avro_rpc::server::Responder;
-use cinerec_service_kit::rpc::{RpcMetrics, RpcMetricsLayer};
-use tower::ServiceBuilder;
-
 use cinerec_service_kit::metadata::declared;
+use cinerec_service_kit::rpc::{self, RpcMetricsLayer};
 
 use crate::service::Users;
 use crate::store;
@@ -36,26 +33,13 @@ impl UserRpc {
     }
 }
 
-/// The handler stack user-svc serves (see `cinerec_service_kit::rpc` for why
-/// the layers sit in this order).
-pub type Handler = avro_rpc::layer::trace::TraceHandler<
-    RpcMetrics<<HonourDeadlineLayer as tower::Layer<proto::UserServiceServer<UserRpc>>>::Service>,
->;
+/// The handler stack user-svc serves (service-kit's standard stack).
+pub type Handler = rpc::Handler<proto::UserServiceServer<UserRpc>>;
 
 /// The responder for `users`, with its metrics layer (the drain needs it).
 pub fn responder(users: Users) -> anyhow::Result<(Arc<Responder<Handler>>, RpcMetricsLayer)> {
-    let metrics = RpcMetricsLayer::new("user-svc");
-    let protocol = proto::protocol()?;
-    // Outermost: the server span (a child of the caller's, from the call
-    // metadata) covers the metrics, the deadline check and the handler.
-    let handler = ServiceBuilder::new()
-        .layer(cinerec_service_kit::trace_context::rpc_server_layer(
-            &protocol,
-        ))
-        .layer(metrics.clone())
-        .layer(HonourDeadlineLayer::new())
-        .service(proto::UserServiceServer::new(UserRpc::new(users)));
-    Ok((Arc::new(Responder::new(protocol, handler)), metrics))
+    let server = proto::UserServiceServer::new(UserRpc::new(users));
+    Ok(rpc::responder("user-svc", proto::protocol()?, server))
 }
 
 fn to_wire(u: &store::User) -> proto::User {

@@ -78,12 +78,6 @@ impl UserStore {
         Ok(())
     }
 
-    /// A round trip to the database (readiness).
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
-    }
-
     /// One user.
     pub async fn get(&self, id: i64) -> Result<Option<User>, StoreError> {
         let row = sqlx::query(&format!("SELECT {COLUMNS} FROM users WHERE id = $1"))
