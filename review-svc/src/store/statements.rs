@@ -1,0 +1,209 @@
+//! Every statement of the store, prepared once per process with its
+//! consistency and idempotence (a statement marked idempotent may be
+//! retried by the driver; the LWTs and the commit batch are not).
+
+use std::sync::Arc;
+
+use cinerec_service_kit::cql::check_keyspace;
+use scylla::client::session::Session;
+use scylla::statement::Consistency;
+
+use super::{
+    CHANGE_COLUMNS, HEAD_CREATE_TIMESTAMP, REVIEW_COLUMNS, ReviewStore, Statements, StoreError,
+};
+use crate::config::CqlArgs;
+
+impl ReviewStore {
+    /// Prepares every statement against `args.keyspace` (run [`migrate`] first).
+    pub async fn new(session: Arc<Session>, args: &CqlArgs) -> Result<ReviewStore, StoreError> {
+        check_keyspace(&args.keyspace).map_err(StoreError::Database)?;
+        let ks = &args.keyspace;
+        let consistency: Consistency = args.consistency.into();
+        let serial: scylla::statement::SerialConsistency = args.serial_consistency.into();
+        let serial_read = match serial {
+            scylla::statement::SerialConsistency::Serial => Consistency::Serial,
+            scylla::statement::SerialConsistency::LocalSerial => Consistency::LocalSerial,
+        };
+        let prepare = |cql: String, cl: Consistency, idempotent: bool| {
+            let session = session.clone();
+            async move {
+                let mut p = session
+                    .prepare(cql.as_str())
+                    .await
+                    .map_err(|e| StoreError::Database(format!("preparing {cql}: {e}")))?;
+                p.set_consistency(cl);
+                p.set_serial_consistency(Some(serial));
+                p.set_is_idempotent(idempotent);
+                Ok::<_, StoreError>(p)
+            }
+        };
+        let st = Statements {
+            // Reading the head at SERIAL completes any in-progress Paxos round,
+            // so a writer never acts on a reservation another one is finishing.
+            head_select: prepare(
+                format!(
+                    "SELECT version, committed, changed_at, reserved_at, user_id, movie_id, \
+                     created_at, request_hash, deleted FROM {ks}.review_heads WHERE review_id = ?"
+                ),
+                serial_read,
+                true,
+            )
+            .await?,
+            head_insert: prepare(
+                format!(
+                    "INSERT INTO {ks}.review_heads (review_id, version, changed_at, reserved_at, \
+                     user_id, movie_id, created_at, request_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+                     IF NOT EXISTS"
+                ),
+                consistency,
+                false,
+            )
+            .await?,
+            // The head of a review created without an Idempotency-Key, in the
+            // commit batch: no other writer can know a fresh v4 id, so there
+            // is no race to win and no Paxos round to pay. Its cells are the
+            // ones later edits change by LWT, so they are written at the
+            // lowest timestamp: whatever the clocks of this host and of the
+            // coordinator that runs the next edit's Paxos round (its ballot is
+            // its write timestamp), the edit's cells win.
+            head_create: prepare(
+                format!(
+                    "INSERT INTO {ks}.review_heads (review_id, version, changed_at, reserved_at, \
+                     user_id, movie_id, created_at, request_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+                     USING TIMESTAMP {HEAD_CREATE_TIMESTAMP}"
+                ),
+                consistency,
+                true,
+            )
+            .await?,
+            head_reserve: prepare(
+                format!(
+                    "UPDATE {ks}.review_heads SET version = ?, changed_at = ?, reserved_at = ? \
+                     WHERE review_id = ? IF version = ? AND reserved_at = ?"
+                ),
+                consistency,
+                false,
+            )
+            .await?,
+            review_insert: prepare(
+                format!(
+                    "INSERT INTO {ks}.reviews ({REVIEW_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                ),
+                consistency,
+                true,
+            )
+            .await?,
+            change_insert: prepare(
+                format!(
+                    "INSERT INTO {ks}.review_changes (shard, bucket, {CHANGE_COLUMNS}) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                ),
+                consistency,
+                true,
+            )
+            .await?,
+            head_commit: prepare(
+                format!(
+                    "UPDATE {ks}.review_heads SET committed = ?, deleted = ? WHERE review_id = ?"
+                ),
+                consistency,
+                true,
+            )
+            .await?,
+            by_user_insert: prepare(
+                format!(
+                    "INSERT INTO {ks}.reviews_by_user (user_id, review_id, created_at) \
+                     VALUES (?, ?, ?)"
+                ),
+                consistency,
+                true,
+            )
+            .await?,
+            idem_insert: prepare(
+                format!(
+                    "INSERT INTO {ks}.idempotency_keys \
+                     (user_id, key, review_id, request_hash, version) VALUES (?, ?, ?, ?, ?)"
+                ),
+                consistency,
+                true,
+            )
+            .await?,
+            idem_select: prepare(
+                format!(
+                    "SELECT review_id, request_hash, version FROM {ks}.idempotency_keys \
+                     WHERE user_id = ? AND key = ?"
+                ),
+                consistency,
+                true,
+            )
+            .await?,
+            latest_select: prepare(
+                format!("SELECT {REVIEW_COLUMNS} FROM {ks}.reviews WHERE review_id = ? LIMIT 1"),
+                consistency,
+                true,
+            )
+            .await?,
+            version_select: prepare(
+                format!(
+                    "SELECT {REVIEW_COLUMNS} FROM {ks}.reviews WHERE review_id = ? AND version = ?"
+                ),
+                consistency,
+                true,
+            )
+            .await?,
+            // The oldest version is the create (a create that took over a
+            // dead writer's reservation lands at 2, not 1).
+            first_select: prepare(
+                format!(
+                    "SELECT {REVIEW_COLUMNS} FROM {ks}.reviews WHERE review_id = ? \
+                     ORDER BY version ASC LIMIT 1"
+                ),
+                consistency,
+                true,
+            )
+            .await?,
+            by_user_select: prepare(
+                format!(
+                    "SELECT review_id FROM {ks}.reviews_by_user WHERE user_id = ? \
+                     AND review_id > ? LIMIT ?"
+                ),
+                consistency,
+                true,
+            )
+            .await?,
+            changes_scan: prepare(
+                format!(
+                    "SELECT {CHANGE_COLUMNS} FROM {ks}.review_changes WHERE shard = ? \
+                     AND bucket = ? AND changed_at > ? AND changed_at <= ?"
+                ),
+                consistency,
+                true,
+            )
+            .await?,
+            change_at: prepare(
+                format!(
+                    "SELECT {CHANGE_COLUMNS} FROM {ks}.review_changes WHERE shard = ? \
+                     AND bucket = ? AND changed_at = ? AND review_id = ?"
+                ),
+                consistency,
+                true,
+            )
+            .await?,
+            checkpoint_select: prepare(
+                format!("SELECT position FROM {ks}.relay_checkpoints WHERE shard = ?"),
+                consistency,
+                true,
+            )
+            .await?,
+            checkpoint_update: prepare(
+                format!(
+                    "UPDATE {ks}.relay_checkpoints SET position = ?, updated_at = ? WHERE shard = ?"
+                ),
+                consistency,
+                true,
+            )
+            .await?,
+        };
+        Ok(ReviewStore { session, st })
+    }
+}
