@@ -10,8 +10,8 @@
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use crate::codec::Limits;
 use crate::error::{Error, Kind, Result};
+use crate::limits::Limits;
 
 /// Frames up to this size are read into the connection's ordinary buffer
 /// and not charged.

@@ -16,6 +16,8 @@ use apache_avro::types::Value;
 use serde_json::Value as Json;
 
 use crate::error::{Error, Kind, Result};
+// `Limits` was defined here first; it is part of this module's API.
+pub use crate::limits::{DEFAULT_FRAME_TIMEOUT, Limits};
 
 /// Default cap on any single allocation apache-avro makes while decoding.
 pub const DEFAULT_MAX_ALLOCATION_BYTES: usize = 16 * 1024 * 1024;
@@ -31,75 +33,6 @@ pub fn set_max_allocation_bytes(bytes: usize) -> usize {
         apache_avro::util::max_allocation_bytes(bytes);
     });
     apache_avro::util::max_allocation_bytes(bytes)
-}
-
-/// Bounds applied to everything decoded from a peer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// Largest whole message (all buffers of a frame or HTTP body together).
-    pub max_message_bytes: usize,
-    /// Largest single buffer within a frame.
-    pub max_buffer_bytes: usize,
-    /// Most buffers in one frame / body.
-    pub max_buffers: usize,
-    /// Longest `string` or `bytes` value.
-    pub max_bytes_len: usize,
-    /// Most items in one array or map (all blocks together). Zero-size items
-    /// (e.g. `null`) consume no input, so this is what bounds them.
-    pub max_collection_len: usize,
-    /// Deepest nesting of records/arrays/maps/unions.
-    pub max_depth: usize,
-    /// Most entries in call or handshake metadata.
-    pub max_metadata_entries: usize,
-    /// Most client protocols a server remembers (the handshake cache).
-    pub max_cached_protocols: usize,
-    /// Most calls a server runs at once for one socket connection; past it
-    /// the server stops reading that connection (TCP pushes back on the
-    /// client) instead of queueing without bound.
-    pub max_in_flight_per_connection: usize,
-    /// Longest a peer may take to deliver one message once it has started
-    /// it: a socket frame from its first byte to its last, an HTTP request
-    /// from its first header byte to the end of its body (and an idle HTTP
-    /// keep-alive connection before its next request). Past it the
-    /// connection is closed, so a peer that stalls mid-frame cannot hold the
-    /// bytes it sent, nor the connection, forever. At the default message
-    /// limit (16 MiB) the default (30 s) asks for ~0.5 MiB/s from a peer
-    /// sending the largest message allowed.
-    pub frame_timeout: std::time::Duration,
-    /// Most memory one socket connection may hold for a frame it has not
-    /// received completely (its read buffer beyond the first 64 KiB). The
-    /// default fits the largest frame the other limits allow; lower it to
-    /// refuse large frames on connections that should not send them.
-    pub max_incomplete_bytes_per_connection: usize,
-    /// Most memory all connections of one server (one [`Responder`](crate::Responder))
-    /// may hold together for frames not received completely. A frame that
-    /// would take more is refused and its connection closed, so many peers
-    /// each sending part of a large frame cannot exhaust memory.
-    pub max_incomplete_bytes_total: usize,
-}
-
-/// Default of [`Limits::frame_timeout`].
-pub const DEFAULT_FRAME_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_message_bytes: 16 * 1024 * 1024,
-            max_buffer_bytes: 16 * 1024 * 1024,
-            max_buffers: 16 * 1024,
-            max_bytes_len: 8 * 1024 * 1024,
-            max_collection_len: 1 << 20,
-            max_depth: 64,
-            max_metadata_entries: 256,
-            max_cached_protocols: 1024,
-            max_in_flight_per_connection: 1024,
-            frame_timeout: DEFAULT_FRAME_TIMEOUT,
-            // 16 MiB of message + 16 Ki buffer headers + frame header, rounded up.
-            max_incomplete_bytes_per_connection: 17 * 1024 * 1024,
-            // Four maximal frames in progress at once.
-            max_incomplete_bytes_total: 64 * 1024 * 1024,
-        }
-    }
 }
 
 /// A standalone Avro schema plus the JSON it was parsed from, so codecs other
@@ -239,7 +172,7 @@ impl Encoder<'_> {
         out: &mut Vec<u8>,
         depth: usize,
     ) -> Result<()> {
-        use crate::wire::{write_bytes, write_long};
+        use crate::binary::{write_bytes, write_long};
         if depth > 256 {
             return Err(Error::new(Kind::Encode, "value nested too deeply"));
         }
@@ -389,7 +322,7 @@ impl Checker<'_> {
                 _ => Err(Error::decode("boolean byte is neither 0 nor 1")),
             },
             Schema::Int | Schema::Date | Schema::TimeMillis => {
-                let v = crate::wire::read_long(input)?;
+                let v = crate::binary::read_long(input)?;
                 i32::try_from(v)
                     .map(|_| ())
                     .map_err(|_| Error::decode("int out of range"))
@@ -401,25 +334,25 @@ impl Checker<'_> {
             | Schema::TimestampNanos
             | Schema::LocalTimestampMillis
             | Schema::LocalTimestampMicros
-            | Schema::LocalTimestampNanos => crate::wire::read_long(input).map(|_| ()),
+            | Schema::LocalTimestampNanos => crate::binary::read_long(input).map(|_| ()),
             Schema::Float => take(input, 4).map(|_| ()),
             Schema::Double => take(input, 8).map(|_| ()),
             Schema::Bytes | Schema::String | Schema::Uuid | Schema::BigDecimal => {
-                let len = crate::wire::read_len(input, self.limits.max_bytes_len)?;
+                let len = crate::binary::read_len(input, self.limits.max_bytes_len)?;
                 take(input, len).map(|_| ())
             }
             Schema::Fixed(f) => take(input, f.size).map(|_| ()),
             Schema::Duration => take(input, 12).map(|_| ()),
             Schema::Decimal(d) => self.skip(&d.inner, input, depth + 1),
             Schema::Enum(e) => {
-                let idx = crate::wire::read_long(input)?;
+                let idx = crate::binary::read_long(input)?;
                 if idx < 0 || idx as u64 >= e.symbols.len() as u64 {
                     return Err(Error::decode(format!("enum index {idx} out of range")));
                 }
                 Ok(())
             }
             Schema::Union(u) => {
-                let idx = crate::wire::read_long(input)?;
+                let idx = crate::binary::read_long(input)?;
                 let branch = usize::try_from(idx)
                     .ok()
                     .and_then(|i| u.variants().get(i))
@@ -436,7 +369,7 @@ impl Checker<'_> {
                 self.blocks(input, depth, |c, input| c.skip(&a.items, input, depth + 1))
             }
             Schema::Map(m) => self.blocks(input, depth, |c, input| {
-                let len = crate::wire::read_len(input, c.limits.max_bytes_len)?;
+                let len = crate::binary::read_len(input, c.limits.max_bytes_len)?;
                 take(input, len)?;
                 c.skip(&m.types, input, depth + 1)
             }),
@@ -458,13 +391,13 @@ impl Checker<'_> {
     ) -> Result<()> {
         let mut total: usize = 0;
         loop {
-            let count = crate::wire::read_long(input)?;
+            let count = crate::binary::read_long(input)?;
             if count == 0 {
                 return Ok(());
             }
             let count = if count < 0 {
                 // Negative count: a block byte size follows (lets readers skip).
-                crate::wire::read_long(input)?;
+                crate::binary::read_long(input)?;
                 count
                     .checked_neg()
                     .ok_or_else(|| Error::decode("block count overflow"))?

@@ -7,11 +7,13 @@
 //! typed clients and server traits on top of this runtime.
 #![forbid(unsafe_code)]
 
+pub mod binary;
 pub mod budget;
 pub mod codec;
 pub mod codegen;
 pub mod error;
 pub mod layer;
+pub mod limits;
 pub mod protocol;
 pub mod wire;
 
@@ -26,8 +28,9 @@ pub mod server;
 ))]
 pub mod transport;
 
-pub use codec::{AvroCodec, Codec, DatumSchema, Limits};
+pub use codec::{AvroCodec, Codec, DatumSchema};
 pub use error::{BoxError, Error, Kind, Result};
+pub use limits::Limits;
 pub use protocol::{Md5Hash, Message, Protocol};
 pub use wire::Metadata;
 

@@ -6,8 +6,8 @@
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 
-use crate::codec::Limits;
 use crate::error::{Error, Kind, Result};
+use crate::limits::Limits;
 use crate::wire;
 
 /// The media type of Avro RPC bodies.

@@ -9,8 +9,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use crate::budget::{Held, LARGE_FRAME};
-use crate::codec::Limits;
 use crate::error::{Error, Kind, Result};
+use crate::limits::Limits;
 use crate::wire;
 
 /// Frames queued for one connection's writer task. Bounded so a peer that
