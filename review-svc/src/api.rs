@@ -21,10 +21,10 @@ use uuid::Uuid;
 
 use crate::auth::{Authenticator, Principal};
 use crate::directory::Directory;
-use crate::events;
 use crate::model::{CreateReview, EditReview, MAX_BODY_BYTES, Review};
 use crate::recommendations::{Recommendations, RecommendationsError};
 use crate::store::{MAX_LIST, ReviewStore, StoreError};
+use crate::telemetry;
 
 /// The OpenAPI 3.1 document of this API.
 pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
@@ -100,9 +100,9 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if self.status.is_server_error() {
-            events::request_failed(self.code, &self.detail.as_deref().unwrap_or(&self.reason));
+            telemetry::request_failed(self.code, &self.detail.as_deref().unwrap_or(&self.reason));
         } else {
-            events::request_rejected(
+            telemetry::request_rejected(
                 self.code,
                 self.status.as_u16(),
                 self.detail.as_deref().unwrap_or(&self.reason),

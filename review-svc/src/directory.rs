@@ -208,7 +208,7 @@ fn existence<T, E: std::fmt::Debug>(
             // The call's error (which may carry the dependency's own
             // database text) is logged and counted here; the client's
             // reason names only who did not answer.
-            crate::events::directory_unavailable(what, addr, &e);
+            crate::telemetry::directory_unavailable(what, addr, &e);
             Err(DirectoryError(format!(
                 "{what} at {addr} could not be asked; retry later"
             )))

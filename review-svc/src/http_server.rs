@@ -32,7 +32,7 @@ use tokio::time::Instant;
 use tower::ServiceExt;
 
 use crate::api::ApiError;
-use crate::events;
+use crate::telemetry;
 
 /// How long a client may take to send a whole request head once its first
 /// byte arrived.
@@ -427,7 +427,7 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let Ok(permit) = connections.clone().try_acquire_owned() else {
-            events::request_failed("too_many_connections", &"connection limit reached");
+            telemetry::request_failed("too_many_connections", &"connection limit reached");
             let limit = args.http_max_connections;
             // Answer, then read a little of what the client sent so closing
             // does not reset the connection before it reads the answer.
@@ -500,7 +500,7 @@ async fn serve_connection(
             _ = watchdog.tick() => {
                 if let Some(reason) = state.expired(header, idle) {
                     // Dropping the connection closes the socket.
-                    events::http_connection_closed(reason);
+                    telemetry::http_connection_closed(reason);
                     return;
                 }
             }
@@ -510,9 +510,13 @@ async fn serve_connection(
         // hyper refused these heads itself (WatchedIo put our body in place
         // of its empty one) and closed: counted here.
         if e.is_parse_too_large() {
-            events::request_rejected("headers_too_large", 431, "request head over hyper's buffer");
+            telemetry::request_rejected(
+                "headers_too_large",
+                431,
+                "request head over hyper's buffer",
+            );
         } else if e.is_parse() {
-            events::request_rejected("malformed_request", 400, "not an HTTP/1.1 request");
+            telemetry::request_rejected("malformed_request", 400, "not an HTTP/1.1 request");
         } else {
             tracing::debug!(%peer, error = %e, "API connection ended");
         }

@@ -15,7 +15,7 @@
 //!   recommender's `recommendations_by_user`.
 //! * [`http_server`] — the API's HTTP server: head/idle/request timeouts,
 //!   connection limit, load shedding.
-//! * [`events`] — the one place each notable occurrence is logged and counted.
+//! * [`telemetry`] — the one place each notable occurrence is logged and counted.
 #![forbid(unsafe_code)]
 
 pub mod acknowledged;
@@ -24,10 +24,10 @@ pub mod auth;
 pub mod config;
 pub mod directory;
 pub mod event;
-pub mod events;
 pub mod http_server;
 pub mod model;
 pub mod recommendations;
 pub mod relay;
 pub mod rpc;
 pub mod store;
+pub mod telemetry;

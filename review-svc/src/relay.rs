@@ -41,8 +41,8 @@ use uuid::Uuid;
 
 use crate::config::{KafkaArgs, RelayArgs};
 use crate::event::{ChangeOp, ReviewChanged};
-use crate::events;
 use crate::store::{ChangeRow, ReviewStore, StoreError, shard_of};
+use crate::telemetry;
 
 /// How far ahead of this host's clock the fast path looks, for writers
 /// whose clocks run ahead.
@@ -292,8 +292,8 @@ impl ShardRelay {
                 Ok(_) => Duration::ZERO,
                 Err(e) => {
                     match &e {
-                        RelayError::Kafka(k) => events::publish_failed(self.shard, k),
-                        other => events::relay_store_error(self.shard, other),
+                        RelayError::Kafka(k) => telemetry::publish_failed(self.shard, k),
+                        other => telemetry::relay_store_error(self.shard, other),
                     }
                     // Read again from the checkpoint: nothing after it is
                     // assumed sent unless it was acked.
@@ -366,7 +366,7 @@ impl ShardRelay {
                         .store
                         .save_checkpoint(self.shard, position)
                         .await?;
-                    events::checkpoint_saved(self.shard, position);
+                    telemetry::checkpoint_saved(self.shard, position);
                     self.checkpoint = position;
                     self.published.retain(|&(_, at)| at > position);
                     self.cursor = self.cursor.max(position);
@@ -388,10 +388,10 @@ impl ShardRelay {
                 continue;
             }
             if sweeping {
-                events::late_change_found(self.shard, row.review_id, row.version);
+                telemetry::late_change_found(self.shard, row.review_id, row.version);
             }
             for earlier in self.unpublished_predecessors(&row, &queued).await? {
-                events::predecessor_published_first(earlier.review_id, earlier.version);
+                telemetry::predecessor_published_first(earlier.review_id, earlier.version);
                 queued.insert((earlier.review_id, earlier.changed_at));
                 queue.push(earlier);
             }
@@ -430,7 +430,7 @@ impl ShardRelay {
                     chain.push(earlier);
                 }
                 None => {
-                    events::predecessor_missing(row.review_id, row.version);
+                    telemetry::predecessor_missing(row.review_id, row.version);
                     break;
                 }
             }
@@ -455,7 +455,7 @@ impl ShardRelay {
             let (topic, payload, error) = match encode(row) {
                 Ok(payload) => (topic.as_str(), payload, None),
                 Err(reason) => {
-                    events::change_row_invalid(self.shard, row.review_id, row.version, &reason);
+                    telemetry::change_row_invalid(self.shard, row.review_id, row.version, &reason);
                     (dlq.as_str(), dlq_payload(row), Some(reason))
                 }
             };
@@ -499,7 +499,7 @@ impl ShardRelay {
             acked.push(self.await_ack((delivery, key), sent).await?);
         }
         let now = now_micros();
-        events::changes_published(
+        telemetry::changes_published(
             self.shard,
             acked.len(),
             acked
@@ -518,7 +518,7 @@ impl ShardRelay {
         sent: Instant,
     ) -> Result<(Uuid, i64), RelayError> {
         let answer = delivery.await;
-        events::produce_answered(sent.elapsed(), matches!(answer, Ok(Ok(_))));
+        telemetry::produce_answered(sent.elapsed(), matches!(answer, Ok(Ok(_))));
         match answer {
             Ok(Ok(_)) => {
                 self.published.insert(key);

@@ -15,8 +15,8 @@ use super::{
     IDEMPOTENT_ID_NAMESPACE, MAX_WRITE_ATTEMPTS, RESERVATION_LEASE_MICROS, ReviewStore, StoreError,
     WRITE_TIMEOUT, bucket_of, shard_of,
 };
-use crate::events;
 use crate::model::{Content, Op, Review};
+use crate::telemetry;
 
 /// The head of a review: its version counter.
 #[derive(Debug, Clone)]
@@ -210,7 +210,7 @@ impl ReviewStore {
                 return Err(StoreError::IdempotencyConflict);
             }
             if head.committed.is_some() {
-                events::idempotent_replay(review_id);
+                telemetry::idempotent_replay(review_id);
                 // The create's own result, even if the review was edited since.
                 let review = self
                     .first(review_id)
@@ -279,7 +279,7 @@ impl ReviewStore {
                 if earlier_id != review_id || earlier_hash != hash {
                     return Err(StoreError::IdempotencyConflict);
                 }
-                events::idempotent_replay(review_id);
+                telemetry::idempotent_replay(review_id);
                 // The replayed write's own result (its version and content),
                 // as Stripe-style Idempotency-Key APIs answer, not whatever
                 // another client wrote since. A key stored before the version
@@ -323,7 +323,7 @@ impl ReviewStore {
                 .await?
             {
                 Some(res) => return self.commit(res).await,
-                None => events::version_contended(review_id),
+                None => telemetry::version_contended(review_id),
             }
         }
         Err(StoreError::Busy(review_id))
@@ -362,7 +362,7 @@ impl ReviewStore {
             return Ok(None);
         }
         if head.stale(now) {
-            events::stale_reservation_taken_over(review_id, head.version);
+            telemetry::stale_reservation_taken_over(review_id, head.version);
         }
         Ok(Some(Reservation {
             review_id,
@@ -487,7 +487,7 @@ impl ReviewStore {
             }
         };
         outcome.map_err(StoreError::db)?;
-        events::review_written(res.op, started.elapsed());
+        telemetry::review_written(res.op, started.elapsed());
         Ok(WriteOutcome {
             review: Review {
                 review_id: res.review_id,
@@ -530,7 +530,7 @@ const CONTENDED_JITTER: Duration = Duration::from_millis(5);
 
 /// Waits before retry `attempt + 1` (0-based) of a write that found its head busy.
 async fn backoff(review_id: Uuid, attempt: u32) {
-    events::version_contended(review_id);
+    telemetry::version_contended(review_id);
     let wait = CONTENDED_BACKOFF.with_added_jitter(attempt.saturating_add(1), CONTENDED_JITTER);
     tokio::time::sleep(wait).await;
 }
