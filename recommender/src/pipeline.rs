@@ -1322,7 +1322,11 @@ mod tests {
             panic!("not a recommendations row");
         };
         assert_eq!(from_model, 0, "no co-likes: nothing from the model");
-        assert_eq!(movies, vec![31, 10, 20], "trending without 30, 40, 41 (seen)");
+        assert_eq!(
+            movies,
+            vec![31, 10, 20],
+            "trending without 30, 40, 41 (seen)"
+        );
         assert!(scores.iter().all(|s| *s == 0.0));
     }
 
