@@ -12,8 +12,13 @@
 //! 3. **Methods**, each giving every evaluated user a ranking with movies
 //!    they have seen in training removed:
 //!    * `cinerec` — the real [`Model`], fed the training history event by
-//!      event ([`Model::apply`]), `Model::recommend` topped up from
-//!      popularity, as the service tops up from trending;
+//!      event ([`Model::apply`]), `Model::recommend` (the served shrunk
+//!      cosine, λ = [`SHRINKAGE`]) topped up from popularity, as the service
+//!      tops up from trending;
+//!    * `cinerec before` — the plain cosine `C/sqrt(N·N)` that was served
+//!      until the shrinkage (DESIGN.md §5's formula), scored by
+//!      [`cosine_lists`] from the same model's `C` and `N`: the "before" of
+//!      the before/after;
 //!    * `popularity` — movies by training likes `N(i)`;
 //!    * the `implicit` library's `CosineRecommender`, `BM25Recommender` and
 //!      `AlternatingLeastSquares`, run by `eval/implicit_peer.py` in a
@@ -34,7 +39,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use loadgen::workload::{OpKind, Workload, WorkloadConfig};
 
-use crate::model::{Model, MovieId, ReviewState, UserId};
+use crate::model::{Model, MovieId, ReviewState, SHRINKAGE, UserId};
 use metrics::Scores;
 
 /// Default catalogue size of the evaluation world.
@@ -48,10 +53,6 @@ pub const DEFAULT_USERS: u64 = 6_000;
 pub const DEFAULT_REVIEWS: u64 = 300_000;
 /// Default cut-off of the metrics.
 pub const DEFAULT_K: usize = 10;
-/// Default λ of the shrinkage candidate: chosen on history seed 2 (λ = 10,
-/// 25, 50, 100 gave hit-rate@10 0.373, 0.392, 0.396, 0.397), not on the
-/// reported seed 1; 25 keeps more coverage than the plateau's far end.
-pub const DEFAULT_SHRINKAGE: f64 = 25.0;
 /// Default bootstrap resamples.
 pub const DEFAULT_RESAMPLES: usize = 1_000;
 /// How many recommendations each method returns per user before seen
@@ -85,10 +86,11 @@ pub struct Args {
     /// Bootstrap resamples of the users for the 95 % intervals.
     #[arg(long, default_value_t = DEFAULT_RESAMPLES)]
     pub resamples: usize,
-    /// λ of the shrinkage candidate (`C/sqrt(N·N) · C/(C+λ)`), scored as an
-    /// extra row; 0 leaves it out.
-    #[arg(long, default_value_t = DEFAULT_SHRINKAGE)]
-    pub shrinkage: f64,
+    /// Also score the similarity `C/sqrt(N·N) · C/(C+λ)` at this λ as an
+    /// extra "candidate" row (to revisit the served λ, `model::SHRINKAGE`,
+    /// on another seed); 0 leaves it out.
+    #[arg(long, default_value_t = 0.0)]
+    pub candidate_shrinkage: f64,
     /// Skip the Python `implicit` peer (no venv, no Python).
     #[arg(long)]
     pub no_peer: bool,
@@ -118,7 +120,7 @@ impl Args {
             seed: 1,
             k: DEFAULT_K,
             resamples: 200,
-            shrinkage: 0.0,
+            candidate_shrinkage: 0.0,
             no_peer: true,
             venv_script: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/eval/venv.sh")),
             peer_script: PathBuf::from(concat!(
@@ -337,13 +339,12 @@ pub fn cinerec_lists(
         .collect()
 }
 
-/// A candidate improvement, scored from the same trained model's `C` and
-/// `N` (the service does not use it yet): similarities of rare pairs shrunk
-/// towards 0, `C/sqrt(N(i)·N(j)) · C/(C + λ)`. A pair co-liked by one user
-/// out of a handful has cosine as high as a pair co-liked by hundreds; the
-/// factor `C/(C + λ)` trusts a similarity only as far as its evidence goes
-/// (the shrinkage of Koren's neighbourhood models).
-pub fn shrunk_lists(
+/// Lists scored from the trained model's `C` and `N` at any λ, outside the
+/// served code: `C/sqrt(N(i)·N(j)) · C/(C + λ)` summed over the user's likes.
+/// λ = 0 is the plain cosine served before the shrinkage (the "before"
+/// row); λ = [`SHRINKAGE`] gives exactly `Model::recommend`'s lists (a unit
+/// test checks it); any other λ is a candidate.
+pub fn cosine_lists(
     t: &Trained,
     users: impl Iterator<Item = UserId>,
     k: usize,
@@ -361,7 +362,15 @@ pub fn shrunk_lists(
                     }
                     let (c, nj) = (f64::from(m.c(i, j)), f64::from(m.n(j)));
                     if ni > 0.0 && nj > 0.0 {
-                        *scores.entry(j).or_insert(0.0) += c / (ni * nj).sqrt() * c / (c + lambda);
+                        // λ = 0 exactly as the old `Model::recommend` did,
+                        // any other λ as `model::shrunk_cosine` does: the
+                        // same bits as the code each row stands for.
+                        let s = if lambda == 0.0 {
+                            c / (ni * nj).sqrt()
+                        } else {
+                            c / (ni * nj).sqrt() * c / (c + lambda)
+                        };
+                        *scores.entry(j).or_insert(0.0) += s;
                     }
                 }
             }
@@ -490,6 +499,13 @@ pub fn read_peer_lists(
     Ok(out)
 }
 
+/// The served model's row name.
+pub fn served_name() -> String {
+    format!("cinerec (served: cosine x C/(C+{SHRINKAGE}), Model::recommend)")
+}
+/// The plain cosine's row name: the model as served before the shrinkage.
+pub const BEFORE: &str = "cinerec before (plain cosine C/sqrt(N*N))";
+
 /// Each user's ranking, best first.
 pub type Lists = BTreeMap<UserId, Vec<MovieId>>;
 
@@ -598,16 +614,28 @@ pub fn evaluate(args: &Args) -> anyhow::Result<(Vec<Outcome>, String)> {
     let timed = Instant::now();
     let lists = cinerec_lists(&t, users(), args.k);
     outcomes.push(outcome(
-        "cinerec (co-occurrence model)",
+        &served_name(),
         &lists,
         &split,
         args,
         t.took + timed.elapsed(),
     ));
-    if args.shrinkage > 0.0 {
+    let timed = Instant::now();
+    let lists = cosine_lists(&t, users(), args.k, 0.0);
+    outcomes.push(outcome(
+        BEFORE,
+        &lists,
+        &split,
+        args,
+        t.took + timed.elapsed(),
+    ));
+    if args.candidate_shrinkage > 0.0 {
         let timed = Instant::now();
-        let lists = shrunk_lists(&t, users(), args.k, args.shrinkage);
-        let name = format!("cinerec + shrinkage C/(C+{}) (candidate)", args.shrinkage);
+        let lists = cosine_lists(&t, users(), args.k, args.candidate_shrinkage);
+        let name = format!(
+            "cinerec candidate: cosine x C/(C+{})",
+            args.candidate_shrinkage
+        );
         outcomes.push(outcome(
             &name,
             &lists,
@@ -703,8 +731,8 @@ pub fn render(outcomes: &[Outcome], k: usize) -> String {
 /// The outcomes as an SVG: one group of bars per metric, a bar per
 /// method with its 95 % interval as a whisker.
 pub fn svg(outcomes: &[Outcome], k: usize, caption: &str) -> String {
-    const COLOURS: [&str; 6] = [
-        "#d62728", "#7f7f7f", "#1f77b4", "#17becf", "#2ca02c", "#9467bd",
+    const COLOURS: [&str; 7] = [
+        "#d62728", "#ff9896", "#7f7f7f", "#1f77b4", "#17becf", "#2ca02c", "#9467bd",
     ];
     let metrics: [(&str, Metric); 3] = [
         ("hit-rate@k", |s| s.hit_rate),

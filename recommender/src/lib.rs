@@ -5,7 +5,7 @@
 //! Cassandra/ScyllaDB, coalesced. N instances share the work.
 //!
 //! * [`model`] — the co-occurrence model (likes by latest review, `N`, `C`,
-//!   similarity, per-user top-N with a trending fallback) and its batch
+//!   shrunk cosine similarity, per-user top-N with a trending fallback) and its batch
 //!   recomputation for reconciliation.
 //! * [`trending`] — per-genre counts over event-time sliding windows with a
 //!   watermark.

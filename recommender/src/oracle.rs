@@ -15,8 +15,9 @@
 //!
 //! Nothing of the model's scoring path: not `Model`, not `model::batch`, not
 //! `top_k`, not the private `recency` order, not its hash maps. Only the
-//! input type [`ReviewState`] and the two documented constants
-//! ([`LIKE_THRESHOLD`] = 4.0, [`TOP_N`] = 20) are imported. Everything is
+//! input type [`ReviewState`] and the three documented constants
+//! ([`LIKE_THRESHOLD`] = 4.0, [`TOP_N`] = 20, [`SHRINKAGE`] λ = 25) are
+//! imported. Everything is
 //! `BTreeMap`s and loops, in this order:
 //!
 //! 1. latest state per review: highest `version`;
@@ -25,8 +26,9 @@
 //!    such a movie is *seen* (never recommended back);
 //! 3. likes: rating ≥ 4.0; `N(i)` = likers of `i`; `C(i, j)` = users liking
 //!    both (counted per user over pairs of their likes);
-//! 4. score of unseen `j` for user `u` = Σ over liked `i` of
-//!    `C(i, j) / sqrt(N(i)·N(j))`; only scores > 0 are candidates;
+//! 4. score of unseen `j` for user `u` = Σ over liked `i` of the shrunk
+//!    cosine `C(i, j) / sqrt(N(i)·N(j)) · C(i, j) / (C(i, j) + λ)`; only
+//!    scores > 0 are candidates;
 //! 5. order: score descending, then movie id ascending.
 //!
 //! It is indexed (C is kept per movie) rather than O(users × movies²), so it
@@ -35,7 +37,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::model::{LIKE_THRESHOLD, MovieId, ReviewId, ReviewState, TOP_N, UserId};
+use crate::model::{LIKE_THRESHOLD, MovieId, ReviewId, ReviewState, SHRINKAGE, TOP_N, UserId};
 
 /// Every user's full candidate list (all unseen movies with a positive
 /// score), best first; users with no candidates are absent. Take the first
@@ -119,7 +121,10 @@ pub fn recommend_all(
                 if ni == 0.0 || nj == 0.0 {
                     continue;
                 }
-                *score.entry(j).or_insert(0.0) += cij as f64 / (ni * nj).sqrt();
+                let cij = cij as f64;
+                let cosine = cij / (ni * nj).sqrt();
+                let trust = cij / (cij + SHRINKAGE);
+                *score.entry(j).or_insert(0.0) += cosine * trust;
             }
         }
         let mut list: Vec<(MovieId, f64)> = score.into_iter().filter(|(_, s)| *s > 0.0).collect();
@@ -194,11 +199,14 @@ mod tests {
             s(5, 3, 10, 4.0),
             s(6, 3, 30, 2.0),
         ]);
-        // N(10) = 3, N(20) = 2, C(10, 20) = 2: user 3 gets 20 at 2/sqrt(6).
+        // N(10) = 3, N(20) = 2, C(10, 20) = 2: user 3 gets 20 at the cosine
+        // 2/sqrt(3·2) = 0.8165 times the shrinkage 2/(2 + 25) = 0.0741,
+        // 4/(27·sqrt(6)) = 0.06048.
         let got = top(&all, 3);
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].0, 20);
-        assert!((got[0].1 - 2.0 / 6f64.sqrt()).abs() < 1e-12);
+        assert!((got[0].1 - 4.0 / (27.0 * 6f64.sqrt())).abs() < 1e-12);
+        assert!((got[0].1 - 0.06048).abs() < 1e-5);
         // Users 1 and 2 have seen everything co-liked.
         assert!(top(&all, 1).is_empty() && top(&all, 2).is_empty());
     }
@@ -245,7 +253,8 @@ mod tests {
         let Some((user, full)) = oracle.iter().find(|(_, l)| distinct(l)) else {
             panic!("no random history gave three distinct scores");
         };
-        // A model that forgot the sqrt normalisation (scores C/(N·N)) ...
+        // A model that scored by another formula (here the squares of the
+        // true scores: same candidates, different values) ...
         let mut bug: Vec<(MovieId, f64)> = full.iter().map(|(m, s)| (*m, s * s)).collect();
         bug.truncate(TOP_N);
         assert!(

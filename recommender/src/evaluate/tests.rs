@@ -74,10 +74,12 @@ fn cinerec_beats_popularity_on_the_planted_world() {
     let args = small();
     let (outcomes, summary) = evaluate(&args).unwrap();
     assert!(summary.contains("50000 review creations"), "{summary}");
-    let [cinerec, popularity] = &outcomes[..] else {
-        panic!("two methods without the peer: {outcomes:?}");
+    let [cinerec, before, popularity] = &outcomes[..] else {
+        panic!("three methods without the peer: {outcomes:?}");
     };
-    assert!(cinerec.method.starts_with("cinerec") && popularity.method == "popularity");
+    assert_eq!(cinerec.method, served_name());
+    assert_eq!(before.method, BEFORE);
+    assert_eq!(popularity.method, "popularity");
     for o in &outcomes {
         assert_eq!(
             o.all.users, outcomes[0].all.users,
@@ -95,11 +97,20 @@ fn cinerec_beats_popularity_on_the_planted_world() {
         popularity.all.hit_rate
     );
     assert!(cinerec.all.coverage.value > popularity.all.coverage.value);
+    // The before/after: the shrinkage does better than the plain cosine it
+    // replaced, here as on the default world (README).
+    assert!(
+        cinerec.all.hit_rate.value > before.all.hit_rate.value,
+        "{} vs {}",
+        cinerec.all.hit_rate,
+        before.all.hit_rate
+    );
     let table = render(&outcomes, args.k);
     assert!(
         table.contains("| popularity |") && table.contains("x popularity (goal >= 2x)"),
         "{table}"
     );
+    assert!(table.contains(&format!("| {BEFORE} |")), "{table}");
     let chart = svg(&outcomes, args.k, "small");
     assert!(chart.starts_with("<svg") && chart.trim_end().ends_with("</svg>"));
     assert_eq!(chart.matches("<title>").count(), 3 * outcomes.len());
@@ -136,4 +147,17 @@ fn finish_drops_seen_movies_and_tops_up() {
     });
     assert_eq!(finish(&model, 7, &[3, 4], &[4, 3, 5, 6], 3), vec![4, 5, 6]);
     assert_eq!(finish(&model, 8, &[3], &[], 3), vec![3]);
+}
+
+#[test]
+fn cosine_lists_at_the_served_lambda_are_model_recommend() {
+    let args = small();
+    let (states, creations) = history(&args).unwrap();
+    let split = split(states, creations);
+    let t = train(&split);
+    let users = || split.held_out.keys().copied();
+    let served = cinerec_lists(&t, users(), args.k);
+    assert_eq!(cosine_lists(&t, users(), args.k, SHRINKAGE), served);
+    // The plain cosine ranks differently: the before row is a different method.
+    assert_ne!(cosine_lists(&t, users(), args.k, 0.0), served);
 }

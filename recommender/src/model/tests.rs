@@ -42,7 +42,10 @@ fn counts_and_similarity_by_hand() {
         (m.c(10, 20), m.c(20, 10), m.c(10, 30), m.c(20, 30)),
         (2, 2, 1, 0)
     );
-    assert!((m.similarity(10, 20) - 2.0 / 6.0_f64.sqrt()).abs() < 1e-12);
+    // Cosine 2/sqrt(3·2), shrunk by C/(C + 25) = 2/27: 4/(27·sqrt(6)) ≈ 0.0605.
+    assert!((m.similarity(10, 20) - 4.0 / (27.0 * 6.0_f64.sqrt())).abs() < 1e-12);
+    // C(10, 30) = 1, N(30) = 1: 1/sqrt(3) · 1/26 ≈ 0.0222.
+    assert!((m.similarity(10, 30) - 1.0 / (26.0 * 3.0_f64.sqrt())).abs() < 1e-12);
     // User 3 likes 10 and 30: 20 is unseen and co-occurs with 10.
     assert_eq!(
         m.recommend(3, TOP_N)

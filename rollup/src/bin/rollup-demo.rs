@@ -62,6 +62,9 @@ struct Args {
 
 const LIKE: f32 = 4.0;
 const LIST: usize = 20;
+/// λ of the similarity's shrinkage `C/(C + λ)`: the recommender's
+/// `model::SHRINKAGE` (this crate does not depend on the recommender).
+const SHRINKAGE: f64 = 25.0;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -188,10 +191,11 @@ async fn produce(
     Ok(())
 }
 
-/// What the recommender computes (DESIGN §5), small enough to do here:
-/// likes at rating ≥ 4, item–item similarity C/sqrt(N·N), top 20 unseen by
-/// summed similarity, filled with trending movies of the user's genres;
-/// trending = per-genre review counts over the whole span.
+/// What the recommender computes (DESIGN §5, with the recommender's
+/// shrinkage), small enough to do here: likes at rating ≥ 4, item–item
+/// similarity C/sqrt(N·N) · C/(C + λ), top 20 unseen by summed similarity,
+/// filled with trending movies of the user's genres; trending = per-genre
+/// review counts over the whole span.
 async fn write_recommender_tables(
     args: &Args,
     catalog: &Catalog,
@@ -252,7 +256,8 @@ async fn write_recommender_tables(
         for &l in likes.get(user).into_iter().flatten() {
             for (&(a, b), &cab) in c.iter().filter(|((a, _), _)| *a == l) {
                 if !seen_movies.contains(&b) {
-                    *scores.entry(b).or_default() += cab / (n[&a] * n[&b]).sqrt();
+                    *scores.entry(b).or_default() +=
+                        cab / (n[&a] * n[&b]).sqrt() * cab / (cab + SHRINKAGE);
                 }
             }
         }

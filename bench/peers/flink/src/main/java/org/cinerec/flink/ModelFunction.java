@@ -20,7 +20,8 @@ import org.cinerec.flink.Types.Row;
 /**
  * Stage 3: the item-item co-occurrence model of DESIGN.md section 5 and the serving
  * rows it implies. {@code N(i)} = users who like i, {@code C(i,j)} = users who like
- * both, similarity {@code C(i,j)/sqrt(N(i)N(j))}; a user's recommendations are the top
+ * both, similarity the shrunk cosine {@code C(i,j)/sqrt(N(i)N(j)) * C(i,j)/(C(i,j) +
+ * SHRINKAGE)} (model.rs {@code shrunk_cosine}); a user's recommendations are the top
  * {@link #TOP_N} movies they have no live review of, by summed similarity to the movies
  * they like, ties by lower movie id, scores &gt; 0 only (model.rs {@code recommend},
  * {@code top_k}); a movie's similar movies are its top {@link #TOP_N} by similarity.
@@ -43,6 +44,13 @@ import org.cinerec.flink.Types.Row;
 public final class ModelFunction extends KeyedProcessFunction<Integer, PairChange, Row> {
   /** Recommendations per user and similar movies per movie (model.rs TOP_N). */
   public static final int TOP_N = 20;
+
+  /**
+   * The lambda of the similarity's shrinkage factor {@code C/(C + lambda)}: model.rs
+   * {@code SHRINKAGE} (why 25 is written there). Both sides must hold the same value or
+   * reconcile reports every score.
+   */
+  public static final double SHRINKAGE = 25.0;
 
   private final long flushMs;
 
@@ -286,7 +294,7 @@ public final class ModelFunction extends KeyedProcessFunction<Integer, PairChang
       for (Map.Entry<Long, Integer> e : row.entrySet()) {
         int nj = nOf(e.getKey());
         if (nj > 0) {
-          scores.put(e.getKey(), e.getValue() / Math.sqrt((double) ni * (double) nj));
+          scores.put(e.getKey(), similarity(e.getValue(), ni, nj));
         }
       }
     }
@@ -314,11 +322,21 @@ public final class ModelFunction extends KeyedProcessFunction<Integer, PairChang
           if (nj == 0) {
             continue;
           }
-          scores.merge(j, e.getValue() / Math.sqrt((double) ni * (double) nj), Double::sum);
+          scores.merge(j, similarity(e.getValue(), ni, nj), Double::sum);
         }
       }
     }
     return top(Row.RECOMMENDATIONS, user, scores);
+  }
+
+  /**
+   * The similarity of two movies from {@code C(i,j)}, {@code N(i)}, {@code N(j)} (both N
+   * &gt; 0), evaluated left to right in the same order as model.rs {@code shrunk_cosine},
+   * so both sides compute the same doubles.
+   */
+  static double similarity(int cij, int ni, int nj) {
+    double c = cij;
+    return c / Math.sqrt((double) ni * (double) nj) * c / (c + SHRINKAGE);
   }
 
   /** The best {@link #TOP_N} with score &gt; 0, by score then lower id (model.rs top_k). */
