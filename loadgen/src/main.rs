@@ -125,9 +125,7 @@ async fn main() -> anyhow::Result<()> {
     let run_id = format!(
         "lg{}-{}",
         args.seed,
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)?
-            .as_millis()
+        cinerec_service_kit::clock::now_micros() / 1_000
     );
     let report = if sends {
         eprintln!(

@@ -8,7 +8,7 @@
 //! written by `rollup` reading these.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use cinerec_catalog::Catalog;
 use cinerec_events::{EnrichedReview, Tier};
@@ -83,7 +83,7 @@ async fn main() -> anyhow::Result<()> {
     );
     let catalog = Catalog::new(args.seed, args.movies, args.users);
     let mut rng = rand::rngs::StdRng::seed_from_u64(args.seed);
-    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_micros() as i64;
+    let now = cinerec_service_kit::clock::now_micros();
     let span = args.minutes.max(1) * 60_000_000;
 
     // Reviews: users uniform, movies ~1/rank (log-uniform rank), ratings
