@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use cinerec_backoff::ExponentialBackoff;
+use cinerec_service_kit::defaults;
 use cinerec_stream::{CacheArgs, CacheDefaults, Defaults, KafkaArgs};
 
 use crate::rpc::{Endpoints, Retry};
@@ -39,11 +40,11 @@ pub const DEFAULT_SINK_TOPIC: &str = "reviews.enriched";
 /// Partitions of the sink topic when the enricher creates it.
 pub const DEFAULT_TOPIC_PARTITIONS: i32 = 6;
 /// review-svc's ReviewService (socket transport).
-pub const DEFAULT_REVIEW_RPC: &str = "127.0.0.1:7301";
+pub const DEFAULT_REVIEW_RPC: &str = defaults::DEFAULT_REVIEW_RPC_ADDR;
 /// movie-svc's MovieService (socket transport).
-pub const DEFAULT_MOVIE_RPC: &str = "127.0.0.1:7101";
+pub const DEFAULT_MOVIE_RPC: &str = defaults::DEFAULT_MOVIE_RPC_ADDR;
 /// user-svc's UserService (socket transport).
-pub const DEFAULT_USER_RPC: &str = "127.0.0.1:7201";
+pub const DEFAULT_USER_RPC: &str = defaults::DEFAULT_USER_RPC_ADDR;
 /// Attempts per RPC or produce before the events go to the DLQ.
 pub const DEFAULT_RETRY_ATTEMPTS: u32 = 5;
 /// First backoff; doubles per failure.

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use cinerec_service_kit::db::{self, DbArgs};
 use cinerec_service_kit::rpc::{RpcAddrs, run_database_service};
-use cinerec_service_kit::{CommonArgs, telemetry};
+use cinerec_service_kit::{CommonArgs, defaults, telemetry};
 use clap::{Parser, Subcommand};
 use movie_svc::service::{DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL, movies};
 use movie_svc::store::MovieStore;
@@ -17,9 +17,9 @@ use movie_svc::store::MovieStore;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Avro RPC socket transport (Java Netty framing).
-const DEFAULT_RPC_ADDR: &str = "127.0.0.1:7101";
+const DEFAULT_RPC_ADDR: &str = defaults::DEFAULT_MOVIE_RPC_ADDR;
 /// Avro RPC over HTTP.
-const DEFAULT_RPC_HTTP_ADDR: &str = "127.0.0.1:7102";
+const DEFAULT_RPC_HTTP_ADDR: &str = defaults::DEFAULT_MOVIE_RPC_HTTP_ADDR;
 /// /healthz, /readyz, /metrics.
 const DEFAULT_ADMIN_ADDR: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9101));
 

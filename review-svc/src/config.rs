@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use cinerec_service_kit::defaults::{DEFAULT_BROKERS, DEFAULT_CQL_NODES};
+use cinerec_service_kit::defaults::{self, DEFAULT_BROKERS, DEFAULT_CQL_NODES};
 use scylla::statement::{Consistency, SerialConsistency};
 
 /// Keyspace holding review-svc's tables.
@@ -22,9 +22,9 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8083";
 /// Admin port (/healthz, /readyz, /metrics).
 pub const DEFAULT_ADMIN: &str = "127.0.0.1:9083";
 /// `ReviewService` over Avro RPC, socket transport (Java Netty framing).
-pub const DEFAULT_RPC_ADDR: &str = "127.0.0.1:7301";
+pub const DEFAULT_RPC_ADDR: &str = defaults::DEFAULT_REVIEW_RPC_ADDR;
 /// `ReviewService` over Avro RPC, HTTP transport.
-pub const DEFAULT_RPC_HTTP_ADDR: &str = "127.0.0.1:7302";
+pub const DEFAULT_RPC_HTTP_ADDR: &str = defaults::DEFAULT_REVIEW_RPC_HTTP_ADDR;
 /// How often an idle relay shard looks for new changes (a shard that found
 /// changes looks again at once). Each look is one or two CQL reads per shard.
 pub const DEFAULT_RELAY_POLL_MS: u64 = 50;
@@ -48,9 +48,9 @@ pub const DEFAULT_CATALOG_MOVIES: u64 = 50_000;
 /// Users that exist in the seeded catalogue (user-svc's `seed` default).
 pub const DEFAULT_CATALOG_USERS: u64 = 1_000_000;
 /// user-svc's Avro RPC socket address (its default `--rpc-addr`).
-pub const DEFAULT_USER_SVC_ADDR: &str = "127.0.0.1:7201";
+pub const DEFAULT_USER_SVC_ADDR: &str = defaults::DEFAULT_USER_RPC_ADDR;
 /// movie-svc's Avro RPC socket address (its default `--rpc-addr`).
-pub const DEFAULT_MOVIE_SVC_ADDR: &str = "127.0.0.1:7101";
+pub const DEFAULT_MOVIE_SVC_ADDR: &str = defaults::DEFAULT_MOVIE_RPC_ADDR;
 /// Deadline of one existence check over Avro RPC, retries included: a
 /// dependency that has not answered by then makes the request a 503.
 pub const DEFAULT_DIRECTORY_DEADLINE_MS: u64 = 1_000;

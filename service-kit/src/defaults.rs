@@ -1,7 +1,9 @@
 //! The one set of default addresses: where every binary, bench and test
 //! looks for the local stack when no flag or environment variable says
 //! otherwise. They are `dev/stack`'s ports (`dev/ports.env`), which avoid the
-//! standard ones so a system PostgreSQL or Redis can keep running.
+//! standard ones so a system PostgreSQL or Redis can keep running. The
+//! services' own RPC addresses are here too, so a server and its clients
+//! cannot disagree on a default.
 
 /// Kafka bootstrap servers (`CINEREC_KAFKA_BROKERS`).
 pub const DEFAULT_BROKERS: &str = "127.0.0.1:19092";
@@ -19,6 +21,19 @@ pub const DEFAULT_MEMCACHED_URL: &str = "memcached://127.0.0.1:11311";
 pub const DEFAULT_MEMCACHED2_URL: &str = "memcached://127.0.0.1:11312";
 /// Both memcached zones, local first: the consumers' default cache.
 pub const DEFAULT_MEMCACHED_URLS: &str = "memcached://127.0.0.1:11311,memcached://127.0.0.1:11312";
+
+/// movie-svc's MovieService, socket transport (`MOVIE_SVC_RPC_ADDR`; clients: `--movie-rpc`).
+pub const DEFAULT_MOVIE_RPC_ADDR: &str = "127.0.0.1:7101";
+/// movie-svc's MovieService over HTTP (`MOVIE_SVC_RPC_HTTP_ADDR`).
+pub const DEFAULT_MOVIE_RPC_HTTP_ADDR: &str = "127.0.0.1:7102";
+/// user-svc's UserService, socket transport (`USER_SVC_RPC_ADDR`; clients: `--user-rpc`).
+pub const DEFAULT_USER_RPC_ADDR: &str = "127.0.0.1:7201";
+/// user-svc's UserService over HTTP (`USER_SVC_RPC_HTTP_ADDR`).
+pub const DEFAULT_USER_RPC_HTTP_ADDR: &str = "127.0.0.1:7202";
+/// review-svc's ReviewService, socket transport (`REVIEW_SVC_RPC_ADDR`; clients: `--review-rpc`).
+pub const DEFAULT_REVIEW_RPC_ADDR: &str = "127.0.0.1:7301";
+/// review-svc's ReviewService over HTTP (`REVIEW_SVC_RPC_HTTP_ADDR`).
+pub const DEFAULT_REVIEW_RPC_HTTP_ADDR: &str = "127.0.0.1:7302";
 
 #[cfg(test)]
 mod tests {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use cinerec_service_kit::db::{self, DbArgs};
 use cinerec_service_kit::rpc::{RpcAddrs, run_database_service};
-use cinerec_service_kit::{CommonArgs, telemetry};
+use cinerec_service_kit::{CommonArgs, defaults, telemetry};
 use clap::{Parser, Subcommand};
 use user_svc::service::{DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL, users};
 use user_svc::store::UserStore;
@@ -17,9 +17,9 @@ use user_svc::store::UserStore;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Avro RPC socket transport (Java Netty framing).
-const DEFAULT_RPC_ADDR: &str = "127.0.0.1:7201";
+const DEFAULT_RPC_ADDR: &str = defaults::DEFAULT_USER_RPC_ADDR;
 /// Avro RPC over HTTP.
-const DEFAULT_RPC_HTTP_ADDR: &str = "127.0.0.1:7202";
+const DEFAULT_RPC_HTTP_ADDR: &str = defaults::DEFAULT_USER_RPC_HTTP_ADDR;
 /// /healthz, /readyz, /metrics.
 const DEFAULT_ADMIN_ADDR: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9201));
 
