@@ -38,6 +38,7 @@ use serde_json::Value as Json;
 mod client;
 mod names;
 mod parse;
+mod schema;
 mod server;
 mod types;
 
@@ -148,6 +149,88 @@ fn generate_named(avpr: &str) -> Result<(String, String)> {
     }
     let code = emit(&g, &name, avpr, &messages)?;
     Ok((snake_case(&name), code))
+}
+
+/// The file [`compile_schemas`] writes into `OUT_DIR`.
+pub const SCHEMAS_FILE: &str = "avro_schemas.rs";
+
+/// Generates Rust types for the named types of each `.avsc` (a record and
+/// the enums, records and fixed types it declares) into one file,
+/// `$OUT_DIR/avro_schemas.rs` ([`SCHEMAS_FILE`]), and tells cargo to rerun
+/// when one changes. One file for all, so a type one schema declares and
+/// another references is one Rust type, and a name declared twice is an
+/// error. See [`generate_schemas`] for what is generated.
+///
+/// ```no_run
+/// // build.rs
+/// avro_rpc_build::compile_schemas(&["protocols/greeting.avsc"]).unwrap();
+/// ```
+/// ```text
+/// // src/lib.rs
+/// mod generated {
+///     include!(concat!(env!("OUT_DIR"), "/avro_schemas.rs"));
+/// }
+/// ```
+pub fn compile_schemas(paths: &[impl AsRef<Path>]) -> Result<()> {
+    let out_dir = std::env::var_os("OUT_DIR")
+        .map(PathBuf::from)
+        .ok_or_else(|| {
+            Error::Unsupported(
+                "OUT_DIR is not set: call compile_schemas from a build script".into(),
+            )
+        })?;
+    compile_schemas_to(paths, &out_dir)
+}
+
+/// Like [`compile_schemas`], into `out_dir`.
+pub fn compile_schemas_to(paths: &[impl AsRef<Path>], out_dir: &Path) -> Result<()> {
+    let mut g = Parser::default();
+    for path in paths {
+        let path = path.as_ref();
+        println!("cargo:rerun-if-changed={}", path.display());
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            path: path.into(),
+            source,
+        })?;
+        declare_schema(&mut g, &text).map_err(|e| match e {
+            Error::Json { source, .. } => Error::Json {
+                path: path.into(),
+                source,
+            },
+            Error::Unsupported(m) => Error::Unsupported(format!("{}: {m}", path.display())),
+            other => other,
+        })?;
+    }
+    let out = out_dir.join(SCHEMAS_FILE);
+    std::fs::write(&out, schema::emit(&g.decls)).map_err(|source| Error::Io { path: out, source })
+}
+
+/// Generates the code for schema texts (`.avsc`): per record a struct with
+/// `to_value`/`from_value` (apache-avro `Value`s of the schema), per enum a
+/// Rust enum with `as_str`, `index`, `parse`, `to_value`, `from_value` (an
+/// unknown symbol reads the enum's `default` when it has one), per fixed a
+/// byte-array newtype; and a `ValueError` for values of another shape.
+/// Logical types keep their meaning (`uuid` → `::uuid::Uuid`); a
+/// `timestamp-micros` field `x` is named `x_us` (`timestamp-millis`: `x_ms`).
+pub fn generate_schemas(avsc: &[&str]) -> Result<String> {
+    let mut g = Parser::default();
+    for text in avsc {
+        declare_schema(&mut g, text)?;
+    }
+    Ok(schema::emit(&g.decls))
+}
+
+fn declare_schema(g: &mut Parser, avsc: &str) -> Result<()> {
+    let json: Json = serde_json::from_str(avsc).map_err(|source| Error::Json {
+        path: PathBuf::new(),
+        source,
+    })?;
+    match json.get("type").and_then(Json::as_str) {
+        Some("record" | "enum" | "fixed") => g.declare(&json, None).map(|_| ()),
+        _ => Err(unsupported(
+            "a schema file must declare a named type (record, enum or fixed)",
+        )),
+    }
 }
 
 /// The whole file for one protocol: its text, its types, client and server.

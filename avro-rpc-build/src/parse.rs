@@ -17,6 +17,48 @@ const PRIMITIVES: &[&str] = &[
     "null", "boolean", "int", "long", "float", "double", "bytes", "string",
 ];
 
+/// An Avro type as the `.avsc` path converts it (the `.avpr` path only needs
+/// the Rust type string): logical types kept, unions of null as `Optional`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Ty {
+    Null,
+    Boolean,
+    Int,
+    Long,
+    Float,
+    Double,
+    Bytes,
+    String,
+    /// `string` with `logicalType: uuid`.
+    Uuid,
+    /// `long` with `logicalType: timestamp-micros`.
+    TimestampMicros,
+    /// `long` with `logicalType: timestamp-millis`.
+    TimestampMillis,
+    /// `int` with `logicalType: date`.
+    Date,
+    /// A declared record, enum or fixed type, by Rust name.
+    Named(String),
+    Array(Box<Ty>),
+    Map(Box<Ty>),
+    /// `[null, T]` or `[T, null]`, with the branch index of null.
+    Optional(u32, Box<Ty>),
+}
+
+/// One resolved type: its Rust spelling for the serde path, the serde `with`
+/// module it needs, and its structure.
+pub(crate) struct Typed {
+    pub rust: String,
+    pub with: Option<&'static str>,
+    pub ty: Ty,
+}
+
+impl Typed {
+    fn new(rust: String, with: Option<&'static str>, ty: Ty) -> Typed {
+        Typed { rust, with, ty }
+    }
+}
+
 /// A named type to emit.
 pub(crate) enum Decl {
     Record {
@@ -29,6 +71,8 @@ pub(crate) enum Decl {
         rust: String,
         doc: Option<String>,
         symbols: Vec<String>,
+        /// The symbol a reader uses for one it does not know.
+        default: Option<String>,
     },
     Fixed {
         rust: String,
@@ -45,6 +89,8 @@ pub(crate) struct Field {
     pub ty: String,
     /// A serde `with` module the field needs (bytes).
     pub with: Option<&'static str>,
+    /// The Avro type, for the `.avsc` path's `Value` conversions.
+    pub schema: Ty,
     pub doc: Option<String>,
 }
 
@@ -96,37 +142,32 @@ impl Parser {
     }
 
     /// Registers named types declared in `t` and returns its Rust type.
-    pub fn declare(
-        &mut self,
-        t: &Json,
-        ns: Option<&str>,
-    ) -> Result<(String, Option<&'static str>)> {
+    pub fn declare(&mut self, t: &Json, ns: Option<&str>) -> Result<Typed> {
         self.rust_type(t, ns, true)
     }
 
-    fn rust_type(
-        &mut self,
-        t: &Json,
-        ns: Option<&str>,
-        top: bool,
-    ) -> Result<(String, Option<&'static str>)> {
+    fn rust_type(&mut self, t: &Json, ns: Option<&str>, top: bool) -> Result<Typed> {
+        let plain = |rust: &str, ty: Ty| Ok(Typed::new(rust.into(), None, ty));
         match t {
             Json::String(s) => match s.as_str() {
-                "null" => Ok(("()".into(), None)),
-                "boolean" => Ok(("bool".into(), None)),
-                "int" => Ok(("i32".into(), None)),
-                "long" => Ok(("i64".into(), None)),
-                "float" => Ok(("f32".into(), None)),
-                "double" => Ok(("f64".into(), None)),
-                "string" => Ok(("::std::string::String".into(), None)),
-                "bytes" if top => Ok((
+                "null" => plain("()", Ty::Null),
+                "boolean" => plain("bool", Ty::Boolean),
+                "int" => plain("i32", Ty::Int),
+                "long" => plain("i64", Ty::Long),
+                "float" => plain("f32", Ty::Float),
+                "double" => plain("f64", Ty::Double),
+                "string" => plain("::std::string::String", Ty::String),
+                "bytes" if top => Ok(Typed::new(
                     "::std::vec::Vec<u8>".into(),
                     Some("::avro_rpc::export::apache_avro::serde_avro_bytes"),
+                    Ty::Bytes,
                 )),
                 "bytes" => Err(unsupported(
                     "bytes nested in an array, map or union other than [null, bytes]",
                 )),
-                name => self.lookup(name, ns).map(|(_, r)| (r, None)),
+                name => self
+                    .lookup(name, ns)
+                    .map(|(_, r)| Typed::new(r.clone(), None, Ty::Named(r))),
             },
             Json::Array(branches) => {
                 let non_null: Vec<&Json> = branches
@@ -134,14 +175,20 @@ impl Parser {
                     .filter(|b| b.as_str() != Some("null"))
                     .collect();
                 if branches.len() == 2 && non_null.len() == 1 {
+                    let null_index = u32::from(branches[0].as_str() != Some("null"));
                     if non_null[0].as_str() == Some("bytes") && top {
-                        return Ok((
+                        return Ok(Typed::new(
                             "::std::option::Option<::std::vec::Vec<u8>>".into(),
                             Some("::avro_rpc::export::apache_avro::serde_avro_bytes_opt"),
+                            Ty::Optional(null_index, Box::new(Ty::Bytes)),
                         ));
                     }
-                    let (inner, _) = self.rust_type(non_null[0], ns, false)?;
-                    Ok((format!("::std::option::Option<{inner}>"), None))
+                    let inner = self.rust_type(non_null[0], ns, false)?;
+                    Ok(Typed::new(
+                        format!("::std::option::Option<{}>", inner.rust),
+                        None,
+                        Ty::Optional(null_index, Box::new(inner.ty)),
+                    ))
                 } else {
                     Err(unsupported(format!(
                         "union {t}: only [null, T] unions are supported"
@@ -157,24 +204,44 @@ impl Parser {
                         let items = obj
                             .get("items")
                             .ok_or_else(|| unsupported("array without items"))?;
-                        let (inner, _) = self.rust_type(items, ns, false)?;
-                        Ok((format!("::std::vec::Vec<{inner}>"), None))
+                        let inner = self.rust_type(items, ns, false)?;
+                        Ok(Typed::new(
+                            format!("::std::vec::Vec<{}>", inner.rust),
+                            None,
+                            Ty::Array(Box::new(inner.ty)),
+                        ))
                     }
                     Some("map") => {
                         let values = obj
                             .get("values")
                             .ok_or_else(|| unsupported("map without values"))?;
-                        let (inner, _) = self.rust_type(values, ns, false)?;
-                        Ok((
-                            format!("::std::collections::HashMap<::std::string::String, {inner}>"),
+                        let inner = self.rust_type(values, ns, false)?;
+                        Ok(Typed::new(
+                            format!(
+                                "::std::collections::HashMap<::std::string::String, {}>",
+                                inner.rust
+                            ),
                             None,
+                            Ty::Map(Box::new(inner.ty)),
                         ))
                     }
-                    Some("record" | "error" | "enum" | "fixed") => {
-                        self.define(obj, ns).map(|r| (r, None))
+                    Some("record" | "error" | "enum" | "fixed") => self
+                        .define(obj, ns)
+                        .map(|r| Typed::new(r.clone(), None, Ty::Named(r))),
+                    // A primitive with attributes (e.g. a logical type): its
+                    // base type, the logical type noted for the .avsc path.
+                    Some(p) if PRIMITIVES.contains(&p) => {
+                        let mut base = self.rust_type(ty, ns, top)?;
+                        let logical = obj.get("logicalType").and_then(Json::as_str);
+                        base.ty = match (logical, base.ty) {
+                            (Some("uuid"), Ty::String) => Ty::Uuid,
+                            (Some("timestamp-micros"), Ty::Long) => Ty::TimestampMicros,
+                            (Some("timestamp-millis"), Ty::Long) => Ty::TimestampMillis,
+                            (Some("date"), Ty::Int) => Ty::Date,
+                            (_, other) => other,
+                        };
+                        Ok(base)
                     }
-                    // A primitive with attributes (e.g. a logical type): its base type.
-                    Some(p) if PRIMITIVES.contains(&p) => self.rust_type(ty, ns, top),
                     _ => self.rust_type(ty, ns, top),
                 }
             }
@@ -216,14 +283,15 @@ impl Parser {
                     let fty = f.get("type").ok_or_else(|| {
                         unsupported(format!("field {fname} without a type in {full}"))
                     })?;
-                    let (ty, with) = self
+                    let typed = self
                         .rust_type(fty, inner_ns.as_deref(), true)
                         .map_err(|e| unsupported(format!("{full}.{fname}: {e}")))?;
                     fields.push(Field {
                         avro: fname.into(),
                         rust: snake_case(fname),
-                        ty,
-                        with,
+                        ty: typed.rust,
+                        with: typed.with,
+                        schema: typed.ty,
                         doc: doc_of(f),
                     });
                 }
@@ -234,18 +302,33 @@ impl Parser {
                     is_error: kind == "error",
                 }
             }
-            "enum" => Decl::Enum {
-                rust: rust.clone(),
-                doc: doc_of(obj),
-                symbols: obj
+            "enum" => {
+                let symbols = obj
                     .get("symbols")
                     .and_then(Json::as_array)
                     .ok_or_else(|| unsupported(format!("{full} without symbols")))?
                     .iter()
                     .map(|s| s.as_str().map(str::to_string))
                     .collect::<Option<Vec<_>>>()
-                    .ok_or_else(|| unsupported(format!("{full}: symbols must be strings")))?,
-            },
+                    .ok_or_else(|| unsupported(format!("{full}: symbols must be strings")))?;
+                let default = obj
+                    .get("default")
+                    .and_then(Json::as_str)
+                    .map(str::to_string);
+                if let Some(d) = &default
+                    && !symbols.contains(d)
+                {
+                    return Err(unsupported(format!(
+                        "{full}: default {d:?} is not one of its symbols"
+                    )));
+                }
+                Decl::Enum {
+                    rust: rust.clone(),
+                    doc: doc_of(obj),
+                    symbols,
+                    default,
+                }
+            }
             _ => Decl::Fixed {
                 rust: rust.clone(),
                 size: obj
@@ -278,21 +361,26 @@ impl Parser {
                 .get("name")
                 .and_then(Json::as_str)
                 .ok_or_else(|| unsupported(format!("message {name}: parameter without a name")))?;
-            let (ty, with) = self
+            let typed = self
                 .rust_type(p.get("type").unwrap_or(&Json::Null), ns, true)
                 .map_err(ctx)?;
             params.push(Field {
                 avro: pname.into(),
                 rust: snake_case(pname),
-                ty,
-                with,
+                ty: typed.rust,
+                with: typed.with,
+                schema: typed.ty,
                 doc: None,
             });
         }
         let response = obj
             .get("response")
             .ok_or_else(|| unsupported(format!("message {name}: missing response")))?;
-        let (response, with) = self.rust_type(response, ns, true).map_err(ctx)?;
+        let Typed {
+            rust: response,
+            with,
+            ..
+        } = self.rust_type(response, ns, true).map_err(ctx)?;
         if with.is_some() {
             return Err(unsupported(format!(
                 "message {name}: a bytes response is not supported yet; wrap it in a record"

@@ -58,6 +58,7 @@ pub(crate) fn emit_decl(w: &mut String, d: &Decl) {
             rust,
             doc: d,
             symbols,
+            ..
         } => {
             doc(w, "", d);
             let _ = writeln!(

@@ -120,7 +120,7 @@ async fn main() -> anyhow::Result<()> {
             user_country: user.country.clone(),
             user_zone: user.zone.clone(),
             user_preferred_genres: user.preferred_genres.clone(),
-            user_tier: Tier::parse(user.tier.as_str()),
+            user_tier: Tier::parse(user.tier.as_str()).unwrap_or_default(),
             enriched_at_us: now,
         });
     }
