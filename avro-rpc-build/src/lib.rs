@@ -76,79 +76,17 @@ type Result<T> = std::result::Result<T, Error>;
 /// Generates code for each `.avpr` into `$OUT_DIR/<protocol_snake_name>.rs`
 /// and tells cargo to rerun when one changes.
 pub fn compile_protocols(paths: &[impl AsRef<Path>]) -> Result<()> {
-    let out_dir = std::env::var_os("OUT_DIR")
-        .map(PathBuf::from)
-        .ok_or_else(|| {
-            Error::Unsupported(
-                "OUT_DIR is not set: call compile_protocols from a build script".into(),
-            )
-        })?;
-    compile_protocols_to(paths, &out_dir)
+    Builder::new().compile_protocols(paths)
 }
 
 /// Like [`compile_protocols`], into `out_dir`.
 pub fn compile_protocols_to(paths: &[impl AsRef<Path>], out_dir: &Path) -> Result<()> {
-    for path in paths {
-        let path = path.as_ref();
-        println!("cargo:rerun-if-changed={}", path.display());
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-            path: path.into(),
-            source,
-        })?;
-        let (name, code) = generate_named(&text).map_err(|e| match e {
-            Error::Json { source, .. } => Error::Json {
-                path: path.into(),
-                source,
-            },
-            Error::Unsupported(m) => Error::Unsupported(format!("{}: {m}", path.display())),
-            other => other,
-        })?;
-        let out = out_dir.join(format!("{name}.rs"));
-        std::fs::write(&out, code).map_err(|source| Error::Io { path: out, source })?;
-    }
-    Ok(())
+    Builder::new().compile_protocols_to(paths, out_dir)
 }
 
 /// Generates the code for one protocol text.
 pub fn generate(avpr: &str) -> Result<String> {
-    generate_named(avpr).map(|(_, code)| code)
-}
-
-fn generate_named(avpr: &str) -> Result<(String, String)> {
-    let json: Json = serde_json::from_str(avpr).map_err(|source| Error::Json {
-        path: PathBuf::new(),
-        source,
-    })?;
-    let mut g = Parser::default();
-    let obj = json
-        .as_object()
-        .ok_or_else(|| unsupported("protocol must be a JSON object"))?;
-    let full = obj
-        .get("protocol")
-        .and_then(Json::as_str)
-        .ok_or_else(|| unsupported("missing \"protocol\""))?;
-    let (ns, name) = match full.rsplit_once('.') {
-        Some((ns, n)) => (Some(ns.to_string()), n.to_string()),
-        None => (
-            obj.get("namespace")
-                .and_then(Json::as_str)
-                .map(str::to_string),
-            full.to_string(),
-        ),
-    };
-    if let Some(types) = obj.get("types").and_then(Json::as_array) {
-        for t in types {
-            g.declare(t, ns.as_deref())?;
-        }
-    }
-    let mut messages = Vec::new();
-    if let Some(msgs) = obj.get("messages").and_then(Json::as_object) {
-        for (mname, m) in msgs {
-            messages.push(g.message(mname, m, ns.as_deref())?);
-        }
-    }
-    let code = emit(&g, &name, avpr, &messages)?;
-    Ok((snake_case(&name), code))
+    Builder::new().generate(avpr)
 }
 
 /// The file [`compile_schemas`] writes into `OUT_DIR`.
@@ -172,37 +110,7 @@ pub const SCHEMAS_FILE: &str = "avro_schemas.rs";
 /// }
 /// ```
 pub fn compile_schemas(paths: &[impl AsRef<Path>]) -> Result<()> {
-    let out_dir = std::env::var_os("OUT_DIR")
-        .map(PathBuf::from)
-        .ok_or_else(|| {
-            Error::Unsupported(
-                "OUT_DIR is not set: call compile_schemas from a build script".into(),
-            )
-        })?;
-    compile_schemas_to(paths, &out_dir)
-}
-
-/// Like [`compile_schemas`], into `out_dir`.
-pub fn compile_schemas_to(paths: &[impl AsRef<Path>], out_dir: &Path) -> Result<()> {
-    let mut g = Parser::default();
-    for path in paths {
-        let path = path.as_ref();
-        println!("cargo:rerun-if-changed={}", path.display());
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-            path: path.into(),
-            source,
-        })?;
-        declare_schema(&mut g, &text).map_err(|e| match e {
-            Error::Json { source, .. } => Error::Json {
-                path: path.into(),
-                source,
-            },
-            Error::Unsupported(m) => Error::Unsupported(format!("{}: {m}", path.display())),
-            other => other,
-        })?;
-    }
-    let out = out_dir.join(SCHEMAS_FILE);
-    std::fs::write(&out, schema::emit(&g.decls)).map_err(|source| Error::Io { path: out, source })
+    Builder::new().compile_schemas(paths)
 }
 
 /// Generates the code for schema texts (`.avsc`): per record a struct with
@@ -213,11 +121,168 @@ pub fn compile_schemas_to(paths: &[impl AsRef<Path>], out_dir: &Path) -> Result<
 /// Logical types keep their meaning (`uuid` → `::uuid::Uuid`); a
 /// `timestamp-micros` field `x` is named `x_us` (`timestamp-millis`: `x_ms`).
 pub fn generate_schemas(avsc: &[&str]) -> Result<String> {
-    let mut g = Parser::default();
-    for text in avsc {
-        declare_schema(&mut g, text)?;
+    Builder::new().generate_schemas(avsc)
+}
+
+/// Generation with options, for what the free functions do not cover.
+///
+/// ```no_run
+/// // One Rust type for an Avro type that two contracts declare: the event
+/// // schemas generate it (with serde derives), the protocol reuses it.
+/// avro_rpc_build::Builder::new()
+///     .extern_type("org.cinerec.user.Tier", "::cinerec_events::Tier")
+///     .compile_protocols(&["protocols/user.avpr"])
+///     .unwrap();
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Builder {
+    externs: Vec<(String, String)>,
+    schema_serde: bool,
+}
+
+impl Builder {
+    /// The defaults: every named type generated, schema types without serde.
+    pub fn new() -> Builder {
+        Builder::default()
     }
-    Ok(schema::emit(&g.decls))
+
+    /// Uses the Rust type at `rust_path` for the Avro named type `avro_name`
+    /// (its full name, e.g. `org.cinerec.user.Tier`) instead of generating
+    /// one, as prost's `extern_path` does. In a protocol the type must
+    /// (de)serialize with serde as the generated one would: for an enum, its
+    /// symbols as variant names in schema order, which a schema enum generated
+    /// with [`schema_serde`](Builder::schema_serde) does. The declaration in
+    /// the file is not checked against the Rust type: keep the two contracts'
+    /// declarations identical.
+    pub fn extern_type(mut self, avro_name: &str, rust_path: &str) -> Builder {
+        self.externs.push((avro_name.into(), rust_path.into()));
+        self
+    }
+
+    /// Schema enums also derive serde's `Serialize`/`Deserialize` (through
+    /// `::serde`, which the including crate then needs), symbols as variant
+    /// names, so a protocol can use them as [extern types](Builder::extern_type).
+    pub fn schema_serde(mut self, on: bool) -> Builder {
+        self.schema_serde = on;
+        self
+    }
+
+    /// [`compile_protocols`] with these options.
+    pub fn compile_protocols(&self, paths: &[impl AsRef<Path>]) -> Result<()> {
+        self.compile_protocols_to(paths, &out_dir("compile_protocols")?)
+    }
+
+    /// [`compile_protocols_to`] with these options.
+    pub fn compile_protocols_to(&self, paths: &[impl AsRef<Path>], out_dir: &Path) -> Result<()> {
+        for path in paths {
+            let path = path.as_ref();
+            let text = read(path)?;
+            let (name, code) = self.generate_named(&text).map_err(|e| at(path, e))?;
+            let out = out_dir.join(format!("{name}.rs"));
+            std::fs::write(&out, code).map_err(|source| Error::Io { path: out, source })?;
+        }
+        Ok(())
+    }
+
+    /// [`generate`] with these options.
+    pub fn generate(&self, avpr: &str) -> Result<String> {
+        self.generate_named(avpr).map(|(_, code)| code)
+    }
+
+    /// [`compile_schemas`] with these options.
+    pub fn compile_schemas(&self, paths: &[impl AsRef<Path>]) -> Result<()> {
+        self.compile_schemas_to(paths, &out_dir("compile_schemas")?)
+    }
+
+    /// Like [`compile_schemas`], into `out_dir`.
+    pub fn compile_schemas_to(&self, paths: &[impl AsRef<Path>], out_dir: &Path) -> Result<()> {
+        let mut g = Parser::with_externs(&self.externs);
+        for path in paths {
+            let path = path.as_ref();
+            let text = read(path)?;
+            declare_schema(&mut g, &text).map_err(|e| at(path, e))?;
+        }
+        let out = out_dir.join(SCHEMAS_FILE);
+        std::fs::write(&out, schema::emit(&g.decls, self.schema_serde))
+            .map_err(|source| Error::Io { path: out, source })
+    }
+
+    /// [`generate_schemas`] with these options.
+    pub fn generate_schemas(&self, avsc: &[&str]) -> Result<String> {
+        let mut g = Parser::with_externs(&self.externs);
+        for text in avsc {
+            declare_schema(&mut g, text)?;
+        }
+        Ok(schema::emit(&g.decls, self.schema_serde))
+    }
+
+    fn generate_named(&self, avpr: &str) -> Result<(String, String)> {
+        let json: Json = serde_json::from_str(avpr).map_err(|source| Error::Json {
+            path: PathBuf::new(),
+            source,
+        })?;
+        let mut g = Parser::with_externs(&self.externs);
+        let obj = json
+            .as_object()
+            .ok_or_else(|| unsupported("protocol must be a JSON object"))?;
+        let full = obj
+            .get("protocol")
+            .and_then(Json::as_str)
+            .ok_or_else(|| unsupported("missing \"protocol\""))?;
+        let (ns, name) = match full.rsplit_once('.') {
+            Some((ns, n)) => (Some(ns.to_string()), n.to_string()),
+            None => (
+                obj.get("namespace")
+                    .and_then(Json::as_str)
+                    .map(str::to_string),
+                full.to_string(),
+            ),
+        };
+        if let Some(types) = obj.get("types").and_then(Json::as_array) {
+            for t in types {
+                g.declare(t, ns.as_deref())?;
+            }
+        }
+        let mut messages = Vec::new();
+        if let Some(msgs) = obj.get("messages").and_then(Json::as_object) {
+            for (mname, m) in msgs {
+                messages.push(g.message(mname, m, ns.as_deref())?);
+            }
+        }
+        let code = emit(&g, &name, avpr, &messages)?;
+        Ok((snake_case(&name), code))
+    }
+}
+
+fn out_dir(caller: &str) -> Result<PathBuf> {
+    std::env::var_os("OUT_DIR")
+        .map(PathBuf::from)
+        .ok_or_else(|| {
+            Error::Unsupported(format!(
+                "OUT_DIR is not set: call {caller} from a build script"
+            ))
+        })
+}
+
+/// Reads a contract file, telling cargo to rerun when it changes.
+fn read(path: &Path) -> Result<String> {
+    println!("cargo:rerun-if-changed={}", path.display());
+    std::fs::read_to_string(path).map_err(|source| Error::Io {
+        path: path.into(),
+        source,
+    })
+}
+
+/// `e`, naming the file it is about.
+fn at(path: &Path, e: Error) -> Error {
+    match e {
+        Error::Json { source, .. } => Error::Json {
+            path: path.into(),
+            source,
+        },
+        Error::Unsupported(m) => Error::Unsupported(format!("{}: {m}", path.display())),
+        other => other,
+    }
 }
 
 fn declare_schema(g: &mut Parser, avsc: &str) -> Result<()> {

@@ -110,6 +110,8 @@ pub(crate) struct Msg {
 pub(crate) struct Parser {
     /// Full Avro name → Rust type name.
     names: BTreeMap<String, String>,
+    /// Full Avro name → Rust path of a type defined elsewhere, not generated.
+    externs: BTreeMap<String, String>,
     /// Every Rust type name taken, to refuse collisions.
     pub rust_names: HashSet<String>,
     pub decls: Vec<Decl>,
@@ -130,6 +132,15 @@ fn full_name(name: &str, explicit: Option<&str>, enclosing: Option<&str>) -> Str
 }
 
 impl Parser {
+    /// A parser that uses the given Rust paths instead of generating the
+    /// named types (full Avro name → path).
+    pub fn with_externs(externs: &[(String, String)]) -> Parser {
+        Parser {
+            externs: externs.iter().cloned().collect(),
+            ..Parser::default()
+        }
+    }
+
     fn lookup(&self, name: &str, ns: Option<&str>) -> Result<(String, String)> {
         let full = full_name(name, None, ns);
         if let Some(r) = self.names.get(&full) {
@@ -256,6 +267,11 @@ impl Parser {
             .and_then(Json::as_str)
             .ok_or_else(|| unsupported(format!("{kind} without a name")))?;
         let full = full_name(name, obj.get("namespace").and_then(Json::as_str), ns);
+        if let Some(path) = self.externs.get(&full) {
+            // Defined elsewhere: later references resolve to the path.
+            self.names.insert(full, path.clone());
+            return Ok(path.clone());
+        }
         let simple = full.rsplit('.').next().unwrap_or(&full);
         let rust = pascal_case(simple);
         if !self.rust_names.insert(rust.clone()) {

@@ -24,7 +24,8 @@ const HELPERS: &str = "__avro_values";
 // `fmt::Write` into a String cannot fail: write results are ignored throughout.
 
 /// The whole file for the declarations of a set of schemas.
-pub(crate) fn emit(decls: &[Decl]) -> String {
+/// With `serde`, enums also derive serde (see `Builder::schema_serde`).
+pub(crate) fn emit(decls: &[Decl], serde: bool) -> String {
     let kinds: HashMap<&str, &Decl> = decls.iter().map(|d| (decl_name(d), d)).collect();
     let mut o = String::new();
     let w = &mut o;
@@ -66,7 +67,7 @@ impl ::std::error::Error for ValueError {{}}
                 doc: d,
                 symbols,
                 default,
-            } => emit_enum(w, rust, d, symbols, default.as_deref()),
+            } => emit_enum(w, rust, d, symbols, default.as_deref(), serde),
             Decl::Fixed { rust, size } => emit_fixed(w, rust, *size),
         }
     }
@@ -308,13 +309,19 @@ fn emit_enum(
     d: &Option<String>,
     symbols: &[String],
     default: Option<&str>,
+    serde: bool,
 ) {
     let variants = names::variants(symbols);
     doc(w, "", d);
     let _ = writeln!(
         w,
-        "#[allow(dead_code)]\n#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash{})]\npub enum {rust} {{",
-        if default.is_some() { ", Default" } else { "" }
+        "#[allow(dead_code)]\n#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash{}{})]\npub enum {rust} {{",
+        if default.is_some() { ", Default" } else { "" },
+        if serde {
+            ", ::serde::Serialize, ::serde::Deserialize"
+        } else {
+            ""
+        }
     );
     for (sym, v) in symbols.iter().zip(&variants) {
         if Some(sym.as_str()) == default {
@@ -324,6 +331,9 @@ fn emit_enum(
             );
         } else {
             let _ = writeln!(w, "    /// Symbol `{sym}`.");
+        }
+        if serde && sym != v {
+            let _ = writeln!(w, "    #[serde(rename = \"{sym}\")]");
         }
         let _ = writeln!(w, "    {v},");
     }

@@ -149,3 +149,41 @@ fn schemas_refuse_what_they_cannot_express() {
         .to_string();
     assert!(e.contains("two types map to the Rust name E"), "{e}");
 }
+
+#[test]
+fn extern_types_are_used_not_generated() {
+    let avpr = r#"{"protocol":"Demo","namespace":"org.example","types":[
+        {"type":"enum","name":"Tier","symbols":["FREE","PREMIUM"]},
+        {"type":"record","name":"User","fields":[{"name":"tier","type":"Tier"},
+            {"name":"tiers","type":{"type":"array","items":"org.example.Tier"}}]}],
+        "messages":{"get":{"request":[{"name":"t","type":"Tier"}],"response":"User"}}}"#;
+    let code = avro_rpc_build::Builder::new()
+        .extern_type("org.example.Tier", "::events::Tier")
+        .generate(avpr)
+        .unwrap();
+    assert!(!code.contains("pub enum Tier"), "{code}");
+    for needle in [
+        "pub tier: ::events::Tier,",
+        "pub tiers: ::std::vec::Vec<::events::Tier>,",
+        "pub async fn get(&self, t: ::events::Tier)",
+    ] {
+        assert!(code.contains(needle), "missing {needle:?} in\n{code}");
+    }
+}
+
+#[test]
+fn schema_enums_derive_serde_on_request() {
+    let avsc = r#"{"type":"enum","name":"Tier","symbols":["FREE","PREMIUM"]}"#;
+    let plain = avro_rpc_build::generate_schemas(&[avsc]).unwrap();
+    assert!(!plain.contains("serde"), "{plain}");
+    let code = avro_rpc_build::Builder::new()
+        .schema_serde(true)
+        .generate_schemas(&[avsc])
+        .unwrap();
+    for needle in [
+        "::serde::Serialize, ::serde::Deserialize)]\npub enum Tier {",
+        "    #[serde(rename = \"PREMIUM\")]\n    Premium,",
+    ] {
+        assert!(code.contains(needle), "missing {needle:?} in\n{code}");
+    }
+}
