@@ -41,6 +41,7 @@ impl EnrichedReview {
 
 #[cfg(test)]
 mod tests {
+    use apache_avro::types::Value;
     use uuid::Uuid;
 
     use super::*;
@@ -90,6 +91,24 @@ mod tests {
         assert_eq!(&bytes[..2], &[0xC3, 0x01]);
         let schema = apache_avro::Schema::parse_str(SCHEMA_JSON).expect("schema");
         assert_eq!(&bytes[2..10], &codec::Fingerprint::of(&schema).0[..]);
+    }
+
+    /// user.avpr's generated code (de)serializes `Tier` with serde through
+    /// apache-avro: its serde form is the symbol, which the schema resolves
+    /// to the same enum value as `to_value`.
+    #[test]
+    fn tier_serde_is_the_avro_enum() {
+        let schema = apache_avro::Schema::parse_str(
+            r#"{"type":"enum","name":"Tier","symbols":["FREE","STANDARD","PREMIUM"]}"#,
+        )
+        .expect("schema");
+        for tier in Tier::ALL {
+            let value = apache_avro::to_value(tier).expect("serializes");
+            assert_eq!(value, Value::String(tier.as_str().into()));
+            assert_eq!(value.resolve(&schema).expect("resolves"), tier.to_value());
+            let back: Tier = apache_avro::from_value(&tier.to_value()).expect("reads");
+            assert_eq!(back, tier);
+        }
     }
 
     #[test]
