@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use crate::names;
 use crate::parse::Msg;
-use crate::types::{doc, error_type};
+use crate::types::{error_type, method_head};
 
 pub(crate) fn emit_client(w: &mut String, p: &str, messages: &[Msg]) {
     let _ = writeln!(
@@ -56,16 +56,8 @@ where
 "#
     );
     for m in messages {
-        let args: String = m
-            .params
-            .iter()
-            .map(|f| format!(", {}: {}", names::ident(&f.rust), f.ty))
-            .collect();
+        let args = method_head(w, m, "Calls");
         let fields: Vec<String> = m.params.iter().map(|f| names::ident(&f.rust)).collect();
-        doc(w, "    ", &m.doc);
-        if m.doc.is_none() {
-            let _ = writeln!(w, "    /// Calls `{}`.", m.avro);
-        }
         let _ = writeln!(
             w,
             "    pub async fn {}(&self{args}) -> ::std::result::Result<{}, ::avro_rpc::codegen::CallError<{}>> {{\n        let call = self.stub.encode(\"{}\", &__{}Params {{ {} }})?;\n        self.stub.call(call).await\n    }}\n",

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use crate::names;
 use crate::parse::Msg;
-use crate::types::{doc, error_type};
+use crate::types::{error_type, method_head};
 
 pub(crate) fn emit_server(w: &mut String, p: &str, messages: &[Msg]) {
     let _ = writeln!(
@@ -13,15 +13,7 @@ pub(crate) fn emit_server(w: &mut String, p: &str, messages: &[Msg]) {
         "/// Implement this to serve the {p} protocol; wrap the implementation in\n/// [`{p}Server`] to get a tower service for a [`Responder`](::avro_rpc::Responder).\n#[allow(dead_code)]\npub trait {p}: ::std::marker::Send + ::std::marker::Sync + 'static {{"
     );
     for m in messages {
-        let args: String = m
-            .params
-            .iter()
-            .map(|f| format!(", {}: {}", names::ident(&f.rust), f.ty))
-            .collect();
-        doc(w, "    ", &m.doc);
-        if m.doc.is_none() {
-            let _ = writeln!(w, "    /// Handles `{}`.", m.avro);
-        }
+        let args = method_head(w, m, "Handles");
         let _ = writeln!(
             w,
             "    fn {}(&self{args}) -> impl ::std::future::Future<Output = ::std::result::Result<{}, ::avro_rpc::codegen::HandlerError<{}>>> + ::std::marker::Send;",

@@ -93,6 +93,20 @@ pub(crate) fn emit_params(w: &mut String, m: &Msg) {
     let _ = writeln!(w, "}}\n");
 }
 
+/// What the client method and the server trait method of `m` share: writes
+/// its docs (or "`verb` `message`.") and returns its parameters as
+/// `, name: Type` to follow `&self`.
+pub(crate) fn method_head(w: &mut String, m: &Msg, verb: &str) -> String {
+    doc(w, "    ", &m.doc);
+    if m.doc.is_none() {
+        let _ = writeln!(w, "    /// {verb} `{}`.", m.avro);
+    }
+    m.params
+        .iter()
+        .map(|f| format!(", {}: {}", names::ident(&f.rust), f.ty))
+        .collect()
+}
+
 pub(crate) fn error_type(m: &Msg) -> String {
     if m.errors.is_empty() {
         "::std::convert::Infallible".into()

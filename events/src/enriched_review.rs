@@ -48,25 +48,7 @@ mod tests {
     use crate::codec::{self, Record};
 
     fn sample() -> EnrichedReview {
-        EnrichedReview {
-            event_id: Uuid::new_v4(),
-            review_id: Uuid::new_v4(),
-            version: 3,
-            deleted: false,
-            rating: Some(4.5),
-            user_id: 17,
-            movie_id: 99,
-            changed_at_us: 1_700_000_000_000_000,
-            movie_title: "Heat".into(),
-            movie_year: 1995,
-            movie_genres: vec!["Crime".into(), "Thriller".into()],
-            movie_popularity: 0.0012,
-            user_country: "FR".into(),
-            user_zone: "eu-west".into(),
-            user_preferred_genres: vec!["Crime".into()],
-            user_tier: Tier::Premium,
-            enriched_at_us: 1_700_000_000_500_000,
-        }
+        crate::golden_wire::enriched_review()
     }
 
     #[test]

@@ -19,6 +19,9 @@ pub mod codec;
 pub mod enriched_review;
 pub mod review_changed;
 
+#[cfg(test)]
+mod golden_wire;
+
 /// The types generated from `protocols/*.avsc` by `build.rs`: one struct per
 /// record, one enum per enum, each with `to_value`/`from_value`.
 mod generated {

@@ -41,18 +41,12 @@ impl ReviewChanged {
 
 #[cfg(test)]
 mod tests {
-    use uuid::Uuid;
-
     use super::*;
 
     fn sample(op: ChangeOp) -> ReviewChanged {
         ReviewChanged {
-            event_id: Uuid::new_v4(),
-            review_id: Uuid::new_v4(),
-            user_id: 42,
-            version: 7,
             op,
-            changed_at_us: 1_700_000_000_000_123,
+            ..crate::golden_wire::review_changed()
         }
     }
 

@@ -1,16 +1,19 @@
 //! The exact bytes of each event: a change to how the types are written
 //! (hand mappings today, generated code tomorrow) must not change the wire.
+//! The fixed events are also the samples of the modules' unit tests.
 //! Each golden is the single-object header (`C3 01` + the schema's
 //! CRC-64-AVRO fingerprint, little-endian) followed by the datum.
 
-use cinerec_events::{ChangeOp, EnrichedReview, ReviewChanged, Tier};
 use uuid::Uuid;
+
+use crate::{ChangeOp, EnrichedReview, ReviewChanged, Tier};
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn review_changed() -> ReviewChanged {
+/// A fixed `reviews.changed` event.
+pub(crate) fn review_changed() -> ReviewChanged {
     ReviewChanged {
         event_id: Uuid::from_u128(0x0011_2233_4455_6677_8899_aabb_ccdd_eeff),
         review_id: Uuid::from_u128(0xfedc_ba98_7654_3210_0123_4567_89ab_cdef),
@@ -21,7 +24,8 @@ fn review_changed() -> ReviewChanged {
     }
 }
 
-fn enriched_review() -> EnrichedReview {
+/// A fixed live `reviews.enriched` event.
+pub(crate) fn enriched_review() -> EnrichedReview {
     EnrichedReview {
         event_id: Uuid::from_u128(0x0011_2233_4455_6677_8899_aabb_ccdd_eeff),
         review_id: Uuid::from_u128(0xfedc_ba98_7654_3210_0123_4567_89ab_cdef),
