@@ -141,27 +141,9 @@ pub const COUNTRIES: &[(&str, &str, f64)] = &[
     ("AU", "ap-south", 0.06),
 ];
 
-/// A user's subscription tier.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Tier {
-    /// 60 % of users.
-    Free,
-    /// 30 % of users.
-    Standard,
-    /// 10 % of users.
-    Premium,
-}
-
-impl Tier {
-    /// The tier's name as stored and sent on the wire.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Tier::Free => "FREE",
-            Tier::Standard => "STANDARD",
-            Tier::Premium => "PREMIUM",
-        }
-    }
-}
+/// A user's subscription tier: the contracts' `Tier` (60 % `Free`, 30 %
+/// `Standard`, 10 % `Premium` in a generated world).
+pub use cinerec_events::Tier;
 
 /// One movie of the catalogue.
 #[derive(Debug, Clone, PartialEq)]

@@ -23,7 +23,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use anyhow::Context as _;
-use cinerec_events::{EnrichedReview, ReviewChanged, Tier};
+use cinerec_events::{EnrichedReview, ReviewChanged};
 use cinerec_service_kit::clock::now_micros;
 use cinerec_service_kit::kafka::dlq;
 use cinerec_service_kit::{Shutdown, trace_context};
@@ -236,11 +236,7 @@ impl Enrich {
                 user_country: user.country.clone(),
                 user_zone: user.zone.clone(),
                 user_preferred_genres: user.preferred_genres.clone(),
-                user_tier: match user.tier {
-                    rpc::user::Tier::Free => Tier::Free,
-                    rpc::user::Tier::Standard => Tier::Standard,
-                    rpc::user::Tier::Premium => Tier::Premium,
-                },
+                user_tier: user.tier,
                 enriched_at_us: enriched_at,
             }));
         }

@@ -315,17 +315,10 @@ impl Record {
     }
 }
 
-/// `Some(f)` / `None` as a `["null", "float"]` union value.
-pub fn optional_float(v: Option<f32>) -> Value {
-    match v {
-        Some(f) => Value::Union(1, Box::new(Value::Float(f))),
-        None => Value::Union(0, Box::new(Value::Null)),
+impl From<crate::ValueError> for CodecError {
+    fn from(e: crate::ValueError) -> CodecError {
+        CodecError::Shape(e.to_string())
     }
-}
-
-/// A list of strings as an Avro array value.
-pub fn strings(v: &[String]) -> Value {
-    Value::Array(v.iter().map(|s| Value::String(s.clone())).collect())
 }
 
 #[cfg(test)]

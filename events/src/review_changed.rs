@@ -4,10 +4,7 @@
 
 use std::sync::LazyLock;
 
-use apache_avro::types::Value;
-use uuid::Uuid;
-
-use crate::codec::{CodecError, Record, SingleObjectCodec};
+use crate::codec::{CodecError, SingleObjectCodec};
 
 /// The contract file, compiled in.
 pub const SCHEMA_JSON: &str = include_str!("../../protocols/review_changed.avsc");
@@ -23,63 +20,7 @@ pub fn codec() -> &'static SingleObjectCodec {
     &CODEC
 }
 
-/// What a change did (the `ChangeOp` enum of the schema).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ChangeOp {
-    /// Version 1.
-    Create,
-    /// A later version with new content.
-    Update,
-    /// A tombstone version.
-    Delete,
-}
-
-impl ChangeOp {
-    /// The schema symbol.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ChangeOp::Create => "CREATE",
-            ChangeOp::Update => "UPDATE",
-            ChangeOp::Delete => "DELETE",
-        }
-    }
-
-    /// The symbol's index in the schema.
-    pub fn index(self) -> u32 {
-        match self {
-            ChangeOp::Create => 0,
-            ChangeOp::Update => 1,
-            ChangeOp::Delete => 2,
-        }
-    }
-
-    /// Parses a schema symbol.
-    pub fn parse(s: &str) -> Option<ChangeOp> {
-        match s {
-            "CREATE" => Some(ChangeOp::Create),
-            "UPDATE" => Some(ChangeOp::Update),
-            "DELETE" => Some(ChangeOp::Delete),
-            _ => None,
-        }
-    }
-}
-
-/// One change of a review: ids only, never review data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ReviewChanged {
-    /// Unique per change `(review_id, version)`, the same on every redelivery.
-    pub event_id: Uuid,
-    /// The review (also the record key).
-    pub review_id: Uuid,
-    /// Its author.
-    pub user_id: i64,
-    /// The version this change created; per review strictly increasing.
-    pub version: i64,
-    /// What the change did.
-    pub op: ChangeOp,
-    /// When review-svc accepted the change (µs since the epoch).
-    pub changed_at_us: i64,
-}
+pub use crate::generated::{ChangeOp, ReviewChanged};
 
 impl ReviewChanged {
     /// The Kafka record key: every change of a review in one partition, in order.
@@ -89,39 +30,12 @@ impl ReviewChanged {
 
     /// Single-object encoding.
     pub fn encode(&self) -> Result<Vec<u8>, CodecError> {
-        codec().encode(Value::Record(vec![
-            ("event_id".into(), Value::Uuid(self.event_id)),
-            ("review_id".into(), Value::Uuid(self.review_id)),
-            ("user_id".into(), Value::Long(self.user_id)),
-            ("version".into(), Value::Long(self.version)),
-            (
-                "op".into(),
-                Value::Enum(self.op.index(), self.op.as_str().into()),
-            ),
-            (
-                "changed_at".into(),
-                Value::TimestampMicros(self.changed_at_us),
-            ),
-        ]))
+        codec().encode(self.to_value())
     }
 
     /// Decodes a payload of any known writer schema.
     pub fn decode(bytes: &[u8]) -> Result<ReviewChanged, CodecError> {
-        Self::from_value(codec().decode(bytes)?)
-    }
-
-    /// The typed event from a value already resolved to the current schema.
-    pub fn from_value(value: Value) -> Result<ReviewChanged, CodecError> {
-        let r = Record::new(value)?;
-        let op = r.symbol("op")?;
-        Ok(ReviewChanged {
-            event_id: r.uuid("event_id")?,
-            review_id: r.uuid("review_id")?,
-            user_id: r.long("user_id")?,
-            version: r.long("version")?,
-            op: ChangeOp::parse(op).ok_or_else(|| CodecError::Shape(format!("op: {op}")))?,
-            changed_at_us: r.long("changed_at")?,
-        })
+        Ok(Self::from_value(codec().decode(bytes)?)?)
     }
 }
 
@@ -131,12 +45,8 @@ mod tests {
 
     fn sample(op: ChangeOp) -> ReviewChanged {
         ReviewChanged {
-            event_id: Uuid::new_v4(),
-            review_id: Uuid::new_v4(),
-            user_id: 42,
-            version: 7,
             op,
-            changed_at_us: 1_700_000_000_000_123,
+            ..crate::golden_wire::review_changed()
         }
     }
 

@@ -1,6 +1,6 @@
 //! The Avro RPC face of user-svc: `UserService` (protocols/user.avpr)
-//! implemented over [`Users`]. Generated types stay in here; the rest of the
-//! crate speaks store types.
+//! implemented over [`Users`]. The store's rows are the generated `User`,
+//! so answers need no mapping.
 
 use std::sync::Arc;
 
@@ -9,14 +9,8 @@ use avro_rpc::server::Responder;
 use cinerec_service_kit::metadata::declared;
 use cinerec_service_kit::rpc::{self, RpcMetricsLayer};
 
+pub use crate::proto;
 use crate::service::Users;
-use crate::store;
-
-/// Types, client and server trait generated from `protocols/user.avpr`.
-#[allow(missing_docs)]
-pub mod proto {
-    avro_rpc::include_protocol!("user_service");
-}
 
 use proto::{GetUserError, GetUsersError, InvalidArgument, NotFound, UpsertUserError};
 
@@ -42,51 +36,19 @@ pub fn responder(users: Users) -> anyhow::Result<(Arc<Responder<Handler>>, RpcMe
     Ok(rpc::responder("user-svc", proto::protocol()?, server))
 }
 
-fn to_wire(u: &store::User) -> proto::User {
-    proto::User {
-        id: u.id,
-        display_name: u.display_name.clone(),
-        country: u.country.clone(),
-        zone: u.zone.clone(),
-        signup_date: u.signup_date,
-        preferred_genres: u.preferred_genres.clone(),
-        // The table's CHECK admits exactly the protocol's symbols.
-        tier: match u.tier.as_str() {
-            "PREMIUM" => proto::Tier::Premium,
-            "STANDARD" => proto::Tier::Standard,
-            _ => proto::Tier::Free,
-        },
-        updated_at: u.updated_at_ms,
-    }
-}
-
-fn from_wire(u: proto::User) -> store::User {
-    store::User {
-        id: u.id,
-        display_name: u.display_name,
-        country: u.country,
-        zone: u.zone,
-        signup_date: u.signup_date,
-        preferred_genres: u.preferred_genres,
-        tier: match u.tier {
-            proto::Tier::Free => "FREE",
-            proto::Tier::Standard => "STANDARD",
-            proto::Tier::Premium => "PREMIUM",
-        }
-        .to_owned(),
-        updated_at_ms: u.updated_at,
-    }
-}
-
 impl proto::UserService for UserRpc {
     async fn get_user(&self, id: i64) -> Result<proto::User, HandlerError<GetUserError>> {
-        self.users.get(id).await.map(|u| to_wire(&u)).map_err(|e| {
-            declared(
-                e,
-                |id| Some(NotFound { id }.into()),
-                |reason| InvalidArgument { reason }.into(),
-            )
-        })
+        self.users
+            .get(id)
+            .await
+            .map(Arc::unwrap_or_clone)
+            .map_err(|e| {
+                declared(
+                    e,
+                    |id| Some(NotFound { id }.into()),
+                    |reason| InvalidArgument { reason }.into(),
+                )
+            })
     }
 
     async fn get_users(
@@ -99,7 +61,7 @@ impl proto::UserService for UserRpc {
             .await
             .map_err(|e| declared(e, |_| None, |reason| InvalidArgument { reason }.into()))?;
         Ok(proto::UserBatch {
-            users: batch.found.iter().map(|u| to_wire(u)).collect(),
+            users: batch.found.into_iter().map(Arc::unwrap_or_clone).collect(),
             missing: batch.missing,
         })
     }
@@ -109,9 +71,9 @@ impl proto::UserService for UserRpc {
         user: proto::User,
     ) -> Result<proto::User, HandlerError<UpsertUserError>> {
         self.users
-            .upsert(from_wire(user))
+            .upsert(user)
             .await
-            .map(|u| to_wire(&u))
+            .map(Arc::unwrap_or_clone)
             .map_err(|e| declared(e, |_| None, |reason| InvalidArgument { reason }.into()))
     }
 }

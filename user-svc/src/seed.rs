@@ -7,7 +7,8 @@ use cinerec_service_kit::db::load_in_batches;
 
 use crate::store::{INSERT_BATCH, StoreError, User, UserStore};
 
-/// The catalogue's user `id` as a store row.
+/// The catalogue's user `id` as a store row: the one place the generated
+/// world's user (with its activity and tastes) becomes the stored one.
 pub fn user_row(catalog: &Catalog, id: i64) -> User {
     let u = catalog.user(id);
     User {
@@ -17,8 +18,8 @@ pub fn user_row(catalog: &Catalog, id: i64) -> User {
         zone: u.zone,
         signup_date: u.signup_date,
         preferred_genres: u.preferred_genres,
-        tier: u.tier.as_str().to_owned(),
-        updated_at_ms: 0,
+        tier: u.tier,
+        updated_at: 0,
     }
 }
 

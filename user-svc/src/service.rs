@@ -70,12 +70,6 @@ impl Table for UserStore {
                 u.signup_date
             ));
         }
-        if !TIERS.contains(&u.tier.as_str()) {
-            return Some(format!("tier {:?} is not one of {TIERS:?}", u.tier));
-        }
         None
     }
 }
-
-/// The tiers the protocol's `Tier` enum and the table's CHECK allow.
-const TIERS: [&str; 3] = ["FREE", "STANDARD", "PREMIUM"];

@@ -8,26 +8,10 @@ use sqlx::{QueryBuilder, Row};
 /// PostgreSQL's 65 535 bind parameters.
 pub const INSERT_BATCH: usize = 1000;
 
-/// A user as stored.
-#[derive(Debug, Clone, PartialEq)]
-pub struct User {
-    /// Primary key.
-    pub id: i64,
-    /// Display name.
-    pub display_name: String,
-    /// ISO 3166-1 alpha-2 country code.
-    pub country: String,
-    /// Zone serving the user.
-    pub zone: String,
-    /// Sign-up date, days since 1970-01-01.
-    pub signup_date: i32,
-    /// 1–3 preferred genres.
-    pub preferred_genres: Vec<String>,
-    /// `FREE`, `STANDARD` or `PREMIUM` (the table's CHECK enforces it).
-    pub tier: String,
-    /// Last write, milliseconds since the Unix epoch (set by the database).
-    pub updated_at_ms: i64,
-}
+/// A user as stored: the protocol's `User` (`updated_at` in milliseconds since
+/// the epoch, set by the database), so reads are answered without a mapping.
+pub use crate::proto::User;
+use cinerec_events::Tier;
 
 /// Store errors.
 #[derive(Debug, thiserror::Error)]
@@ -61,9 +45,16 @@ fn from_row(row: &PgRow) -> Result<User, sqlx::Error> {
         zone: row.try_get("zone")?,
         signup_date: row.try_get("signup_day")?,
         preferred_genres: row.try_get("preferred_genres")?,
-        tier: row.try_get("tier")?,
-        updated_at_ms: row.try_get("updated_at_ms")?,
+        tier: tier(row.try_get("tier")?)?,
+        updated_at: row.try_get("updated_at_ms")?,
     })
+}
+
+/// The table's CHECK admits exactly the `Tier` symbols; anything else is a
+/// decoding error, never a guess.
+fn tier(symbol: String) -> Result<Tier, sqlx::Error> {
+    Tier::parse(&symbol)
+        .ok_or_else(|| sqlx::Error::Decode(format!("tier {symbol:?} is not a Tier symbol").into()))
 }
 
 impl UserStore {
@@ -117,7 +108,7 @@ impl UserStore {
                     .push_bind_unseparated(u.signup_date)
                     .push_unseparated("::INT")
                     .push_bind(&u.preferred_genres)
-                    .push_bind(&u.tier)
+                    .push_bind(u.tier.as_str())
                     .push("now()");
             });
             // ON CONFLICT ... DO UPDATE rather than CockroachDB's UPSERT, which

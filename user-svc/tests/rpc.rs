@@ -7,11 +7,12 @@ use std::time::Duration;
 use avro_rpc::codegen::CallError;
 use avro_rpc::transport::http::HttpTransport;
 use avro_rpc::transport::socket::SocketTransport;
+use cinerec_events::Tier;
 use cinerec_service_kit::db::{self, DbArgs};
 use cinerec_service_kit::rpc::{RpcAddrs, RpcListeners};
 use cinerec_service_kit::{Shutdown, telemetry};
 use cinerec_tests::{Stack, unique_name};
-use user_svc::rpc::proto::{GetUserError, GetUsersError, Tier, UpsertUserError, UserServiceClient};
+use user_svc::rpc::proto::{GetUserError, GetUsersError, UpsertUserError, UserServiceClient};
 use user_svc::service;
 use user_svc::store::UserStore;
 
@@ -77,10 +78,7 @@ async fn get_multi_get_and_errors_over_both_transports() {
         );
         assert_eq!(u.signup_date, expected.signup_date);
         assert_eq!(u.preferred_genres, expected.preferred_genres);
-        assert_eq!(
-            format!("{:?}", u.tier).to_uppercase(),
-            expected.tier.as_str()
-        );
+        assert_eq!(u.tier, expected.tier);
 
         let batch = client
             .get_users(vec![50, 51, 3, 50])

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use cinerec_catalog::Catalog;
-use cinerec_events::{EnrichedReview, Tier};
+use cinerec_events::EnrichedReview;
 use clap::Parser;
 use rand::{Rng, SeedableRng};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -123,7 +123,7 @@ async fn main() -> anyhow::Result<()> {
             user_country: user.country.clone(),
             user_zone: user.zone.clone(),
             user_preferred_genres: user.preferred_genres.clone(),
-            user_tier: Tier::parse(user.tier.as_str()),
+            user_tier: user.tier,
             enriched_at_us: now,
         });
     }
