@@ -14,22 +14,27 @@
 //! `<target>/pipeline-logs/<run>/`; [`Pipeline::log_tails`] prints the ends of
 //! them, and `Drop` does so when the test is panicking.
 
+mod args;
+mod control;
 pub mod http;
+mod process;
 pub mod proof;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::fs::File;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
 pub use http::{Metrics, Sample};
+pub use process::OwnMemcached;
 
-use crate::{POLL_DEADLINE, Stack, unique_name};
+use self::args::strings;
+use self::process::{tail, wait_exit_ok};
+use crate::{Stack, unique_name};
 
 /// Token issuer the run's review-svc accepts.
 pub const JWT_ISSUER: &str = "cinerec-pipeline";
@@ -408,184 +413,6 @@ impl Pipeline {
         self.running.get(&service).map(|r| r.child.id())
     }
 
-    /// The arguments of `binary` of this workspace, with the run's
-    /// environment (extra env and `OTEL_SERVICE_NAME`), stderr into a new log
-    /// file. Returns the command and the log path.
-    fn command(
-        &mut self,
-        binary: &str,
-        label: &str,
-        args: &[String],
-    ) -> anyhow::Result<(Command, PathBuf)> {
-        let n = self.logs.iter().filter(|(l, _)| l == label).count();
-        let log = self.log_dir.join(format!("{label}.{n}.log"));
-        let file = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
-        let mut cmd = Command::new(self.bin_dir.join(binary));
-        cmd.args(args)
-            .env("CINEREC_LOG", &self.config.log)
-            .env("CINEREC_LOG_FORMAT", "text")
-            // Logs go to files: no terminal colours in them.
-            .env("NO_COLOR", "1")
-            .env("OTEL_SERVICE_NAME", binary)
-            .envs(self.config.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .stdout(file.try_clone()?)
-            .stderr(file);
-        self.logs.push((label.to_owned(), log.clone()));
-        Ok((cmd, log))
-    }
-
-    /// Starts a set-up command (`seed`, `migrate`) of `service`'s binary.
-    fn one_shot(
-        &mut self,
-        service: Service,
-        args: Vec<String>,
-    ) -> anyhow::Result<(String, Child, PathBuf)> {
-        let label = format!("{}-setup", service.name());
-        let (mut cmd, log) = self.command(service.name(), &label, &args)?;
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("starting {} {args:?}", service.name()))?;
-        Ok((format!("{} {}", service.name(), args.join(" ")), child, log))
-    }
-
-    fn seed_args(&self, service: Service) -> Vec<String> {
-        let (schema, count_flag, count) = match service {
-            Service::MovieSvc => (&self.names.movie_schema, "--movies", self.config.movies),
-            _ => (&self.names.user_schema, "--users", self.config.users),
-        };
-        strings([
-            "--database-url",
-            &self.stack.database_url,
-            "--db-schema",
-            schema,
-            "seed",
-            count_flag,
-            &count.to_string(),
-            "--seed",
-            &self.config.world_seed.to_string(),
-        ])
-    }
-
-    fn review_common_args(&self) -> Vec<String> {
-        strings([
-            "--cql-nodes",
-            &self.stack.cql_nodes.join(","),
-            "--keyspace",
-            &self.names.review_keyspace,
-        ])
-    }
-
-    fn kafka_args(&self) -> Vec<String> {
-        strings([
-            "--kafka-brokers",
-            &self.stack.kafka_brokers,
-            "--changes-topic",
-            &self.names.changes_topic,
-            "--topic-partitions",
-            &PARTITIONS.to_string(),
-        ])
-    }
-
-    fn migrate_args(&self) -> Vec<String> {
-        let mut a = self.review_common_args();
-        a.push("migrate".into());
-        a.extend(self.kafka_args());
-        a
-    }
-
-    fn cache_urls(&self) -> String {
-        match &self.config.cache_urls {
-            Some(urls) => urls.join(","),
-            None => self.stack.memcached_urls.join(","),
-        }
-    }
-
-    /// The arguments that start `service` (the same every time).
-    fn serve_args(&self, service: Service) -> Vec<String> {
-        let a = self.addrs[&service];
-        let addr = |x: Option<SocketAddr>| x.map(|x| x.to_string()).unwrap_or_default();
-        let admin = a.admin.to_string();
-        let mut args = match service {
-            Service::MovieSvc | Service::UserSvc => {
-                let schema = if service == Service::MovieSvc {
-                    &self.names.movie_schema
-                } else {
-                    &self.names.user_schema
-                };
-                strings([
-                    "--admin-addr",
-                    &admin,
-                    "--database-url",
-                    &self.stack.database_url,
-                    "--db-schema",
-                    schema,
-                    "serve",
-                    "--rpc-addr",
-                    &addr(a.rpc),
-                    "--rpc-http-addr",
-                    &addr(a.rpc_http),
-                ])
-            }
-            Service::ReviewSvc => {
-                let mut v = strings(["--admin-addr", &admin]);
-                v.extend(self.review_common_args());
-                v.extend(strings([
-                    "serve",
-                    "--listen",
-                    &addr(a.api),
-                    "--rpc-addr",
-                    &addr(a.rpc),
-                    "--rpc-http-addr",
-                    &addr(a.rpc_http),
-                    "--jwt-issuer",
-                    JWT_ISSUER,
-                    "--jwt-audience",
-                    JWT_AUDIENCE,
-                    "--jwt-hs256-secret",
-                    &self.names.jwt_secret,
-                    "--directory",
-                    "rpc",
-                    "--user-svc-addr",
-                    &addr(self.addrs[&Service::UserSvc].rpc),
-                    "--movie-svc-addr",
-                    &addr(self.addrs[&Service::MovieSvc].rpc),
-                ]));
-                v.extend(self.kafka_args());
-                v
-            }
-            Service::Enricher => strings([
-                "--admin-addr",
-                &admin,
-                "--brokers",
-                &self.stack.kafka_brokers,
-                "--group",
-                &self.names.enricher_group,
-                "--source-topic",
-                &self.names.changes_topic,
-                "--sink-topic",
-                &self.names.enriched_topic,
-                "--topic-partitions",
-                &PARTITIONS.to_string(),
-                "--cache-urls",
-                &self.cache_urls(),
-                "--cache-namespace",
-                &self.names.enricher_cache_namespace,
-                "--review-rpc",
-                &addr(self.addrs[&Service::ReviewSvc].rpc),
-                "--movie-rpc",
-                &addr(self.addrs[&Service::MovieSvc].rpc),
-                "--user-rpc",
-                &addr(self.addrs[&Service::UserSvc].rpc),
-            ]),
-            Service::Recommender => recommender_args(self, &admin),
-        };
-        if let Some(extra) = self.config.extra_args.get(&service) {
-            args.extend(extra.iter().cloned());
-        }
-        args
-    }
-
     /// Starts `service` (again) with its fixed configuration and waits until
     /// its `/readyz` answers 200.
     pub async fn start_service(&mut self, service: Service) -> anyhow::Result<()> {
@@ -620,118 +447,6 @@ impl Pipeline {
         }
     }
 
-    /// Starts one more instance of a consumer (the enricher or the
-    /// recommender) in the same group, with its own admin port, and waits
-    /// for its `/readyz`. Returns its id for
-    /// [`kill9_replica`](Self::kill9_replica) and [`stop_replica`](Self::stop_replica).
-    pub async fn add_replica(&mut self, service: Service) -> anyhow::Result<usize> {
-        anyhow::ensure!(
-            matches!(service, Service::Enricher | Service::Recommender),
-            "only the consumers scale out in one group, not {service}"
-        );
-        let admin = free_addrs(1)?[0];
-        let mut args = self.serve_args(service);
-        let at = args
-            .iter()
-            .position(|a| a == "--admin-addr")
-            .context("serve args without --admin-addr")?;
-        args[at + 1] = admin.to_string();
-        let id = self.replicas.len();
-        let label = format!("{}-replica{id}", service.name());
-        let (mut cmd, log) = self.command(service.name(), &label, &args)?;
-        let mut child = cmd
-            .spawn()
-            .with_context(|| format!("starting {label} {args:?}"))?;
-        let deadline = Instant::now() + READY_DEADLINE;
-        loop {
-            if let Some(status) = child.try_wait()? {
-                bail!(
-                    "{label} exited ({status}) before it was ready; its log:\n{}",
-                    tail(&log, TAIL_LINES)
-                );
-            }
-            if let Ok((200, _)) = http::get(admin, "/readyz").await {
-                break;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                bail!("{label} not ready within {READY_DEADLINE:?}");
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        self.replicas.push(Replica {
-            service,
-            admin,
-            running: Some(Running { child, log }),
-        });
-        Ok(id)
-    }
-
-    /// Replica `id`'s `/metrics` now.
-    async fn scrape_replica(&self, id: usize) -> anyhow::Result<Metrics> {
-        let r = self.replicas.get(id).context("no such replica")?;
-        let (status, body) = http::get(r.admin, "/metrics").await?;
-        anyhow::ensure!(status == 200, "replica {id} /metrics answered {status}");
-        Metrics::parse(&body)
-    }
-
-    /// SIGKILLs replica `id` (its `/metrics` scraped just before, counted in
-    /// [`metric_total`](Self::metric_total)).
-    pub async fn kill9_replica(&mut self, id: usize) -> anyhow::Result<()> {
-        let page = self.scrape_replica(id).await;
-        let r = self.replicas.get_mut(id).context("no such replica")?;
-        let mut running = r.running.take().context("replica not running")?;
-        if let Ok(m) = page {
-            self.earlier_lives.entry(r.service).or_default().push(m);
-        }
-        running.child.kill().context("SIGKILL replica")?;
-        running.child.wait()?;
-        Ok(())
-    }
-
-    /// SIGTERMs replica `id` and waits for its exit status (a graceful
-    /// leave: its partitions are revoked and drained).
-    pub async fn stop_replica(&mut self, id: usize) -> anyhow::Result<std::process::ExitStatus> {
-        let page = self.scrape_replica(id).await;
-        let r = self.replicas.get_mut(id).context("no such replica")?;
-        let mut running = r.running.take().context("replica not running")?;
-        let service = r.service;
-        let status = Command::new("kill")
-            .args(["-TERM", &running.child.id().to_string()])
-            .status()?;
-        anyhow::ensure!(status.success(), "kill -TERM replica {id} failed");
-        let deadline = Instant::now() + POLL_DEADLINE;
-        let exit = loop {
-            if let Some(status) = running.child.try_wait()? {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = running.child.kill();
-                let _ = running.child.wait();
-                bail!("replica {id} did not exit within {POLL_DEADLINE:?} of SIGTERM");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
-        // Its final counts: the page before the stop is a lower bound.
-        if let Ok(m) = page {
-            self.earlier_lives.entry(service).or_default().push(m);
-        }
-        Ok(exit)
-    }
-
-    /// Running replicas of `service`.
-    pub fn replicas_running(&self, service: Service) -> usize {
-        self.replicas
-            .iter()
-            .filter(|r| r.service == service && r.running.is_some())
-            .count()
-    }
-
-    /// How often `service` exited during start-up and was started again.
-    pub fn early_exits(&self, service: Service) -> u32 {
-        self.early_exits.get(&service).copied().unwrap_or(0)
-    }
-
     /// Polls `service`'s `/readyz` until it answers 200; fails early if the
     /// process exits.
     pub async fn wait_ready(&mut self, service: Service) -> anyhow::Result<()> {
@@ -761,54 +476,6 @@ impl Pipeline {
                 bail!("{service} not ready within {READY_DEADLINE:?}: {last}");
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// SIGKILLs `service` (a crash: no drain, no offsets committed, claims
-    /// left in flight) and reaps it. Its `/metrics` is scraped just before,
-    /// so [`metric_total`](Self::metric_total) still counts that life.
-    pub async fn kill9(&mut self, service: Service) -> anyhow::Result<()> {
-        if let Ok(m) = self.scrape(service).await {
-            self.earlier_lives.entry(service).or_default().push(m);
-        }
-        let mut r = self
-            .running
-            .remove(&service)
-            .with_context(|| format!("{service} is not running"))?;
-        r.child
-            .kill()
-            .with_context(|| format!("SIGKILL {service}"))?;
-        r.child.wait()?;
-        Ok(())
-    }
-
-    /// [`kill9`](Self::kill9), then [`start_service`](Self::start_service).
-    pub async fn kill9_and_restart(&mut self, service: Service) -> anyhow::Result<()> {
-        self.kill9(service).await?;
-        self.start_service(service).await
-    }
-
-    /// Sends SIGTERM and waits for the exit status (a graceful stop).
-    pub async fn stop(&mut self, service: Service) -> anyhow::Result<std::process::ExitStatus> {
-        let mut r = self
-            .running
-            .remove(&service)
-            .with_context(|| format!("{service} is not running"))?;
-        let status = Command::new("kill")
-            .args(["-TERM", &r.child.id().to_string()])
-            .status()?;
-        anyhow::ensure!(status.success(), "kill -TERM {service} failed");
-        let deadline = Instant::now() + POLL_DEADLINE;
-        loop {
-            if let Some(status) = r.child.try_wait()? {
-                return Ok(status);
-            }
-            if Instant::now() > deadline {
-                let _ = r.child.kill();
-                let _ = r.child.wait();
-                bail!("{service} did not exit within {POLL_DEADLINE:?} of SIGTERM");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
@@ -848,74 +515,6 @@ impl Pipeline {
     /// How often `service` was started.
     pub fn starts(&self, service: Service) -> u32 {
         self.starts.get(&service).copied().unwrap_or(0)
-    }
-
-    /// SIGKILLs the shared stack's Kafka broker (the pid `dev/stack` recorded
-    /// under `$CINEREC_STACK_DIR/run/kafka.pid`) and starts it again with
-    /// `dev/stack up kafka`, which returns once the broker answers a metadata
-    /// request. Returns how long the broker was away.
-    ///
-    /// Every test on this machine shares the broker: put a test that calls
-    /// this alone in its own test binary.
-    pub async fn restart_kafka(&self) -> anyhow::Result<Duration> {
-        let root = repo_root()?;
-        let stack_dir = std::env::var_os("CINEREC_STACK_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| root.join(".stack"));
-        let pid_file = stack_dir.join("run").join("kafka.pid");
-        let recorded = std::fs::read_to_string(&pid_file)
-            .with_context(|| format!("reading {} (is the stack up?)", pid_file.display()))?;
-        let mut fields = recorded.split_whitespace();
-        let pid: u32 = fields
-            .next()
-            .and_then(|p| p.parse().ok())
-            .with_context(|| format!("no pid in {}", pid_file.display()))?;
-        let started = fields.next().unwrap_or_default().to_owned();
-        // The same check as dev/stack's: a recycled pid is never ours.
-        anyhow::ensure!(
-            process_start_time(pid).as_deref() == Some(started.as_str()),
-            "kafka pid {pid} recorded in {} is not running",
-            pid_file.display()
-        );
-        let went = Instant::now();
-        let status = Command::new("kill")
-            .args(["-KILL", &pid.to_string()])
-            .status()?;
-        anyhow::ensure!(status.success(), "kill -KILL {pid} (kafka) failed");
-        // Wait until it is gone (the port is free) before starting again.
-        let deadline = Instant::now() + POLL_DEADLINE;
-        while process_start_time(pid).as_deref() == Some(started.as_str()) && !is_zombie(pid) {
-            anyhow::ensure!(
-                Instant::now() < deadline,
-                "kafka pid {pid} survived SIGKILL"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        // Another user of the stack (a developer's `dev/stack up`, another
-        // test) may start the broker at the same moment; then this `up` finds
-        // the port taken before the new pid is recorded, and the next one
-        // finds the broker recorded and waits for it.
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            let up = tokio::process::Command::new(root.join("dev/stack"))
-                .args(["up", "kafka"])
-                .stdin(Stdio::null())
-                .output()
-                .await
-                .context("running dev/stack up kafka")?;
-            if up.status.success() {
-                break;
-            }
-            anyhow::ensure!(
-                attempts < 5,
-                "dev/stack up kafka failed ({}): {}",
-                up.status,
-                String::from_utf8_lossy(&up.stderr)
-            );
-            tokio::time::sleep(Duration::from_secs(3)).await;
-        }
-        Ok(went.elapsed())
     }
 
     /// Runs `recommender reconcile` over the run's keyspaces: the batch
@@ -1038,181 +637,10 @@ impl Drop for Pipeline {
     }
 }
 
-/// The recommender's `run` arguments (every flag belongs to `run`).
-fn recommender_args(p: &Pipeline, admin: &str) -> Vec<String> {
-    strings([
-        "run",
-        "--admin-addr",
-        admin,
-        "--cql-nodes",
-        &p.stack.cql_nodes.join(","),
-        "--keyspace",
-        &p.names.recommender_keyspace,
-        "--brokers",
-        &p.stack.kafka_brokers,
-        "--group",
-        &p.names.recommender_group,
-        "--source-topic",
-        &p.names.enriched_topic,
-        "--cache-urls",
-        &p.cache_urls(),
-        "--cache-namespace",
-        &p.names.recommender_cache_namespace,
-    ])
-}
-
 /// The repository root (this crate's parent directory).
 pub fn repo_root() -> anyhow::Result<PathBuf> {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .map(Path::to_owned)
         .context("tests/ has no parent")
-}
-
-fn strings<const N: usize>(a: [&str; N]) -> Vec<String> {
-    a.iter().map(|s| (*s).to_owned()).collect()
-}
-
-/// Field 22 of /proc/PID/stat (the kernel's start time), as dev/stack reads it.
-fn process_start_time(pid: u32) -> Option<String> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (_, rest) = stat.rsplit_once(") ")?;
-    rest.split_whitespace().nth(19).map(str::to_owned)
-}
-
-fn is_zombie(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| s.rsplit_once(") ").map(|(_, r)| r.starts_with('Z')))
-        .unwrap_or(true)
-}
-
-async fn wait_exit_ok(what: &str, mut child: Child, log: &Path) -> anyhow::Result<()> {
-    let deadline = Instant::now() + READY_DEADLINE;
-    loop {
-        if let Some(status) = child.try_wait()? {
-            anyhow::ensure!(
-                status.success(),
-                "`{what}` failed ({status}); its log ({}):\n{}",
-                log.display(),
-                tail(log, TAIL_LINES)
-            );
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!("`{what}` did not finish within {READY_DEADLINE:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// The last `n` lines of a file ("" when unreadable).
-fn tail(path: &Path, n: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    let mut out = lines[lines.len().saturating_sub(n)..].join("\n");
-    if !out.is_empty() {
-        out.push('\n');
-    }
-    out
-}
-
-/// A memcached of the test's own on a free loopback port (never the shared
-/// stack's, which other tests use): it can be SIGKILLed and started again on
-/// the same port. Killed when dropped.
-#[derive(Debug)]
-pub struct OwnMemcached {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl OwnMemcached {
-    /// Starts one and waits until it accepts connections.
-    pub async fn start() -> anyhow::Result<OwnMemcached> {
-        let port = free_addrs(1)?
-            .first()
-            .map(SocketAddr::port)
-            .context("no free port")?;
-        let mut m = OwnMemcached { port, child: None };
-        m.restart().await?;
-        Ok(m)
-    }
-
-    /// `memcached://127.0.0.1:PORT`.
-    pub fn url(&self) -> String {
-        format!("memcached://127.0.0.1:{}", self.port)
-    }
-
-    /// Whether it runs.
-    pub fn is_running(&self) -> bool {
-        self.child.is_some()
-    }
-
-    /// (Re)starts it on its port, empty, and waits until it accepts.
-    pub async fn restart(&mut self) -> anyhow::Result<()> {
-        anyhow::ensure!(self.child.is_none(), "memcached on {} runs", self.port);
-        let mut cmd = Command::new("memcached");
-        cmd.args([
-            "-l",
-            "127.0.0.1",
-            "-p",
-            &self.port.to_string(),
-            "-U",
-            "0",
-            "-m",
-            "64",
-        ]);
-        // memcached refuses to run as root unless told which user to be.
-        if is_root() {
-            cmd.args(["-u", "root"]);
-        }
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting memcached (dev/stack up installs it)")?;
-        self.child = Some(child);
-        let deadline = Instant::now() + POLL_DEADLINE;
-        while tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-            .await
-            .is_err()
-        {
-            anyhow::ensure!(
-                Instant::now() < deadline,
-                "own memcached on port {} did not start",
-                self.port
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        Ok(())
-    }
-
-    /// SIGKILLs it (an outage: connections reset, port closed, data gone).
-    pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for OwnMemcached {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// Whether this process runs as root (real uid 0 in /proc/self/status).
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(1).map(|u| u == "0"))
-        })
-        .unwrap_or(false)
 }
