@@ -27,6 +27,7 @@
 //! 4. **Metrics** ([`metrics`]): hit-rate@k, NDCG@k and catalogue coverage,
 //!    with bootstrap 95 % intervals over users, one code path for all.
 
+pub mod candidates;
 pub mod metrics;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -91,6 +92,11 @@ pub struct Args {
     /// on another seed); 0 leaves it out.
     #[arg(long, default_value_t = 0.0)]
     pub candidate_shrinkage: f64,
+    /// Also score a measured-only candidate (`evaluate::candidates`), as
+    /// `key=value,...` of `lambda`, `alpha`, `beta`, `gamma`, `norm`, `pop`,
+    /// `cold`; repeatable, one extra row each.
+    #[arg(long = "candidate", value_name = "SPEC")]
+    pub candidates: Vec<String>,
     /// Skip the Python `implicit` peer (no venv, no Python).
     #[arg(long)]
     pub no_peer: bool,
@@ -121,6 +127,7 @@ impl Args {
             k: DEFAULT_K,
             resamples: 200,
             candidate_shrinkage: 0.0,
+            candidates: Vec::new(),
             no_peer: true,
             venv_script: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/eval/venv.sh")),
             peer_script: PathBuf::from(concat!(
@@ -643,6 +650,28 @@ pub fn evaluate(args: &Args) -> anyhow::Result<(Vec<Outcome>, String)> {
             args,
             t.took + timed.elapsed(),
         ));
+    }
+    let specs = args
+        .candidates
+        .iter()
+        .map(|s| candidates::Candidate::parse(s))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut rows: Option<candidates::Rows> = None;
+    for cand in &specs {
+        let timed = Instant::now();
+        if rows.as_ref().is_none_or(|r| r.gamma() != cand.gamma) {
+            rows = Some(candidates::Rows::new(&t, cand.gamma));
+        }
+        if let Some(r) = &rows {
+            let lists = candidates::lists(&t, r, cand, users(), args.k);
+            outcomes.push(outcome(
+                &cand.name(),
+                &lists,
+                &split,
+                args,
+                t.took + timed.elapsed(),
+            ));
+        }
     }
     let timed = Instant::now();
     let lists = popularity_lists(&t, users(), args.k);
