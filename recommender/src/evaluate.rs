@@ -63,6 +63,17 @@ const CANDIDATES: usize = 50;
 /// as the cold-start segment.
 pub const COLD_LIKES: usize = 2;
 
+/// The measured-only candidate rows of the default table (tuned on history
+/// seed 2, see `evaluate::candidates` and the README): the best variant from
+/// `C` and `N` alone, the best with IDF-weighted users (the only one at 2×
+/// popularity on seed 1), and that one with popularity blended in for
+/// users with one training like.
+pub const DEFAULT_CANDIDATES: [&str; 3] = [
+    "alpha=0.8,norm=1",
+    "lambda=40,alpha=0.8,gamma=1,norm=1",
+    "lambda=40,alpha=0.8,gamma=1,norm=1,pop=0.5",
+];
+
 /// `recommender evaluate` flags.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
@@ -94,8 +105,9 @@ pub struct Args {
     pub candidate_shrinkage: f64,
     /// Also score a measured-only candidate (`evaluate::candidates`), as
     /// `key=value,...` of `lambda`, `alpha`, `beta`, `gamma`, `norm`, `pop`,
-    /// `cold`; repeatable, one extra row each.
-    #[arg(long = "candidate", value_name = "SPEC")]
+    /// `cold`; repeatable, one extra row each. Given, it replaces the
+    /// default rows ([`DEFAULT_CANDIDATES`]); `--candidate ''` alone scores none.
+    #[arg(long = "candidate", value_name = "SPEC", default_values_t = DEFAULT_CANDIDATES.map(String::from))]
     pub candidates: Vec<String>,
     /// Skip the Python `implicit` peer (no venv, no Python).
     #[arg(long)]
@@ -654,6 +666,7 @@ pub fn evaluate(args: &Args) -> anyhow::Result<(Vec<Outcome>, String)> {
     let specs = args
         .candidates
         .iter()
+        .filter(|s| !s.trim().is_empty())
         .map(|s| candidates::Candidate::parse(s))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let mut rows: Option<candidates::Rows> = None;

@@ -179,7 +179,64 @@ impl Rows {
     }
 }
 
-/// One candidate's lists (`rows` must be computed at `cand.gamma`).
+/// A user's candidate scores, best first (ties by id), positive only:
+/// every co-liked movie they have not seen, plus with the popularity blend
+/// the most popular unseen ones.
+pub fn scores(t: &Trained, rows: &Rows, cand: &Candidate, u: UserId) -> Vec<(MovieId, f64)> {
+    let m = &t.model;
+    let n_max = t.popular.first().map_or(1.0, |p| f64::from(m.n(*p)));
+    let exp_j = 1.0 - cand.alpha + cand.beta;
+    // At α = ½, β = 0 the served evaluation order, so the default candidate
+    // gives `Model::recommend`'s bits (a unit test checks the lists).
+    let cosine = cand.alpha == 0.5 && cand.beta == 0.0;
+    let mut scores: HashMap<MovieId, f64> = HashMap::new();
+    let mut likes = 0usize;
+    for i in m.liked_by(u) {
+        likes += 1;
+        let ni = f64::from(m.n(i));
+        let Some(row) = rows.rows.get(&i) else {
+            continue;
+        };
+        let contrib = row.iter().map(|&(j, c, w)| {
+            let nj = f64::from(m.n(j));
+            let denominator = if cosine {
+                (ni * nj).sqrt()
+            } else {
+                ni.powf(cand.alpha) * nj.powf(exp_j)
+            };
+            (j, w / denominator * c / (c + cand.lambda))
+        });
+        let scale = if cand.norm {
+            let max = contrib.clone().map(|(_, s)| s).fold(0.0, f64::max);
+            if max > 0.0 { 1.0 / max } else { 0.0 }
+        } else {
+            1.0
+        };
+        for (j, s) in contrib {
+            if !m.has_seen(u, j) {
+                *scores.entry(j).or_insert(0.0) += if cand.norm { s * scale } else { s };
+            }
+        }
+    }
+    if cand.pop > 0.0 && likes <= cand.cold {
+        let max = scores.values().copied().fold(0.0, f64::max);
+        let scale = if max > 0.0 { 1.0 / max } else { 0.0 };
+        for &p in t.popular.iter().take(CANDIDATES) {
+            if !m.has_seen(u, p) {
+                scores.entry(p).or_insert(0.0);
+            }
+        }
+        for (j, s) in &mut scores {
+            *s = *s * scale + cand.pop * f64::from(m.n(*j)) / n_max;
+        }
+    }
+    let mut ranked: Vec<(MovieId, f64)> = scores.into_iter().filter(|(_, s)| *s > 0.0).collect();
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    ranked
+}
+
+/// One candidate's lists (`rows` must be computed at `cand.gamma`): its
+/// [`scores`] cut at `k`, seen movies dropped, topped up from popularity.
 pub fn lists(
     t: &Trained,
     rows: &Rows,
@@ -187,55 +244,147 @@ pub fn lists(
     users: impl Iterator<Item = UserId>,
     k: usize,
 ) -> Lists {
-    let m = &t.model;
-    let n_max = t.popular.first().map_or(1.0, |p| f64::from(m.n(*p)));
-    let exp_j = 1.0 - cand.alpha + cand.beta;
     users
         .map(|u| {
-            let mut scores: HashMap<MovieId, f64> = HashMap::new();
-            let mut likes = 0usize;
-            for i in m.liked_by(u) {
-                likes += 1;
-                let ni = f64::from(m.n(i));
-                let Some(row) = rows.rows.get(&i) else {
-                    continue;
-                };
-                let contrib = row.iter().map(|&(j, c, w)| {
-                    let nj = f64::from(m.n(j));
-                    (j, w / (ni.powf(cand.alpha) * nj.powf(exp_j)) * c / (c + cand.lambda))
-                });
-                let scale = if cand.norm {
-                    let max = contrib.clone().map(|(_, s)| s).fold(0.0, f64::max);
-                    if max > 0.0 { 1.0 / max } else { 0.0 }
-                } else {
-                    1.0
-                };
-                for (j, s) in contrib {
-                    if !m.has_seen(u, j) {
-                        *scores.entry(j).or_insert(0.0) += s * scale;
-                    }
-                }
-            }
-            if cand.pop > 0.0 && likes <= cand.cold {
-                let max = scores.values().copied().fold(0.0, f64::max);
-                let scale = if max > 0.0 { 1.0 / max } else { 0.0 };
-                for s in scores.values_mut() {
-                    *s *= scale;
-                }
-                for &p in t.popular.iter().take(CANDIDATES) {
-                    if !m.has_seen(u, p) {
-                        scores.entry(p).or_insert(0.0);
-                    }
-                }
-                for (j, s) in &mut scores {
-                    *s += cand.pop * f64::from(m.n(*j)) / n_max;
-                }
-            }
-            let mut ranked: Vec<(MovieId, f64)> =
-                scores.into_iter().filter(|(_, s)| *s > 0.0).collect();
-            ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-            let ranking: Vec<MovieId> = ranked.into_iter().take(k).map(|(j, _)| j).collect();
-            (u, finish(m, u, &ranking, &t.popular, k))
+            let ranking: Vec<MovieId> = scores(t, rows, cand, u)
+                .into_iter()
+                .take(k)
+                .map(|(j, _)| j)
+                .collect();
+            (u, finish(&t.model, u, &ranking, &t.popular, k))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Split, cinerec_lists, history, split, train};
+    use super::*;
+    use crate::model::ReviewState;
+
+    fn like(review: u128, user: UserId, movie: MovieId) -> ReviewState {
+        ReviewState {
+            review_id: review,
+            user_id: user,
+            movie_id: movie,
+            rating: 5.0,
+            version: 1,
+            changed_at_us: i64::try_from(review).unwrap_or(0),
+            deleted: false,
+        }
+    }
+
+    /// u1 likes {1, 2}, u2 {1, 2, 3}, u3 {2, 3}, u4 {1}: N(1) = 3, N(2) = 3,
+    /// N(3) = 2, C(1,2) = 2 (u1, u2), C(1,3) = 1 (u2); n(u1) = 2, n(u2) = 3.
+    fn four_users() -> Trained {
+        let likes = [
+            (1, 1),
+            (1, 2),
+            (2, 1),
+            (2, 2),
+            (2, 3),
+            (3, 2),
+            (3, 3),
+            (4, 1),
+        ];
+        let train_states = likes
+            .iter()
+            .zip(1..)
+            .map(|(&(u, m), r)| like(r, u, m))
+            .collect();
+        train(&Split {
+            train: train_states,
+            ..Split::default()
+        })
+    }
+
+    fn close(got: &[(MovieId, f64)], want: &[(MovieId, f64)]) {
+        assert_eq!(got.len(), want.len(), "{got:?} vs {want:?}");
+        for ((gj, gs), (wj, ws)) in got.iter().zip(want) {
+            assert_eq!(gj, wj, "{got:?} vs {want:?}");
+            assert!((gs - ws).abs() < 1e-12, "{got:?} vs {want:?}");
+        }
+    }
+
+    #[test]
+    fn hand_worked_scores_of_user_4() {
+        let t = four_users();
+        let plain = Rows::new(&t, 0.0);
+        let weighted = Rows::new(&t, 1.0);
+        let cand = |spec: &str| Candidate::parse(spec).unwrap();
+        // The served form at λ = 1: 2/sqrt(3·3) · 2/3 = 4/9, 1/sqrt(3·2) · 1/2.
+        close(
+            &scores(&t, &plain, &cand("lambda=1"), 4),
+            &[(2, 4.0 / 9.0), (3, 0.5 / 6f64.sqrt())],
+        );
+        // α = 1 (C/N(i)): 2/3 · 2/3 = 4/9 and 1/3 · 1/2 = 1/6.
+        close(
+            &scores(&t, &plain, &cand("lambda=1,alpha=1"), 4),
+            &[(2, 4.0 / 9.0), (3, 1.0 / 6.0)],
+        );
+        // γ = 1: W(1,2) = 1/2 + 1/3 = 5/6, W(1,3) = 1/3;
+        // (5/6)/3 · 2/3 = 5/27 and (1/3)/3 · 1/2 = 1/18.
+        let idf = cand("lambda=1,alpha=1,gamma=1");
+        close(
+            &scores(&t, &weighted, &idf, 4),
+            &[(2, 5.0 / 27.0), (3, 1.0 / 18.0)],
+        );
+        // Row-max normalisation: 1 and (1/18)/(5/27) = 0.3.
+        let norm = cand("lambda=1,alpha=1,gamma=1,norm=1");
+        close(&scores(&t, &weighted, &norm, 4), &[(2, 1.0), (3, 0.3)]);
+        // Popularity blend for a one-like user, max N = 3:
+        // 1 + 0.5 · 3/3 = 1.5 and 0.3 + 0.5 · 2/3.
+        let blend = cand("lambda=1,alpha=1,gamma=1,norm=1,pop=0.5");
+        close(
+            &scores(&t, &weighted, &blend, 4),
+            &[(2, 1.5), (3, 0.3 + 1.0 / 3.0)],
+        );
+        // ... and not for u3, who has two training likes (cold = 1): u3
+        // has seen 2 and 3, so only 1 is left, from both rows.
+        let u3 = scores(&t, &weighted, &blend, 3);
+        let u3_plain = scores(&t, &weighted, &norm, 3);
+        close(&u3, &u3_plain);
+    }
+
+    #[test]
+    fn the_default_candidate_is_model_recommend() {
+        let args = super::super::Args::small(800, 1_200, 50_000);
+        let (states, creations) = history(&args).unwrap();
+        let split = split(states, creations);
+        let t = train(&split);
+        let users = || split.held_out.keys().copied();
+        let rows = Rows::new(&t, 0.0);
+        assert_eq!(
+            lists(&t, &rows, &Candidate::default(), users(), args.k),
+            cinerec_lists(&t, users(), args.k)
+        );
+        let other = Candidate::parse("alpha=0.8,norm=1").unwrap();
+        assert_ne!(
+            lists(&t, &rows, &other, users(), args.k),
+            cinerec_lists(&t, users(), args.k)
+        );
+    }
+
+    #[test]
+    fn specs_parse_and_bad_ones_are_refused() {
+        let c = Candidate::parse("lambda=40, alpha=0.8,gamma=1,norm=1,pop=0.5,cold=2").unwrap();
+        assert_eq!(
+            c,
+            Candidate {
+                lambda: 40.0,
+                alpha: 0.8,
+                beta: 0.0,
+                gamma: 1.0,
+                norm: true,
+                pop: 0.5,
+                cold: 2,
+            }
+        );
+        assert_eq!(Candidate::parse("").unwrap(), Candidate::default());
+        for bad in [
+            "lambda", "lambda=x", "alpha=2", "beta=-1", "nope=1", "cold=1.5",
+        ] {
+            assert!(Candidate::parse(bad).is_err(), "{bad}");
+        }
+    }
 }
