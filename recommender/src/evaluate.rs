@@ -19,6 +19,11 @@
 //!      until the shrinkage (DESIGN.md §5's formula), scored by
 //!      [`cosine_lists`] from the same model's `C` and `N`: the "before" of
 //!      the before/after;
+//!    * `cinerec candidate: …` — measured-only variants of the similarity
+//!      (asymmetric cosine, IDF-weighted users, row-max normalisation, a
+//!      popularity blend for cold users), scored by [`candidates`] from the
+//!      same model's `C`, `N` and likes; never served. The defaults are
+//!      [`DEFAULT_CANDIDATES`], `--candidate SPEC` replaces them;
 //!    * `popularity` — movies by training likes `N(i)`;
 //!    * the `implicit` library's `CosineRecommender`, `BM25Recommender` and
 //!      `AlternatingLeastSquares`, run by `eval/implicit_peer.py` in a
