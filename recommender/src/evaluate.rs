@@ -778,15 +778,18 @@ pub fn render(outcomes: &[Outcome], k: usize) -> String {
 /// The outcomes as an SVG: one group of bars per metric, a bar per
 /// method with its 95 % interval as a whisker.
 pub fn svg(outcomes: &[Outcome], k: usize, caption: &str) -> String {
-    const COLOURS: [&str; 7] = [
-        "#d62728", "#ff9896", "#7f7f7f", "#1f77b4", "#17becf", "#2ca02c", "#9467bd",
+    const COLOURS: [&str; 11] = [
+        "#d62728", "#ff9896", "#ff7f0e", "#ffbb78", "#bcbd22", "#7f7f7f", "#1f77b4", "#17becf",
+        "#2ca02c", "#9467bd", "#8c564b",
     ];
     let metrics: [(&str, Metric); 3] = [
         ("hit-rate@k", |s| s.hit_rate),
         ("NDCG@k", |s| s.ndcg),
         ("coverage@k", |s| s.coverage),
     ];
-    let (w, h, left, top, bottom) = (760.0, 360.0, 50.0, 40.0, 300.0);
+    // At least 30 px per bar, so the value labels above the bars do not overlap.
+    let w = f64::max(760.0, 70.0 + 3.0 * (30.0 + 30.0 * outcomes.len() as f64));
+    let (h, left, top, bottom) = (360.0, 50.0, 40.0, 300.0);
     let plot_h = bottom - top;
     let group_w = (w - left - 20.0) / metrics.len() as f64;
     let bar_w = (group_w - 30.0) / outcomes.len().max(1) as f64;
