@@ -605,6 +605,13 @@ pub fn evaluate(args: &Args) -> anyhow::Result<(Vec<Outcome>, String)> {
     if args.k == 0 {
         bail!("--k must be at least 1");
     }
+    // Bad specs fail before the history is generated.
+    let specs = args
+        .candidates
+        .iter()
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| candidates::Candidate::parse(s))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let start = Instant::now();
     let (states, creations) = history(args)?;
     let split = split(states, creations);
@@ -668,12 +675,6 @@ pub fn evaluate(args: &Args) -> anyhow::Result<(Vec<Outcome>, String)> {
             t.took + timed.elapsed(),
         ));
     }
-    let specs = args
-        .candidates
-        .iter()
-        .filter(|s| !s.trim().is_empty())
-        .map(|s| candidates::Candidate::parse(s))
-        .collect::<anyhow::Result<Vec<_>>>()?;
     let mut rows: Option<candidates::Rows> = None;
     for cand in &specs {
         let timed = Instant::now();
