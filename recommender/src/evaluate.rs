@@ -19,6 +19,11 @@
 //!      until the shrinkage (DESIGN.md §5's formula), scored by
 //!      [`cosine_lists`] from the same model's `C` and `N`: the "before" of
 //!      the before/after;
+//!    * `cinerec candidate: …` — measured-only variants of the similarity
+//!      (asymmetric cosine, IDF-weighted users, row-max normalisation, a
+//!      popularity blend for cold users), scored by [`candidates`] from the
+//!      same model's `C`, `N` and likes; never served. The defaults are
+//!      [`DEFAULT_CANDIDATES`], `--candidate SPEC` replaces them;
 //!    * `popularity` — movies by training likes `N(i)`;
 //!    * the `implicit` library's `CosineRecommender`, `BM25Recommender` and
 //!      `AlternatingLeastSquares`, run by `eval/implicit_peer.py` in a
@@ -27,6 +32,7 @@
 //! 4. **Metrics** ([`metrics`]): hit-rate@k, NDCG@k and catalogue coverage,
 //!    with bootstrap 95 % intervals over users, one code path for all.
 
+pub mod candidates;
 pub mod metrics;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -62,6 +68,17 @@ const CANDIDATES: usize = 50;
 /// as the cold-start segment.
 pub const COLD_LIKES: usize = 2;
 
+/// The measured-only candidate rows of the default table, tuned on history
+/// seed 2 (see `evaluate::candidates` and the README): the best variant
+/// from `C` and `N` alone (asymmetric cosine, row-max normalisation,
+/// popularity blended in for users with ≤ 2 training likes), the best with
+/// IDF-weighted users, and that one with the popularity blend.
+pub const DEFAULT_CANDIDATES: [&str; 3] = [
+    "lambda=40,alpha=0.8,norm=1,pop=0.5,cold=2",
+    "lambda=40,alpha=0.8,gamma=1,norm=1",
+    "lambda=40,alpha=0.8,gamma=1,norm=1,pop=0.5,cold=2",
+];
+
 /// `recommender evaluate` flags.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
@@ -91,6 +108,12 @@ pub struct Args {
     /// on another seed); 0 leaves it out.
     #[arg(long, default_value_t = 0.0)]
     pub candidate_shrinkage: f64,
+    /// Also score a measured-only candidate (`evaluate::candidates`), as
+    /// `key=value,...` of `lambda`, `alpha`, `beta`, `gamma`, `norm`, `pop`,
+    /// `cold`; repeatable, one extra row each. Given, it replaces the
+    /// default rows ([`DEFAULT_CANDIDATES`]); `--candidate ''` alone scores none.
+    #[arg(long = "candidate", value_name = "SPEC", default_values_t = DEFAULT_CANDIDATES.map(String::from))]
+    pub candidates: Vec<String>,
     /// Skip the Python `implicit` peer (no venv, no Python).
     #[arg(long)]
     pub no_peer: bool,
@@ -121,6 +144,7 @@ impl Args {
             k: DEFAULT_K,
             resamples: 200,
             candidate_shrinkage: 0.0,
+            candidates: Vec::new(),
             no_peer: true,
             venv_script: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/eval/venv.sh")),
             peer_script: PathBuf::from(concat!(
@@ -581,6 +605,13 @@ pub fn evaluate(args: &Args) -> anyhow::Result<(Vec<Outcome>, String)> {
     if args.k == 0 {
         bail!("--k must be at least 1");
     }
+    // Bad specs fail before the history is generated.
+    let specs = args
+        .candidates
+        .iter()
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| candidates::Candidate::parse(s))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let start = Instant::now();
     let (states, creations) = history(args)?;
     let split = split(states, creations);
@@ -643,6 +674,23 @@ pub fn evaluate(args: &Args) -> anyhow::Result<(Vec<Outcome>, String)> {
             args,
             t.took + timed.elapsed(),
         ));
+    }
+    let mut rows: Option<candidates::Rows> = None;
+    for cand in &specs {
+        let timed = Instant::now();
+        if rows.as_ref().is_none_or(|r| r.gamma() != cand.gamma) {
+            rows = Some(candidates::Rows::new(&t, cand.gamma));
+        }
+        if let Some(r) = &rows {
+            let lists = candidates::lists(&t, r, cand, users(), args.k);
+            outcomes.push(outcome(
+                &cand.name(),
+                &lists,
+                &split,
+                args,
+                t.took + timed.elapsed(),
+            ));
+        }
     }
     let timed = Instant::now();
     let lists = popularity_lists(&t, users(), args.k);
@@ -731,15 +779,18 @@ pub fn render(outcomes: &[Outcome], k: usize) -> String {
 /// The outcomes as an SVG: one group of bars per metric, a bar per
 /// method with its 95 % interval as a whisker.
 pub fn svg(outcomes: &[Outcome], k: usize, caption: &str) -> String {
-    const COLOURS: [&str; 7] = [
-        "#d62728", "#ff9896", "#7f7f7f", "#1f77b4", "#17becf", "#2ca02c", "#9467bd",
+    const COLOURS: [&str; 11] = [
+        "#d62728", "#ff9896", "#ff7f0e", "#ffbb78", "#bcbd22", "#7f7f7f", "#1f77b4", "#17becf",
+        "#2ca02c", "#9467bd", "#8c564b",
     ];
     let metrics: [(&str, Metric); 3] = [
         ("hit-rate@k", |s| s.hit_rate),
         ("NDCG@k", |s| s.ndcg),
         ("coverage@k", |s| s.coverage),
     ];
-    let (w, h, left, top, bottom) = (760.0, 360.0, 50.0, 40.0, 300.0);
+    // At least 30 px per bar, so the value labels above the bars do not overlap.
+    let w = f64::max(760.0, 70.0 + 3.0 * (30.0 + 30.0 * outcomes.len() as f64));
+    let (h, left, top, bottom) = (360.0, 50.0, 40.0, 300.0);
     let plot_h = bottom - top;
     let group_w = (w - left - 20.0) / metrics.len() as f64;
     let bar_w = (group_w - 30.0) / outcomes.len().max(1) as f64;
