@@ -91,14 +91,14 @@ impl KafkaSource {
             ))
             .await
             .context("preparing the reviews insert")?;
-        let producer: FutureProducer = rdkafka::ClientConfig::new()
-            .set("bootstrap.servers", brokers)
-            .set("enable.idempotence", "true")
-            // Latency is what is measured: batch for at most 1 ms.
-            .set("linger.ms", "1")
-            .set("queue.buffering.max.messages", "1000000")
-            .create()
-            .context("creating the Kafka producer")?;
+        // Latency is what is measured: batch for at most 1 ms.
+        let settings = [
+            ("linger.ms", "1"),
+            ("queue.buffering.max.messages", "1000000"),
+        ];
+        let producer: FutureProducer =
+            cinerec_service_kit::kafka::idempotent_producer(brokers, &settings)
+                .context("creating the Kafka producer")?;
         Ok(KafkaSource {
             session,
             insert,

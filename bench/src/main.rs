@@ -13,8 +13,8 @@ mod kafka_source;
 mod latency;
 mod procs;
 mod recommender;
+mod report;
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,7 +30,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 
 use crate::kafka_source::KafkaSource;
 use crate::latency::{Buckets, show};
-use crate::procs::{CpuSnapshot, CpuUse, Watched};
+use crate::procs::{CpuSnapshot, Watched};
+use crate::report::{StepReport, batches, mean_of, print_step, print_table, print_verdict};
 
 /// The recommender's end-to-end latency histogram.
 const LATENCY: &str = "recommender_event_latency_seconds";
@@ -133,81 +134,6 @@ struct PipelineArgs {
     /// Keep the run's topics, keyspaces and schemas afterwards (logs always stay).
     #[arg(long)]
     keep: bool,
-}
-
-/// The figures of one step.
-#[derive(Debug)]
-struct StepReport {
-    offered_rate: u64,
-    offered: u64,
-    accepted: u64,
-    /// The step's length plus how far behind schedule its last review was
-    /// sent: the time the accepted reviews took to offer.
-    load_secs: f64,
-    handled_in_load: u64,
-    latency: Buckets,
-    enricher_lag: u64,
-    recommender_lag: u64,
-    drain_secs: f64,
-    drained: bool,
-    cpu: CpuUse,
-    peak_kib: BTreeMap<String, u64>,
-    note: String,
-    /// Batch sizes and times of each consumer, Cassandra write times.
-    stages: String,
-}
-
-/// Count and mean of a histogram over an interval (`_count`, `_sum` differences).
-fn mean_of(
-    before: &cinerec_tests::pipeline::Metrics,
-    after: &cinerec_tests::pipeline::Metrics,
-    name: &str,
-) -> Option<(u64, f64)> {
-    let count =
-        after.sum(&format!("{name}_count"), &[]) - before.sum(&format!("{name}_count"), &[]);
-    let sum = after.sum(&format!("{name}_sum"), &[]) - before.sum(&format!("{name}_sum"), &[]);
-    (count > 0.0).then(|| (count as u64, sum / count))
-}
-
-/// "N of mean E events, mean S ms" for a consumer's `<prefix>_batch_*` histograms.
-fn batches(
-    before: &cinerec_tests::pipeline::Metrics,
-    after: &cinerec_tests::pipeline::Metrics,
-    prefix: &str,
-) -> String {
-    match (
-        mean_of(before, after, &format!("{prefix}_batch_events")),
-        mean_of(before, after, &format!("{prefix}_batch_seconds")),
-    ) {
-        (Some((n, events)), Some((_, secs))) => {
-            format!("{n} of mean {events:.0} events, {:.1} ms", secs * 1e3)
-        }
-        _ => "-".to_owned(),
-    }
-}
-
-impl StepReport {
-    fn accepted_rate(&self) -> f64 {
-        self.accepted as f64 / self.load_secs.max(1e-9)
-    }
-    fn p99(&self) -> Option<f64> {
-        self.latency.quantile(0.99)
-    }
-    /// Accepted ≥ 90 % of the offered rate and the consumers caught up.
-    fn keeps_up(&self) -> bool {
-        self.drained && self.accepted_rate() >= MIN_ACCEPTED_SHARE * self.offered_rate as f64
-    }
-    fn passes(&self, limit_secs: f64) -> bool {
-        self.keeps_up() && self.p99().is_some_and(|p| p <= limit_secs)
-    }
-    /// The process using the most CPU, and how much.
-    fn busiest(&self) -> Option<(&str, f64)> {
-        self.cpu
-            .per_process
-            .iter()
-            .max_by(|a, b| a.1.total_cmp(b.1))
-            .map(|(l, c)| (l.as_str(), *c))
-    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -591,195 +517,4 @@ async fn run_step(
         };
         Ok(report)
     }
-}
-
-fn mib(kib: Option<&u64>) -> String {
-    kib.map_or("-".to_owned(), |k| format!("{}", k / 1024))
-}
-
-fn print_step(n: usize, r: &StepReport, source: Source) {
-    let unit = match source {
-        Source::Http => "accepted (2xx)",
-        Source::Kafka => "acked by Kafka",
-    };
-    println!(
-        "step {n}: offered {}/s ({} in {:.1}s), {unit} {:.0}/s, recommender handled {:.0}/s during the load; \
-         latency p50 {} p99 {} over {} events; lag at end of load: enricher {} recommender {}; \
-         drained {} in {:.1}s; box CPU {}; {}",
-        r.offered_rate,
-        r.offered,
-        r.load_secs,
-        r.accepted_rate(),
-        r.handled_in_load as f64 / r.load_secs.max(1e-9),
-        show(r.latency.quantile(0.5)),
-        show(r.p99()),
-        r.latency.count(),
-        r.enricher_lag,
-        r.recommender_lag,
-        if r.drained { "yes" } else { "NO" },
-        r.drain_secs,
-        match (r.cpu.box_busy, r.cpu.others()) {
-            (Some(b), Some(o)) => format!(
-                "{b:.2}/{} cores, of which {o:.2} by processes outside the run",
-                r.cpu.cores
-            ),
-            _ => "-".to_owned(),
-        },
-        r.note,
-    );
-    let cpu: Vec<String> = r
-        .cpu
-        .per_process
-        .iter()
-        .map(|(l, c)| format!("{l} {:.0}%", c * 100.0))
-        .collect();
-    println!("  CPU (% of one core): {}", cpu.join(", "));
-    let mem: Vec<String> = r
-        .peak_kib
-        .iter()
-        .map(|(l, k)| format!("{l} {}", k / 1024))
-        .collect();
-    println!("  peak RSS (VmHWM, MiB): {}", mem.join(", "));
-    println!("  {}", r.stages);
-}
-
-fn print_table(reports: &[StepReport], source: Source) {
-    let labels = [
-        "review-svc",
-        "movie-svc",
-        "user-svc",
-        "enricher",
-        "recommender",
-        "bench",
-        "kafka",
-        "cassandra",
-    ];
-    println!();
-    println!(
-        "source {source:?}; latency = recommender_event_latency_seconds over load + drain, \
-         reported as the upper bound of its bucket (…, 25, 50, 100, 250 ms, …)"
-    );
-    println!(
-        "{:>8} {:>9} {:>9} {:>7} {:>7} {:>8} {:>8} {:>7} | CPU % of a core: {} | peak RSS MiB: {}",
-        "offered",
-        "accepted",
-        "handled",
-        "p50",
-        "p99",
-        "enr-lag",
-        "rec-lag",
-        "drained",
-        labels.join(" "),
-        labels.join(" ")
-    );
-    for r in reports {
-        let cpu: Vec<String> = labels
-            .iter()
-            .map(|l| {
-                r.cpu
-                    .per_process
-                    .get(*l)
-                    .map_or("-".to_owned(), |c| format!("{:.0}", c * 100.0))
-            })
-            .collect();
-        let mem: Vec<String> = labels.iter().map(|l| mib(r.peak_kib.get(*l))).collect();
-        println!(
-            "{:>8} {:>9.0} {:>9.0} {:>7} {:>7} {:>8} {:>8} {:>7} | {} | {}",
-            r.offered_rate,
-            r.accepted_rate(),
-            r.handled_in_load as f64 / r.load_secs.max(1e-9),
-            show(r.latency.quantile(0.5)),
-            show(r.p99()),
-            r.enricher_lag,
-            r.recommender_lag,
-            if r.drained {
-                format!("{:.0}s", r.drain_secs)
-            } else {
-                "NO".to_owned()
-            },
-            cpu.join(" "),
-            mem.join(" ")
-        );
-    }
-}
-
-fn print_verdict(reports: &[StepReport], args: &PipelineArgs, release: bool) {
-    let limit = args.p99_limit_ms / 1e3;
-    let best = reports
-        .iter()
-        .filter(|r| r.passes(limit))
-        .map(|r| r.accepted_rate())
-        .fold(None, |a: Option<f64>, r| Some(a.map_or(r, |a| a.max(r))));
-    let last = reports.last();
-    let why = last
-        .filter(|r| !r.passes(limit))
-        .map(|r| {
-            let mut reasons = Vec::new();
-            if !r.p99().is_some_and(|p| p <= limit) {
-                reasons.push(format!("p99 {}", show(r.p99())));
-            }
-            if r.accepted_rate() < MIN_ACCEPTED_SHARE * r.offered_rate as f64 {
-                reasons.push(format!(
-                    "accepted {:.0}/s of {} offered",
-                    r.accepted_rate(),
-                    r.offered_rate
-                ));
-            }
-            if !r.drained {
-                reasons.push("consumers did not catch up".to_owned());
-            }
-            format!(
-                "last step, {}/s offered, failed: {}",
-                r.offered_rate,
-                reasons.join(", ")
-            )
-        })
-        .unwrap_or_else(|| "every step passed (raise --rates)".to_owned());
-    let bottleneck = last
-        .map(|r| {
-            let lag = if r.enricher_lag > r.recommender_lag && r.enricher_lag > 0 {
-                format!("; the enricher lagged most ({} events)", r.enricher_lag)
-            } else if r.recommender_lag > 0 {
-                format!(
-                    "; the recommender lagged most ({} events)",
-                    r.recommender_lag
-                )
-            } else {
-                String::new()
-            };
-            let busiest = r.busiest().map_or("-".to_owned(), |(l, c)| {
-                format!("{l} at {:.0}% of a core", c * 100.0)
-            });
-            let others = r.cpu.others().map_or(String::new(), |o| {
-                format!(", {o:.2} cores of it by processes outside the run")
-            });
-            let box_busy = r.cpu.box_busy.map_or("-".to_owned(), |b| {
-                format!(
-                    "box {:.0}% busy ({:.2} of {} cores)",
-                    b / r.cpu.cores as f64 * 100.0,
-                    b,
-                    r.cpu.cores
-                )
-            });
-            format!("busiest process {busiest}, {box_busy}{others}{lag}")
-        })
-        .unwrap_or_default();
-    let ceiling = reports
-        .iter()
-        .filter(|r| r.keeps_up())
-        .map(|r| r.accepted_rate())
-        .fold(0.0_f64, f64::max);
-    let why = format!("{why}; highest rate kept up with (any latency): {ceiling:.0}/s");
-    println!(
-        "verdict ({}{:?} source): highest sustained rate with p99 ≤ {} ms: {} vs the {:.0}/s target; {why}; bottleneck: {bottleneck}",
-        if release {
-            ""
-        } else {
-            "NON-RELEASE binaries, "
-        },
-        args.source,
-        args.p99_limit_ms,
-        best.map_or("none".to_owned(), |b| format!("{b:.0}/s")),
-        TARGET_RATE,
-    );
 }

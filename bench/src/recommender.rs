@@ -14,7 +14,6 @@
 //! instance joins, the first is SIGKILLed, and the time until the survivor
 //! holds every partition's lease.
 
-use cinerec_service_kit::clock::now_micros;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -23,13 +22,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use cinerec_events::{EnrichedReview, Tier};
+use cinerec_service_kit::clock::now_micros;
+use cinerec_service_kit::kafka;
 use cinerec_tests::pipeline::{Metrics, bin_dir, free_addrs, http, repo_root};
 use cinerec_tests::{Stack, unique_name};
 use clap::Args;
 use rand::{Rng, SeedableRng};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use uuid::Uuid;
 
@@ -259,33 +257,23 @@ impl Events {
 }
 
 fn producer(stack: &Stack) -> anyhow::Result<FutureProducer> {
-    Ok(ClientConfig::new()
-        .set("bootstrap.servers", &stack.kafka_brokers)
-        .set("enable.idempotence", "true")
-        .set("linger.ms", "5")
-        .set("queue.buffering.max.messages", "1000000")
-        .set("message.timeout.ms", "60000")
-        .create()?)
+    let settings = [
+        ("linger.ms", "5"),
+        ("queue.buffering.max.messages", "1000000"),
+        ("message.timeout.ms", "60000"),
+    ];
+    Ok(kafka::idempotent_producer(&stack.kafka_brokers, &settings)?)
 }
 
 async fn create_topic(stack: &Stack, topic: &str, compact: bool) -> anyhow::Result<()> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &stack.kafka_brokers)
-        .create()?;
-    let mut t = NewTopic::new(topic, PARTITIONS, TopicReplication::Fixed(1));
-    if compact {
-        t = t.set("cleanup.policy", "compact");
-    }
-    for r in admin
-        .create_topics(
-            &[t],
-            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
-        )
-        .await?
-    {
-        r.map_err(|(t, code)| anyhow::anyhow!("creating {t}: {code}"))?;
-    }
-    Ok(())
+    let config: &[(&str, &str)] = if compact {
+        &[("cleanup.policy", "compact")]
+    } else {
+        &[]
+    };
+    kafka::ensure_topics_with_config(&stack.kafka_brokers, &[(topic, PARTITIONS)], config)
+        .await
+        .with_context(|| format!("creating {topic}"))
 }
 
 /// Produces `rate`/s for `secs` in 10 ms slices; returns how many were sent.
@@ -466,23 +454,15 @@ async fn step(args: &RecommenderArgs, n: usize, logs: &Path) -> anyhow::Result<S
 }
 
 async fn cleanup(stack: &Stack, run: &str) {
-    if let Ok(admin) = ClientConfig::new()
-        .set("bootstrap.servers", &stack.kafka_brokers)
-        .create::<AdminClient<DefaultClientContext>>()
-    {
-        let topics = [
-            format!("{run}.enriched"),
-            format!("{run}.enriched.dlq"),
-            format!("{run}_rec-review-states-changelog"),
-        ];
-        let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
-        let _ = admin.delete_topics(&refs, &AdminOptions::new()).await;
-    }
-    if let Ok(session) = scylla::client::session_builder::SessionBuilder::new()
-        .known_nodes(&stack.cql_nodes)
-        .build()
-        .await
-    {
+    let topics = [
+        format!("{run}.enriched"),
+        format!("{run}.enriched.dlq"),
+        format!("{run}_rec-review-states-changelog"),
+    ];
+    let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+    // Best effort: a run's leftovers never fail the benchmark.
+    let _ = kafka::delete_topics(&stack.kafka_brokers, &refs).await;
+    if let Ok(session) = cinerec_service_kit::cql::connect(&stack.cql_nodes, None).await {
         let _ = session
             .query_unpaged(format!("DROP KEYSPACE IF EXISTS {run}_rec"), &[])
             .await;

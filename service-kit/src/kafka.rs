@@ -4,6 +4,7 @@
 //! * [`idempotent_producer`]: retries inside the producer neither duplicate
 //!   nor reorder within a partition (librdkafka does not enable it by default);
 //! * [`ensure_topics`]: creates what is missing, tolerating what exists;
+//!   [`delete_topics`]: a run's cleanup, tolerating what is gone;
 //! * [`BrokerProbe`]: a metadata round trip for `/readyz`;
 //! * [`dlq`]: dead letters — a poison record copied with headers that say why
 //!   and where from.
@@ -79,6 +80,28 @@ pub async fn ensure_topics_with_config(
     for result in results {
         match result {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((_, code)) => return Err(KafkaError::AdminOp(code)),
+        }
+    }
+    Ok(())
+}
+
+/// Deletes `topics` (a run's or a test's own, when it cleans up). The
+/// request fails as a whole only when the broker cannot be asked; a topic
+/// that does not exist (nobody wrote to that DLQ) is not an error.
+pub async fn delete_topics(brokers: &str, topics: &[&str]) -> Result<(), KafkaError> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()?;
+    let results = admin
+        .delete_topics(
+            topics,
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+        )
+        .await?;
+    for result in results {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
             Err((_, code)) => return Err(KafkaError::AdminOp(code)),
         }
     }

@@ -572,10 +572,6 @@ impl Pipeline {
             let _ = r.child.wait();
         }
         let n = &self.names;
-        let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
-            rdkafka::ClientConfig::new()
-                .set("bootstrap.servers", &self.stack.kafka_brokers)
-                .create()?;
         let changelog = n.recommender_changelog();
         let topics = [
             n.changes_topic.as_str(),
@@ -584,9 +580,8 @@ impl Pipeline {
             n.enriched_dlq.as_str(),
             &changelog,
         ];
-        // A topic nobody created (no DLQ record) answers "unknown topic": fine.
-        let _ = admin
-            .delete_topics(&topics, &rdkafka::admin::AdminOptions::new())
+        // A topic nobody created (no DLQ record) is not an error.
+        cinerec_service_kit::kafka::delete_topics(&self.stack.kafka_brokers, &topics)
             .await
             .context("deleting the run's topics")?;
         let session = proof::cql_session(&self).await?;

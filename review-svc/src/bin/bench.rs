@@ -21,8 +21,6 @@ use cinerec_service_kit::{Shutdown, telemetry};
 use clap::Parser;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
-use rdkafka::admin::{AdminClient, AdminOptions};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
@@ -290,14 +288,8 @@ async fn main() -> anyhow::Result<()> {
             .query_unpaged(format!("DROP KEYSPACE IF EXISTS {name}"), &[])
             .await
             .context("dropping the bench keyspace")?;
-        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-            .set("bootstrap.servers", &args.kafka_brokers)
-            .create()?;
-        admin
-            .delete_topics(
-                &[name.as_str(), relay::dlq_topic(&name).as_str()],
-                &AdminOptions::new(),
-            )
+        let dlq = relay::dlq_topic(&name);
+        cinerec_service_kit::kafka::delete_topics(&args.kafka_brokers, &[name.as_str(), &dlq])
             .await
             .context("deleting the bench topics")?;
     }
