@@ -5,7 +5,11 @@
 //!
 //! A service supplies a [`Table`] (its store: load by ids, write one record,
 //! validate one record) and its generated Avro types; everything else is here
-//! once.
+//! once, and so is their binaries' `main` ([`metadata_main`], feature
+//! `postgres`).
+
+#[cfg(feature = "postgres")]
+mod binary;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -13,6 +17,8 @@ use std::time::Duration;
 
 use avro_rpc::codegen::HandlerError;
 
+#[cfg(feature = "postgres")]
+pub use self::binary::{MetadataBinary, MetadataCommand, metadata_main};
 use crate::read_through::{Batch, ReadThrough};
 
 /// Largest multi-get answered in one call; larger requests are

@@ -4,10 +4,15 @@
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
-use cinerec_service_kit::db::{self, DbArgs};
-use cinerec_service_kit::rpc::{RpcAddrs, run_database_service};
-use cinerec_service_kit::{CommonArgs, defaults, telemetry};
+use std::sync::Arc;
+
+use avro_rpc::server::Responder;
+use cinerec_service_kit::db::DbArgs;
+use cinerec_service_kit::metadata::{MetadataBinary, MetadataCommand, metadata_main};
+use cinerec_service_kit::rpc::{RpcAddrs, RpcMetricsLayer};
+use cinerec_service_kit::{CommonArgs, defaults};
 use clap::{Parser, Subcommand};
+use sqlx::PgPool;
 use user_svc::service::{DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL, users};
 use user_svc::store::UserStore;
 
@@ -68,45 +73,74 @@ enum Command {
     },
 }
 
+/// How user-svc migrates, seeds and serves, for service-kit's shared `main`.
+struct UserSvc;
+
+impl MetadataBinary for UserSvc {
+    const SERVICE: &'static str = "user-svc";
+    const RECORDS: &'static str = "users";
+    type Store = UserStore;
+    type Handler = user_svc::rpc::Handler;
+
+    fn store(pool: PgPool) -> UserStore {
+        UserStore::new(pool)
+    }
+
+    async fn migrate(store: &UserStore) -> anyhow::Result<()> {
+        Ok(store.migrate().await?)
+    }
+
+    async fn seed(store: &UserStore, seed: u64, count: u64) -> anyhow::Result<u64> {
+        // The other dimension of the world does not shape these rows.
+        let world = cinerec_catalog::Catalog::new(seed, 1, count);
+        Ok(user_svc::seed::seed(store, &world, 10_000).await?)
+    }
+
+    async fn count(store: &UserStore) -> anyhow::Result<i64> {
+        Ok(store.count().await?)
+    }
+
+    fn responder(
+        store: UserStore,
+        cache_capacity: u64,
+        cache_ttl: Duration,
+    ) -> anyhow::Result<(Arc<Responder<Self::Handler>>, RpcMetricsLayer)> {
+        user_svc::rpc::responder(users(store, cache_capacity, cache_ttl))
+    }
+}
+
+impl From<Command> for MetadataCommand {
+    fn from(command: Command) -> MetadataCommand {
+        match command {
+            Command::Serve {
+                rpc_addr,
+                rpc_http_addr,
+                cache_capacity,
+                cache_ttl_secs,
+            } => MetadataCommand::Serve {
+                addrs: RpcAddrs {
+                    socket: rpc_addr,
+                    http: rpc_http_addr,
+                },
+                cache_capacity,
+                cache_ttl: Duration::from_secs(cache_ttl_secs),
+            },
+            Command::Migrate => MetadataCommand::Migrate,
+            Command::Seed { users, seed } => MetadataCommand::Seed { count: users, seed },
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
-    telemetry::init("user-svc", &config.common.log, config.common.log_format)?;
-    let pool = db::connect(&config.db, &config.db_schema).await?;
-    let store = UserStore::new(pool.clone());
-    store.migrate().await?;
-    match config.command {
-        Command::Migrate => tracing::info!("migrations applied"),
-        Command::Seed { users, seed } => {
-            // The other dimension of the world does not shape these rows.
-            let catalog = cinerec_catalog::Catalog::new(seed, 1, users);
-            let started = std::time::Instant::now();
-            let written = user_svc::seed::seed(&store, &catalog, 10_000).await?;
-            eprintln!(
-                "seeded {written} users in {:.1}s; {} stored",
-                started.elapsed().as_secs_f64(),
-                store.count().await?
-            );
-        }
-        Command::Serve {
-            rpc_addr,
-            rpc_http_addr,
-            cache_capacity,
-            cache_ttl_secs,
-        } => {
-            let addrs = RpcAddrs {
-                socket: rpc_addr,
-                http: rpc_http_addr,
-            };
-            let admin_addr = config.common.admin_addr_or(DEFAULT_ADMIN_ADDR);
-            run_database_service("user-svc", pool, addrs, admin_addr, || {
-                let ttl = Duration::from_secs(cache_ttl_secs);
-                user_svc::rpc::responder(users(store, cache_capacity, ttl))
-            })
-            .await?;
-        }
-    }
-    // Spans still buffered go out before the process does.
-    telemetry::shutdown();
-    Ok(())
+    let command = config.command.into();
+    metadata_main::<UserSvc>(
+        &config.common,
+        &config.db,
+        &config.db_schema,
+        DEFAULT_ADMIN_ADDR,
+        command,
+    )
+    .await
 }
