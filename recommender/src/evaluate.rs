@@ -34,11 +34,12 @@
 
 pub mod candidates;
 pub mod metrics;
+mod peer;
+mod report;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
-use std::io::{BufRead, BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -47,6 +48,9 @@ use loadgen::workload::{OpKind, Workload, WorkloadConfig};
 
 use crate::model::{Model, MovieId, ReviewState, SHRINKAGE, UserId};
 use metrics::Scores;
+use peer::run_peer;
+pub use peer::{BadPeerLine, read_peer_lists, write_split};
+pub use report::{render, svg};
 
 /// Default catalogue size of the evaluation world.
 pub const DEFAULT_MOVIES: u64 = 3_000;
@@ -447,82 +451,6 @@ pub fn outcome(
     }
 }
 
-/// Writes the split for the peer: `train.tsv` (the training likes, as the
-/// model holds them after the training history) and `users.tsv`.
-pub fn write_split(dir: &Path, t: &Trained, split: &Split) -> anyhow::Result<usize> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut train = BufWriter::new(std::fs::File::create(dir.join("train.tsv"))?);
-    let mut pairs = 0;
-    let users: BTreeSet<UserId> = t.model.users_with_likes().collect();
-    for u in users {
-        let mut liked: Vec<MovieId> = t.model.liked_by(u).collect();
-        liked.sort_unstable();
-        for m in liked {
-            writeln!(train, "{u}\t{m}")?;
-            pairs += 1;
-        }
-    }
-    train.flush()?;
-    let mut users = BufWriter::new(std::fs::File::create(dir.join("users.tsv"))?);
-    for u in split.held_out.keys() {
-        writeln!(users, "{u}")?;
-    }
-    users.flush()?;
-    Ok(pairs)
-}
-
-/// Why a peer's output file was refused.
-#[derive(Debug, thiserror::Error)]
-#[error("{path}:{line}: {problem}")]
-pub struct BadPeerLine {
-    /// The file.
-    pub path: String,
-    /// 1-based line number.
-    pub line: usize,
-    /// What is wrong.
-    pub problem: String,
-}
-
-/// Parses a peer's `user<TAB>movie movie …` lines. Every malformed line is
-/// an error (the first is reported, all are counted): a peer's output that
-/// cannot be read is not scored.
-pub fn read_peer_lists(
-    path: &Path,
-    text: impl BufRead,
-) -> anyhow::Result<BTreeMap<UserId, Vec<MovieId>>> {
-    let mut out = BTreeMap::new();
-    let mut bad: Vec<BadPeerLine> = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let line = line?;
-        let fail = |problem: String| BadPeerLine {
-            path: path.display().to_string(),
-            line: n + 1,
-            problem,
-        };
-        let Some((user, movies)) = line.split_once('\t') else {
-            bad.push(fail(format!("no tab in {line:?}")));
-            continue;
-        };
-        let Ok(user) = user.parse::<UserId>() else {
-            bad.push(fail(format!("user {user:?} is not an integer")));
-            continue;
-        };
-        let parsed: Result<Vec<MovieId>, _> = movies.split_whitespace().map(str::parse).collect();
-        match parsed {
-            Ok(list) => {
-                if out.insert(user, list).is_some() {
-                    bad.push(fail(format!("user {user} listed twice")));
-                }
-            }
-            Err(e) => bad.push(fail(format!("movie ids: {e}"))),
-        }
-    }
-    if let Some(first) = bad.first() {
-        bail!("{} malformed lines, first: {first}", bad.len());
-    }
-    Ok(out)
-}
-
 /// The served model's row name.
 pub fn served_name() -> String {
     format!("cinerec (served: cosine x C/(C+{SHRINKAGE}), Model::recommend)")
@@ -532,73 +460,6 @@ pub const BEFORE: &str = "cinerec before (plain cosine C/sqrt(N*N))";
 
 /// Each user's ranking, best first.
 pub type Lists = BTreeMap<UserId, Vec<MovieId>>;
-
-/// Which estimate of [`Scores`] a chart group shows.
-type Metric = fn(&Scores) -> metrics::Estimate;
-
-/// The peer's methods, in table order, with their display names.
-const PEER_METHODS: [(&str, &str); 3] = [
-    ("cosine", "implicit CosineRecommender (item-kNN)"),
-    ("bm25", "implicit BM25Recommender (item-kNN)"),
-    ("als", "implicit AlternatingLeastSquares"),
-];
-
-/// Runs the Python peer on the split in `dir` and reads its lists back.
-fn run_peer(args: &Args, dir: &Path) -> anyhow::Result<Vec<(String, Lists, Duration)>> {
-    let venv = std::process::Command::new("bash")
-        .arg(&args.venv_script)
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .with_context(|| format!("running {}", args.venv_script.display()))?;
-    if !venv.status.success() {
-        bail!("{} failed ({})", args.venv_script.display(), venv.status);
-    }
-    let stdout = String::from_utf8(venv.stdout).context("venv script printed non-UTF-8")?;
-    let python = stdout
-        .lines()
-        .last()
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .ok_or_else(|| anyhow::anyhow!("{} printed no python path", args.venv_script.display()))?;
-    let output = std::process::Command::new(python)
-        .arg(&args.peer_script)
-        .arg("--dir")
-        .arg(dir)
-        .args([
-            "--n",
-            &CANDIDATES.to_string(),
-            "--seed",
-            &args.seed.to_string(),
-        ])
-        .stderr(std::process::Stdio::piped())
-        .output()
-        .with_context(|| format!("running {python} {}", args.peer_script.display()))?;
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    eprint!("{stderr}");
-    if !output.status.success() {
-        bail!("the implicit peer failed ({})", output.status);
-    }
-    let times: HashMap<&str, f64> = stderr
-        .lines()
-        .filter_map(|l| {
-            let mut w = l.split_whitespace();
-            match (w.next(), w.next(), w.next().and_then(|t| t.parse().ok())) {
-                (Some("time"), Some(m), Some(t)) => Some((m, t)),
-                _ => None,
-            }
-        })
-        .collect();
-    let mut out = Vec::new();
-    for (method, name) in PEER_METHODS {
-        let path = dir.join(format!("recs_{method}.tsv"));
-        let file =
-            std::fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
-        let lists = read_peer_lists(&path, std::io::BufReader::new(file))?;
-        let took = Duration::from_secs_f64(times.get(method).copied().unwrap_or(0.0).max(0.0));
-        out.push((name.to_owned(), lists, took));
-    }
-    Ok(out)
-}
 
 /// The whole evaluation: its outcomes, in table order, and a summary of the data.
 pub fn evaluate(args: &Args) -> anyhow::Result<(Vec<Outcome>, String)> {
@@ -721,159 +582,6 @@ pub fn evaluate(args: &Args) -> anyhow::Result<(Vec<Outcome>, String)> {
         }
     }
     Ok((outcomes, summary))
-}
-
-/// The table of outcomes.
-pub fn render(outcomes: &[Outcome], k: usize) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "| method | hit-rate@{k} [95% CI] | NDCG@{k} [95% CI] | coverage@{k} [95% CI] | cold-start hit-rate@{k} [95% CI] | time |"
-    );
-    let _ = writeln!(out, "| --- | --- | --- | --- | --- | --- |");
-    for o in outcomes {
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} | {} (n = {}) | {:.1?} |",
-            o.method,
-            o.all.hit_rate,
-            o.all.ndcg,
-            o.all.coverage,
-            o.cold.hit_rate,
-            o.cold.users,
-            o.took
-        );
-    }
-    let hit = |prefix: &str| {
-        outcomes
-            .iter()
-            .find(|o| o.method.starts_with(prefix))
-            .map(|o| o.all.hit_rate.value)
-    };
-    let ratio = |a: f64, b: f64| a / b.max(f64::MIN_POSITIVE);
-    out.push('\n');
-    for o in outcomes.iter().filter(|o| o.method.starts_with("cinerec")) {
-        let c = o.all.hit_rate.value;
-        let mut line = format!("{}: hit-rate@{k}", o.method);
-        if let Some(p) = hit("popularity") {
-            let _ = write!(line, " {:.2}x popularity (goal >= 2x)", ratio(c, p));
-        }
-        if let Some(knn) = hit("implicit Cosine") {
-            let _ = write!(
-                line,
-                ", {:.2}x implicit CosineRecommender (goal >= 0.9x)",
-                ratio(c, knn)
-            );
-        }
-        if let Some(bm25) = hit("implicit BM25") {
-            let _ = write!(line, ", {:.2}x BM25Recommender", ratio(c, bm25));
-        }
-        if let Some(als) = hit("implicit Alternating") {
-            let _ = write!(line, ", {:.2}x ALS", ratio(c, als));
-        }
-        let _ = writeln!(out, "{line}");
-    }
-    out
-}
-
-/// The outcomes as an SVG: one group of bars per metric, a bar per
-/// method with its 95 % interval as a whisker.
-pub fn svg(outcomes: &[Outcome], k: usize, caption: &str) -> String {
-    const COLOURS: [&str; 11] = [
-        "#d62728", "#ff9896", "#ff7f0e", "#ffbb78", "#bcbd22", "#7f7f7f", "#1f77b4", "#17becf",
-        "#2ca02c", "#9467bd", "#8c564b",
-    ];
-    let metrics: [(&str, Metric); 3] = [
-        ("hit-rate@k", |s| s.hit_rate),
-        ("NDCG@k", |s| s.ndcg),
-        ("coverage@k", |s| s.coverage),
-    ];
-    // At least 30 px per bar, so the value labels above the bars do not overlap.
-    let w = f64::max(760.0, 70.0 + 3.0 * (30.0 + 30.0 * outcomes.len() as f64));
-    let (h, left, top, bottom) = (360.0, 50.0, 40.0, 300.0);
-    let plot_h = bottom - top;
-    let group_w = (w - left - 20.0) / metrics.len() as f64;
-    let bar_w = (group_w - 30.0) / outcomes.len().max(1) as f64;
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{}" font-family="sans-serif" font-size="11">"#,
-        h + 22.0 * outcomes.len() as f64
-    );
-    let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    let _ = writeln!(
-        s,
-        r#"<text x="{left}" y="20" font-size="13">{}</text>"#,
-        escape(caption)
-    );
-    for tick in 0..=5 {
-        let v = f64::from(tick) / 5.0;
-        let y = bottom - v * plot_h;
-        let _ = writeln!(
-            s,
-            r##"<line x1="{left}" x2="{}" y1="{y}" y2="{y}" stroke="#ddd"/><text x="{}" y="{}" text-anchor="end">{v:.1}</text>"##,
-            w - 20.0,
-            left - 4.0,
-            y + 4.0
-        );
-    }
-    for (g, (name, get)) in metrics.iter().enumerate() {
-        let x0 = left + g as f64 * group_w + 15.0;
-        for (i, o) in outcomes.iter().enumerate() {
-            let e = get(&o.all);
-            let x = x0 + i as f64 * bar_w;
-            let y = bottom - e.value.clamp(0.0, 1.0) * plot_h;
-            let (ylo, yhi) = (
-                bottom - e.low.clamp(0.0, 1.0) * plot_h,
-                bottom - e.high.clamp(0.0, 1.0) * plot_h,
-            );
-            let cx = x + bar_w * 0.45;
-            let _ = writeln!(
-                s,
-                r#"<rect x="{x:.1}" y="{y:.1}" width="{:.1}" height="{:.1}" fill="{}"><title>{} {name}: {e}</title></rect>"#,
-                bar_w * 0.9,
-                bottom - y,
-                COLOURS[i % COLOURS.len()],
-                escape(&o.method)
-            );
-            let _ = writeln!(
-                s,
-                r#"<line x1="{cx:.1}" x2="{cx:.1}" y1="{ylo:.1}" y2="{yhi:.1}" stroke="black"/>"#
-            );
-            let _ = writeln!(
-                s,
-                r#"<text x="{cx:.1}" y="{:.1}" text-anchor="middle" font-size="9">{:.3}</text>"#,
-                yhi - 3.0,
-                e.value
-            );
-        }
-        let label = name.replace('k', &k.to_string());
-        let _ = writeln!(
-            s,
-            r#"<text x="{:.1}" y="{}" text-anchor="middle">{label}</text>"#,
-            x0 + group_w / 2.0 - 15.0,
-            bottom + 16.0
-        );
-    }
-    for (i, o) in outcomes.iter().enumerate() {
-        let y = bottom + 40.0 + 22.0 * i as f64;
-        let _ = writeln!(
-            s,
-            r#"<rect x="{left}" y="{:.1}" width="12" height="12" fill="{}"/><text x="{}" y="{y:.1}">{}</text>"#,
-            y - 10.0,
-            COLOURS[i % COLOURS.len()],
-            left + 18.0,
-            escape(&o.method)
-        );
-    }
-    s.push_str("</svg>\n");
-    s
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }
 
 /// The `evaluate` subcommand: prints the summary and the table.

@@ -1,6 +1,7 @@
 //! The protocol on a small world, without the Python peer.
 
 use std::io::Cursor;
+use std::path::Path;
 
 use super::*;
 
