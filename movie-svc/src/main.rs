@@ -1,94 +1,42 @@
-//! The movie-svc binary: `serve` (Avro RPC over socket and HTTP, admin port),
-//! `migrate`, `seed`.
+//! The movie-svc binary: `serve` (MovieService over Avro RPC, socket and
+//! HTTP, and the admin port), `migrate`, `seed`. Everything but its names,
+//! defaults, seed and responder is service-kit's `metadata_main`.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::time::Duration;
-
 use std::sync::Arc;
 
 use avro_rpc::server::Responder;
-use cinerec_service_kit::db::DbArgs;
-use cinerec_service_kit::metadata::{MetadataBinary, MetadataCommand, metadata_main};
-use cinerec_service_kit::rpc::{RpcAddrs, RpcMetricsLayer};
-use cinerec_service_kit::{CommonArgs, defaults};
-use clap::{Parser, Subcommand};
-use movie_svc::service::{DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL, movies};
-use movie_svc::store::MovieStore;
-use sqlx::PgPool;
+use cinerec_service_kit::defaults;
+use cinerec_service_kit::metadata::{MetadataBinary, MetadataSpec, metadata_main};
+use cinerec_service_kit::rpc::RpcMetricsLayer;
+use movie_svc::service::{DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL, Movies};
+use movie_svc::store::{Movie, MovieStore};
 
 /// mimalloc instead of glibc malloc: allocation was about a quarter of
 /// movie-svc's warm-path CPU (service-kit's README, "Allocator").
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Avro RPC socket transport (Java Netty framing).
-const DEFAULT_RPC_ADDR: &str = defaults::DEFAULT_MOVIE_RPC_ADDR;
-/// Avro RPC over HTTP.
-const DEFAULT_RPC_HTTP_ADDR: &str = defaults::DEFAULT_MOVIE_RPC_HTTP_ADDR;
-/// /healthz, /readyz, /metrics.
-const DEFAULT_ADMIN_ADDR: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9101));
-
-/// Movie metadata service: MovieService over Avro RPC, backed by CockroachDB.
-#[derive(Debug, Parser)]
-#[command(version, about)]
-struct Config {
-    #[command(flatten)]
-    common: CommonArgs,
-    #[command(flatten)]
-    db: DbArgs,
-    /// Schema holding movie-svc's tables.
-    #[arg(long, env = "MOVIE_SVC_DB_SCHEMA", default_value = movie_svc::DEFAULT_SCHEMA)]
-    db_schema: String,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Migrate, then serve MovieService until SIGTERM/Ctrl-C.
-    Serve {
-        /// Avro RPC socket transport address.
-        #[arg(long, env = "MOVIE_SVC_RPC_ADDR", default_value = DEFAULT_RPC_ADDR)]
-        rpc_addr: SocketAddr,
-        /// Avro RPC HTTP transport address.
-        #[arg(long, env = "MOVIE_SVC_RPC_HTTP_ADDR", default_value = DEFAULT_RPC_HTTP_ADDR)]
-        rpc_http_addr: SocketAddr,
-        /// Movies the read-through cache holds.
-        #[arg(long, env = "MOVIE_SVC_CACHE_CAPACITY", default_value_t = DEFAULT_CACHE_CAPACITY)]
-        cache_capacity: u64,
-        /// Seconds a cached movie may be served (staleness bound across instances).
-        #[arg(long, env = "MOVIE_SVC_CACHE_TTL_SECS", default_value_t = DEFAULT_CACHE_TTL.as_secs())]
-        cache_ttl_secs: u64,
-    },
-    /// Apply pending database migrations and exit.
-    Migrate,
-    /// Migrate, then load the seeded synthetic catalogue (idempotent).
-    Seed {
-        /// Number of movies.
-        #[arg(long, default_value_t = 50_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
-        movies: u64,
-        /// Seed of the synthetic world (use the same one for user-svc and loadgen).
-        #[arg(long, env = "CINEREC_SEED", default_value_t = 1)]
-        seed: u64,
-    },
-}
-
-/// How movie-svc migrates, seeds and serves, for service-kit's shared `main`.
 struct MovieSvc;
 
 impl MetadataBinary for MovieSvc {
-    const SERVICE: &'static str = "movie-svc";
-    const RECORDS: &'static str = "movies";
-    type Store = MovieStore;
+    const SPEC: MetadataSpec = MetadataSpec {
+        service: "movie-svc",
+        version: env!("CARGO_PKG_VERSION"),
+        about: "Movie metadata service: MovieService over Avro RPC, backed by CockroachDB.",
+        protocol: "MovieService",
+        env_prefix: "MOVIE_SVC",
+        records: "movies",
+        schema: movie_svc::DEFAULT_SCHEMA,
+        seed_count: (50_000, 10_000_000),
+        rpc_addr: defaults::DEFAULT_MOVIE_RPC_ADDR,
+        rpc_http_addr: defaults::DEFAULT_MOVIE_RPC_HTTP_ADDR,
+        admin_addr: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9101)),
+        cache_capacity: DEFAULT_CACHE_CAPACITY,
+        cache_ttl: DEFAULT_CACHE_TTL,
+    };
+    type Record = Movie;
     type Handler = movie_svc::rpc::Handler;
-
-    fn store(pool: PgPool) -> MovieStore {
-        MovieStore::new(pool)
-    }
-
-    async fn migrate(store: &MovieStore) -> anyhow::Result<()> {
-        Ok(store.migrate().await?)
-    }
 
     async fn seed(store: &MovieStore, seed: u64, count: u64) -> anyhow::Result<u64> {
         // The other dimension of the world does not shape these rows.
@@ -96,54 +44,14 @@ impl MetadataBinary for MovieSvc {
         Ok(movie_svc::seed::seed(store, &world, 10_000).await?)
     }
 
-    async fn count(store: &MovieStore) -> anyhow::Result<i64> {
-        Ok(store.count().await?)
-    }
-
     fn responder(
-        store: MovieStore,
-        cache_capacity: u64,
-        cache_ttl: Duration,
+        movies: Movies,
     ) -> anyhow::Result<(Arc<Responder<Self::Handler>>, RpcMetricsLayer)> {
-        movie_svc::rpc::responder(movies(store, cache_capacity, cache_ttl))
-    }
-}
-
-impl From<Command> for MetadataCommand {
-    fn from(command: Command) -> MetadataCommand {
-        match command {
-            Command::Serve {
-                rpc_addr,
-                rpc_http_addr,
-                cache_capacity,
-                cache_ttl_secs,
-            } => MetadataCommand::Serve {
-                addrs: RpcAddrs {
-                    socket: rpc_addr,
-                    http: rpc_http_addr,
-                },
-                cache_capacity,
-                cache_ttl: Duration::from_secs(cache_ttl_secs),
-            },
-            Command::Migrate => MetadataCommand::Migrate,
-            Command::Seed { movies, seed } => MetadataCommand::Seed {
-                count: movies,
-                seed,
-            },
-        }
+        movie_svc::rpc::responder(movies)
     }
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let config = Config::parse();
-    let command = config.command.into();
-    metadata_main::<MovieSvc>(
-        &config.common,
-        &config.db,
-        &config.db_schema,
-        DEFAULT_ADMIN_ADDR,
-        command,
-    )
-    .await
+    metadata_main::<MovieSvc>().await
 }

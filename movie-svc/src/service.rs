@@ -1,12 +1,12 @@
 //! What movie-svc answers, independent of the wire: the `movies` table as a
-//! [`Table`] of the shared metadata service (read-through cache, multi-get,
+//! [`MetadataRecord`] of the shared metadata service (read-through cache, multi-get,
 //! validated upserts), and the limits an upserted movie must meet.
 
 use std::time::Duration;
 
-use cinerec_service_kit::metadata::{MetadataService, Table};
+use cinerec_service_kit::metadata::{MetadataRecord, MetadataService};
 
-use crate::store::{Movie, MovieStore, StoreError};
+use crate::store::{Movie, MovieStore};
 
 /// Entries the read-through cache holds: the whole default catalogue (50k
 /// movies, ~200 B each) fits in ~10 MiB.
@@ -22,25 +22,12 @@ pub fn movies(store: MovieStore, capacity: u64, ttl: Duration) -> Movies {
     MetadataService::new(store, "movies", capacity, ttl)
 }
 
-impl Table for MovieStore {
-    type Record = Movie;
-    type Error = StoreError;
+impl MetadataRecord for Movie {
     const KIND: &'static str = "movie";
 
-    fn id(movie: &Movie) -> i64 {
-        movie.id
-    }
-
-    async fn load(&self, ids: &[i64]) -> Result<Vec<Movie>, StoreError> {
-        self.get_many(ids).await
-    }
-
-    async fn write(&self, movie: &Movie) -> Result<(), StoreError> {
-        self.upsert(std::slice::from_ref(movie)).await.map(drop)
-    }
-
     /// Limits on an upserted movie; what the catalogue generates always passes.
-    fn invalid(m: &Movie) -> Option<String> {
+    fn invalid(&self) -> Option<String> {
+        let m = self;
         if m.title.trim().is_empty() || m.title.len() > 512 {
             return Some(format!("title must be 1-512 bytes, got {}", m.title.len()));
         }

@@ -7,11 +7,14 @@
 //! two services can share one database without their migration numbers
 //! colliding. Tests pass a random schema to stay apart.
 
+mod records;
+
 use std::time::Duration;
 
 use sqlx::Executor;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
+pub use self::records::{INSERT_BATCH, Record, RecordStore, StoreError};
 pub use crate::defaults::DEFAULT_DATABASE_URL;
 /// Connections per service instance: enough for a few hundred concurrent RPCs
 /// with the read-through cache in front (most calls never reach the database).

@@ -5,8 +5,10 @@
 //!
 //! A service supplies a [`Table`] (its store: load by ids, write one record,
 //! validate one record) and its generated Avro types; everything else is here
-//! once, and so is their binaries' `main` ([`metadata_main`], feature
-//! `postgres`).
+//! once. With feature `postgres`, a [`RecordStore`](crate::db::RecordStore)
+//! of a [`MetadataRecord`] is that table, and their binaries' `main` is
+//! [`metadata_main`]: a service then writes only its record's columns and
+//! limits, its seed and its wire mapping.
 
 #[cfg(feature = "postgres")]
 mod binary;
@@ -18,7 +20,7 @@ use std::time::Duration;
 use avro_rpc::codegen::HandlerError;
 
 #[cfg(feature = "postgres")]
-pub use self::binary::{MetadataBinary, MetadataCommand, metadata_main};
+pub use self::binary::{MetadataBinary, MetadataSpec, metadata_main};
 use crate::read_through::{Batch, ReadThrough};
 
 /// Largest multi-get answered in one call; larger requests are
@@ -45,6 +47,40 @@ pub trait Table: Clone + Send + Sync + 'static {
     fn write(&self, record: &Self::Record) -> impl Future<Output = Result<(), Self::Error>> + Send;
     /// Why `record` may not be stored, if it may not.
     fn invalid(record: &Self::Record) -> Option<String>;
+}
+
+/// A record served by a metadata service from a
+/// [`RecordStore`](crate::db::RecordStore): what it is called and which
+/// records may be stored.
+#[cfg(feature = "postgres")]
+pub trait MetadataRecord: crate::db::Record {
+    /// What a record is called in errors (`"movie"`).
+    const KIND: &'static str;
+    /// Why this record may not be stored, if it may not.
+    fn invalid(&self) -> Option<String>;
+}
+
+#[cfg(feature = "postgres")]
+impl<R: MetadataRecord> Table for crate::db::RecordStore<R> {
+    type Record = R;
+    type Error = crate::db::StoreError;
+    const KIND: &'static str = R::KIND;
+
+    fn id(record: &R) -> i64 {
+        record.id()
+    }
+
+    async fn load(&self, ids: &[i64]) -> Result<Vec<R>, Self::Error> {
+        self.get_many(ids).await
+    }
+
+    async fn write(&self, record: &R) -> Result<(), Self::Error> {
+        self.upsert(std::slice::from_ref(record)).await.map(drop)
+    }
+
+    fn invalid(record: &R) -> Option<String> {
+        record.invalid()
+    }
 }
 
 /// Why a call failed, as the metadata protocols declare it.

@@ -1,12 +1,12 @@
 //! What user-svc answers, independent of the wire: the `users` table as a
-//! [`Table`] of the shared metadata service (read-through cache, multi-get,
+//! [`MetadataRecord`] of the shared metadata service (read-through cache, multi-get,
 //! validated upserts), and the limits an upserted user must meet.
 
 use std::time::Duration;
 
-use cinerec_service_kit::metadata::{MetadataService, Table};
+use cinerec_service_kit::metadata::{MetadataRecord, MetadataService};
 
-use crate::store::{StoreError, User, UserStore};
+use crate::store::{User, UserStore};
 
 /// Entries the read-through cache holds: the most active users (activity is
 /// heavy-tailed, so 200k of 1M users cover most reviews), ~250 B each, ~50 MiB.
@@ -22,25 +22,12 @@ pub fn users(store: UserStore, capacity: u64, ttl: Duration) -> Users {
     MetadataService::new(store, "users", capacity, ttl)
 }
 
-impl Table for UserStore {
-    type Record = User;
-    type Error = StoreError;
+impl MetadataRecord for User {
     const KIND: &'static str = "user";
 
-    fn id(user: &User) -> i64 {
-        user.id
-    }
-
-    async fn load(&self, ids: &[i64]) -> Result<Vec<User>, StoreError> {
-        self.get_many(ids).await
-    }
-
-    async fn write(&self, user: &User) -> Result<(), StoreError> {
-        self.upsert(std::slice::from_ref(user)).await.map(drop)
-    }
-
     /// Limits on an upserted user; what the catalogue generates always passes.
-    fn invalid(u: &User) -> Option<String> {
+    fn invalid(&self) -> Option<String> {
+        let u = self;
         if u.display_name.trim().is_empty() || u.display_name.len() > 128 {
             return Some(format!(
                 "display_name must be 1-128 bytes, got {}",
