@@ -14,6 +14,7 @@
 use std::time::Duration;
 
 use cinerec_service_kit::defaults::{DEFAULT_BROKERS, DEFAULT_CQL_NODES};
+use cinerec_service_kit::kafka::dlq;
 use clap::{Arg, Command};
 
 /// Events collected into one batch at most.
@@ -50,7 +51,7 @@ impl KafkaArgs {
     pub fn dlq_topic(&self) -> String {
         self.dlq_topic
             .clone()
-            .unwrap_or_else(|| format!("{}.dlq", self.source_topic))
+            .unwrap_or_else(|| dlq::topic_for(&self.source_topic))
     }
 
     /// [`KafkaArgs::batch_linger_ms`] as a duration.

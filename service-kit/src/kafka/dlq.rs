@@ -23,6 +23,22 @@ pub const HEADER_PARTITION: &str = "cinerec.source.partition";
 /// Its offset there.
 pub const HEADER_OFFSET: &str = "cinerec.source.offset";
 
+/// The dead-letter topic of `source` (DESIGN.md §2: `<source>.dlq`): every
+/// consumer's and the CDC relay's.
+pub fn topic_for(source: &str) -> String {
+    format!("{source}.dlq")
+}
+
+/// `headers` with why the record is dead ([`HEADER_ERROR`]): the one header
+/// every dead letter of the pipeline carries, whoever writes it, so one tool
+/// reads them all.
+pub fn with_error(headers: OwnedHeaders, error: &str) -> OwnedHeaders {
+    headers.insert(Header {
+        key: HEADER_ERROR,
+        value: Some(error.as_bytes()),
+    })
+}
+
 /// A new header set carrying `m`'s W3C `traceparent`, if it has one: what a
 /// record derived from `m` (its enriched form, its dead letter) starts from.
 pub fn traceparent_of(m: &OwnedMessage) -> OwnedHeaders {
@@ -79,10 +95,7 @@ impl DeadLetters<'_> {
         let partition = m.partition().to_string();
         let offset = m.offset().to_string();
         let attempts = attempts.map(|a| a.to_string());
-        let mut headers = traceparent_of(m).insert(Header {
-            key: HEADER_ERROR,
-            value: Some(error.as_bytes()),
-        });
+        let mut headers = with_error(traceparent_of(m), error);
         if let Some(a) = &attempts {
             headers = headers.insert(Header {
                 key: HEADER_ATTEMPTS,
