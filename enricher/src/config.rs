@@ -53,8 +53,6 @@ pub const DEFAULT_RETRY_BASE_MS: u64 = 100;
 pub const DEFAULT_RETRY_MAX_MS: u64 = 5_000;
 /// Longest one RPC attempt may take.
 pub const DEFAULT_RPC_TIMEOUT_MS: u64 = 2_000;
-/// Admin port (/healthz, /readyz, /metrics).
-pub const DEFAULT_ADMIN_ADDR: &str = "127.0.0.1:9084";
 
 /// The enricher's settings.
 #[derive(Debug, Clone, clap::Args)]

@@ -3,8 +3,8 @@
 
 use std::net::SocketAddr;
 
-use cinerec_service_kit::{AdminServer, CommonArgs, Readiness, shutdown, telemetry};
-use enricher::config::{DEFAULT_ADMIN_ADDR, STREAM};
+use cinerec_service_kit::{AdminServer, CommonArgs, Readiness, defaults, shutdown, telemetry};
+use enricher::config::STREAM;
 use enricher::{Config, Enricher};
 
 /// mimalloc instead of glibc malloc: allocation was about a quarter of
@@ -36,11 +36,7 @@ async fn main() -> anyhow::Result<()> {
         let probe = probe.clone();
         async move { probe.check().await }
     });
-    let admin_addr: SocketAddr = args.common.admin_addr_or(
-        DEFAULT_ADMIN_ADDR
-            .parse()
-            .expect("a valid constant address"),
-    );
+    let admin_addr: SocketAddr = args.common.admin_addr_or(defaults::ENRICHER_ADMIN_ADDR);
     let admin = AdminServer::bind(admin_addr, readiness).await?;
     tracing::info!(admin = %admin.local_addr()?, "enricher starting");
     let admin = admin.serve(shutdown.clone());

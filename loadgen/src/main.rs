@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use cinerec_service_kit::{CommonArgs, shutdown, telemetry};
+use cinerec_service_kit::{CommonArgs, defaults, shutdown, telemetry};
 use clap::Parser;
 use loadgen::driver::{self, DriverConfig};
 use loadgen::replay::{self, ReplayConfig, ReplayStart};
@@ -16,7 +16,7 @@ struct Args {
     #[command(flatten)]
     common: CommonArgs,
     /// review-svc's API base URL.
-    #[arg(long, env = "LOADGEN_API", default_value = "http://127.0.0.1:8083")]
+    #[arg(long, env = "LOADGEN_API", default_value = defaults::DEFAULT_REVIEW_API_URL)]
     api: String,
     /// HS256 secret review-svc accepts (its REVIEW_SVC_JWT_HS256_SECRET);
     /// needed unless nothing is sent (`--max-ops 0`, a replay alone).

@@ -66,8 +66,6 @@ pub const DEFAULT_TRENDING_WINDOW_SECS: u64 = 3_600;
 pub const DEFAULT_TRENDING_SLIDE_SECS: u64 = 300;
 /// Trending allowed lateness (watermark = newest event − this).
 pub const DEFAULT_TRENDING_LATENESS_SECS: u64 = 120;
-/// Admin port (/healthz, /readyz, /metrics).
-pub const DEFAULT_ADMIN_ADDR: &str = "127.0.0.1:9085";
 
 /// Where the recommender's tables live: the shared CQL flags (rollup reads
 /// the same tables with them) and the replication `migrate` creates the

@@ -6,9 +6,9 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use cinerec_service_kit::{AdminServer, CommonArgs, Readiness, shutdown, telemetry};
+use cinerec_service_kit::{AdminServer, CommonArgs, Readiness, defaults, shutdown, telemetry};
 use clap::{Parser, Subcommand};
-use recommender::config::{CqlConfig, DEFAULT_ADMIN_ADDR, STREAM};
+use recommender::config::{CqlConfig, STREAM};
 use recommender::{Config, Recommender, store};
 
 /// mimalloc instead of glibc malloc: allocation was about a quarter of
@@ -109,11 +109,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             let store = store.clone();
             async move { store.ping().await }
         });
-    let admin_addr: SocketAddr = args.common.admin_addr_or(
-        DEFAULT_ADMIN_ADDR
-            .parse()
-            .expect("a valid constant address"),
-    );
+    let admin_addr: SocketAddr = args.common.admin_addr_or(defaults::RECOMMENDER_ADMIN_ADDR);
     let admin = AdminServer::bind(admin_addr, readiness).await?;
     tracing::info!(admin = %admin.local_addr()?, "recommender starting");
     let admin = admin.serve(shutdown.clone());

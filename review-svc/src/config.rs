@@ -18,9 +18,7 @@ pub const DEFAULT_CHANGES_TOPIC: &str = "reviews.changed";
 /// to run a few consumers in parallel.
 pub const DEFAULT_TOPIC_PARTITIONS: i32 = 6;
 /// Public API address.
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:8083";
-/// Admin port (/healthz, /readyz, /metrics).
-pub const DEFAULT_ADMIN: &str = "127.0.0.1:9083";
+pub const DEFAULT_LISTEN: &str = defaults::DEFAULT_REVIEW_API_ADDR;
 /// `ReviewService` over Avro RPC, socket transport (Java Netty framing).
 pub const DEFAULT_RPC_ADDR: &str = defaults::DEFAULT_REVIEW_RPC_ADDR;
 /// `ReviewService` over Avro RPC, HTTP transport.

@@ -8,13 +8,15 @@ use std::time::Duration;
 
 use anyhow::Context;
 use cinerec_service_kit::rpc::{RpcAddrs, RpcListeners};
-use cinerec_service_kit::{AdminServer, CommonArgs, Readiness, Shutdown, shutdown, telemetry};
+use cinerec_service_kit::{
+    AdminServer, CommonArgs, Readiness, Shutdown, defaults, shutdown, telemetry,
+};
 use clap::{Parser, Subcommand};
 use review_svc::api::{self, AppState};
 use review_svc::auth::{Authenticator, Minter};
 use review_svc::config::{
-    AuthArgs, CqlArgs, DEFAULT_ADMIN, DEFAULT_LISTEN, DEFAULT_RPC_ADDR, DEFAULT_RPC_HTTP_ADDR,
-    DirectoryArgs, KafkaArgs, RelayArgs,
+    AuthArgs, CqlArgs, DEFAULT_LISTEN, DEFAULT_RPC_ADDR, DEFAULT_RPC_HTTP_ADDR, DirectoryArgs,
+    KafkaArgs, RelayArgs,
 };
 use review_svc::directory;
 use review_svc::http_server::{self, HttpArgs};
@@ -140,7 +142,7 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     telemetry::init("review-svc", &config.common.log, config.common.log_format)?;
-    let admin_addr = config.common.admin_addr_or(DEFAULT_ADMIN.parse()?);
+    let admin_addr = config.common.admin_addr_or(defaults::REVIEW_SVC_ADMIN_ADDR);
     let session = store::connect(&config.cql).await?;
     let result = match config.command {
         Command::MintToken { .. } => Ok(()),

@@ -35,8 +35,6 @@ pub const DEFAULT_SNAPSHOT_INTERVAL_MS: u64 = 60_000;
 pub const DEFAULT_DEDUP_RETENTION_HOURS: u64 = 168;
 /// How long snapshot history (trending over time) is kept.
 pub const DEFAULT_HISTORY_RETENTION_HOURS: u64 = 720;
-/// Admin port (/healthz, /readyz, /metrics).
-pub const DEFAULT_ADMIN_ADDR: &str = "127.0.0.1:9086";
 
 /// The sink's settings.
 #[derive(Debug, Clone, clap::Args)]

@@ -5,9 +5,9 @@
 
 use std::net::SocketAddr;
 
-use cinerec_service_kit::{AdminServer, CommonArgs, Readiness, shutdown, telemetry};
+use cinerec_service_kit::{AdminServer, CommonArgs, Readiness, defaults, shutdown, telemetry};
 use clap::Subcommand;
-use rollup::config::{DEFAULT_ADMIN_ADDR, STREAM};
+use rollup::config::STREAM;
 use rollup::{Config, Rollup};
 
 /// mimalloc instead of glibc malloc: allocation was about a quarter of
@@ -60,11 +60,7 @@ async fn main() -> anyhow::Result<()> {
             let pool = pool.clone();
             async move { sqlx::query("SELECT 1").execute(&pool).await.map(|_| ()) }
         });
-    let admin_addr: SocketAddr = args.common.admin_addr_or(
-        DEFAULT_ADMIN_ADDR
-            .parse()
-            .expect("a valid constant address"),
-    );
+    let admin_addr: SocketAddr = args.common.admin_addr_or(defaults::ROLLUP_ADMIN_ADDR);
     let admin = AdminServer::bind(admin_addr, readiness).await?;
     tracing::info!(admin = %admin.local_addr()?, schema = %args.config.schema, "rollup starting");
     let admin = admin.serve(shutdown.clone());

@@ -3,7 +3,10 @@
 //! otherwise. They are `dev/stack`'s ports (`dev/ports.env`), which avoid the
 //! standard ones so a system PostgreSQL or Redis can keep running. The
 //! services' own RPC addresses are here too, so a server and its clients
-//! cannot disagree on a default.
+//! cannot disagree on a default, and so are their admin ports (/healthz,
+//! /readyz, /metrics), which `dev/run`, the dashboards and the docs name.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
 /// Kafka bootstrap servers (`CINEREC_KAFKA_BROKERS`).
 pub const DEFAULT_BROKERS: &str = "127.0.0.1:19092";
@@ -35,9 +38,42 @@ pub const DEFAULT_REVIEW_RPC_ADDR: &str = "127.0.0.1:7301";
 /// review-svc's ReviewService over HTTP (`REVIEW_SVC_RPC_HTTP_ADDR`).
 pub const DEFAULT_REVIEW_RPC_HTTP_ADDR: &str = "127.0.0.1:7302";
 
+/// review-svc's public HTTP API (`REVIEW_SVC_LISTEN`).
+pub const DEFAULT_REVIEW_API_ADDR: &str = "127.0.0.1:8083";
+/// [`DEFAULT_REVIEW_API_ADDR`] as the URL its clients (loadgen) call.
+pub const DEFAULT_REVIEW_API_URL: &str = "http://127.0.0.1:8083";
+
+/// `127.0.0.1:port`.
+const fn local(port: u16) -> SocketAddr {
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port))
+}
+
+/// review-svc's admin port (`CINEREC_ADMIN_ADDR` overrides every service's).
+pub const REVIEW_SVC_ADMIN_ADDR: SocketAddr = local(9083);
+/// The enricher's admin port.
+pub const ENRICHER_ADMIN_ADDR: SocketAddr = local(9084);
+/// The recommender's admin port.
+pub const RECOMMENDER_ADMIN_ADDR: SocketAddr = local(9085);
+/// rollup's admin port.
+pub const ROLLUP_ADMIN_ADDR: SocketAddr = local(9086);
+/// stream-lag's admin port.
+pub const STREAM_LAG_ADMIN_ADDR: SocketAddr = local(9087);
+/// movie-svc's admin port.
+pub const MOVIE_SVC_ADMIN_ADDR: SocketAddr = local(9101);
+/// user-svc's admin port.
+pub const USER_SVC_ADMIN_ADDR: SocketAddr = local(9201);
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_review_api_url_is_its_address() {
+        assert_eq!(
+            DEFAULT_REVIEW_API_URL,
+            format!("http://{DEFAULT_REVIEW_API_ADDR}")
+        );
+    }
 
     #[test]
     fn the_two_zone_list_is_the_two_zones() {

@@ -2,7 +2,6 @@
 //! HTTP, and the admin port), `migrate`, `seed`. Everything but its names,
 //! defaults, seed and responder is service-kit's `metadata_main`.
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 
 use avro_rpc::server::Responder;
@@ -31,7 +30,7 @@ impl MetadataBinary for UserSvc {
         seed_count: (1_000_000, 100_000_000),
         rpc_addr: defaults::DEFAULT_USER_RPC_ADDR,
         rpc_http_addr: defaults::DEFAULT_USER_RPC_HTTP_ADDR,
-        admin_addr: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9201)),
+        admin_addr: defaults::USER_SVC_ADMIN_ADDR,
         cache_capacity: DEFAULT_CACHE_CAPACITY,
         cache_ttl: DEFAULT_CACHE_TTL,
     };

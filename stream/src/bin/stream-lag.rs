@@ -6,19 +6,15 @@
 //! still grows where the `ConsumerLagHigh` alert looks (see
 //! `cinerec_stream::lag`).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use cinerec_service_kit::defaults::DEFAULT_BROKERS;
 use cinerec_service_kit::kafka::BrokerProbe;
-use cinerec_service_kit::{AdminServer, CommonArgs, Readiness, shutdown, telemetry};
+use cinerec_service_kit::{AdminServer, CommonArgs, Readiness, defaults, shutdown, telemetry};
 use cinerec_stream::lag::{GROUP_LAG, GROUP_LAG_ERRORS_TOTAL, GroupLag, Watched};
 use clap::Parser;
 
-/// Admin port (/healthz, /readyz, /metrics) beside dev/run's services.
-const DEFAULT_ADMIN_ADDR: SocketAddr =
-    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9087);
 /// How often every group is measured.
 const DEFAULT_INTERVAL_MS: u64 = 1_000;
 /// Longest one broker request may take.
@@ -76,7 +72,11 @@ async fn main() -> anyhow::Result<()> {
             async move { probe.check().await }
         });
     }
-    let admin = AdminServer::bind(args.common.admin_addr_or(DEFAULT_ADMIN_ADDR), readiness).await?;
+    let admin = AdminServer::bind(
+        args.common.admin_addr_or(defaults::STREAM_LAG_ADMIN_ADDR),
+        readiness,
+    )
+    .await?;
     tracing::info!(admin = %admin.local_addr()?, groups = ?args.groups, "stream-lag starting");
     let admin = admin.serve(shutdown.clone());
     let mut tick = tokio::time::interval(Duration::from_millis(args.interval_ms));
