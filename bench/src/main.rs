@@ -33,8 +33,15 @@ use crate::latency::{Buckets, show};
 use crate::procs::{CpuSnapshot, Watched};
 use crate::report::{StepReport, batches, mean_of, print_step, print_table, print_verdict};
 
-/// The recommender's end-to-end latency histogram.
+/// The recommender's latency histogram: the enriched record's Kafka
+/// timestamp → its user's serving row written.
 const LATENCY: &str = "recommender_event_latency_seconds";
+/// The whole pipeline's: review-svc accepted the version → its user's
+/// serving row written (POST to recommendation, but for the request's own
+/// handling before its commit).
+const REVIEW_LATENCY: &str = "recommender_review_latency_seconds";
+/// review-svc's CDC lag: a change committed → Kafka acknowledged it.
+const CDC_LAG: &str = "review_svc_cdc_lag_seconds";
 /// Every event the enricher finished with (all outcomes).
 const ENRICHER_EVENTS: &str = "cinerec_stream_events_total";
 /// Every event the recommender finished with (all outcomes).
@@ -82,6 +89,16 @@ enum Command {
     Recommender(recommender::RecommenderArgs),
 }
 
+/// Which latency a step's p99 limit applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Judged {
+    /// The recommender's: from the enriched record's Kafka timestamp.
+    Recommender,
+    /// The whole pipeline's: from review-svc's acceptance of the review
+    /// (http source only: pre-created reviews were accepted long before).
+    EndToEnd,
+}
+
 /// Where the reviews enter the pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Source {
@@ -114,6 +131,10 @@ struct PipelineArgs {
     /// A step passes when its p99 is within this, milliseconds.
     #[arg(long, default_value_t = 100.0)]
     p99_limit_ms: f64,
+    /// Which latency `--p99-limit-ms` applies to (`end-to-end` needs the
+    /// http source).
+    #[arg(long, value_enum, default_value_t = Judged::Recommender)]
+    judge: Judged,
     /// Movies seeded.
     #[arg(long, default_value_t = 5_000)]
     movies: u64,
@@ -181,6 +202,10 @@ async fn pipeline(args: PipelineArgs) -> anyhow::Result<()> {
         "--rates needs positive rates"
     );
     anyhow::ensure!(args.step_secs > 0, "--step-secs must be positive");
+    anyhow::ensure!(
+        !(args.judge == Judged::EndToEnd && args.source == Source::Kafka),
+        "--judge end-to-end needs --source http: pre-created reviews were accepted before the step"
+    );
     println!(
         "cinerec-bench pipeline: source {:?}, {} binaries in {}{}",
         args.source,
@@ -410,7 +435,10 @@ async fn run_step(
         let watch = watched(p);
         let rec_before = p.scrape(Service::Recommender).await?;
         let enr_before = p.scrape(Service::Enricher).await?;
+        let rev_before = p.scrape(Service::ReviewSvc).await?;
         let hist_before = Buckets::scrape(&rec_before, LATENCY);
+        let e2e_before = Buckets::scrape(&rec_before, REVIEW_LATENCY);
+        let cdc_before = Buckets::scrape(&rev_before, CDC_LAG);
         let handled_before = rec_before.sum(RECOMMENDER_EVENTS, &[]);
         let cpu_before = CpuSnapshot::take(&watch);
         let (accepted, load_secs, note) = match kafka {
@@ -480,7 +508,10 @@ async fn run_step(
         };
         let rec_after = p.scrape(Service::Recommender).await?;
         let enr_after = p.scrape(Service::Enricher).await?;
+        let rev_after = p.scrape(Service::ReviewSvc).await?;
         let latency = Buckets::scrape(&rec_after, LATENCY).since(&hist_before);
+        let end_to_end = Buckets::scrape(&rec_after, REVIEW_LATENCY).since(&e2e_before);
+        let cdc_lag = Buckets::scrape(&rev_after, CDC_LAG).since(&cdc_before);
         let stages = format!(
             "enricher batches: {}; recommender batches: {}; recommender Cassandra writes: {}",
             batches(&enr_before, &enr_after, "cinerec_stream"),
@@ -506,6 +537,9 @@ async fn run_step(
             load_secs,
             handled_in_load,
             latency,
+            end_to_end,
+            cdc_lag,
+            judged: args.judge,
             enricher_lag,
             recommender_lag,
             drain_secs: drain_started.elapsed().as_secs_f64(),

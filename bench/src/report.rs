@@ -8,7 +8,7 @@ use cinerec_tests::pipeline::Metrics;
 
 use crate::latency::{Buckets, show};
 use crate::procs::CpuUse;
-use crate::{MIN_ACCEPTED_SHARE, PipelineArgs, Source, TARGET_RATE};
+use crate::{Judged, MIN_ACCEPTED_SHARE, PipelineArgs, Source, TARGET_RATE};
 
 /// The figures of one step.
 #[derive(Debug)]
@@ -20,7 +20,14 @@ pub(crate) struct StepReport {
     /// sent: the time the accepted reviews took to offer.
     pub(crate) load_secs: f64,
     pub(crate) handled_in_load: u64,
+    /// The recommender's latency (from the enriched record's Kafka timestamp).
     pub(crate) latency: Buckets,
+    /// From review-svc's acceptance of the review to its serving row.
+    pub(crate) end_to_end: Buckets,
+    /// review-svc's CDC lag (commit → Kafka ack).
+    pub(crate) cdc_lag: Buckets,
+    /// Which of the two latencies the p99 limit applies to.
+    pub(crate) judged: Judged,
     pub(crate) enricher_lag: u64,
     pub(crate) recommender_lag: u64,
     pub(crate) drain_secs: f64,
@@ -57,8 +64,17 @@ impl StepReport {
     pub(crate) fn accepted_rate(&self) -> f64 {
         self.accepted as f64 / self.load_secs.max(1e-9)
     }
+    /// The p99 of the judged latency.
     pub(crate) fn p99(&self) -> Option<f64> {
-        self.latency.quantile(0.99)
+        match self.judged {
+            Judged::Recommender => self.latency.quantile(0.99),
+            Judged::EndToEnd => self.end_to_end.quantile(0.99),
+        }
+    }
+    /// Cassandra's CPU per accepted review, milliseconds.
+    pub(crate) fn cassandra_ms_per_review(&self) -> Option<f64> {
+        let cpu = self.cpu.per_process.get("cassandra")?;
+        (self.accepted > 0).then(|| cpu * self.load_secs * 1e3 / self.accepted as f64)
     }
     /// Accepted ≥ 90 % of the offered rate and the consumers caught up.
     pub(crate) fn keeps_up(&self) -> bool {
@@ -88,7 +104,8 @@ pub(crate) fn print_step(n: usize, r: &StepReport, source: Source) {
     };
     println!(
         "step {n}: offered {}/s ({} in {:.1}s), {unit} {:.0}/s, recommender handled {:.0}/s during the load; \
-         latency p50 {} p99 {} over {} events; lag at end of load: enricher {} recommender {}; \
+         recommender latency p50 {} p99 {} over {} events; end to end (accepted → row) p50 {} p99 {}; \
+         CDC lag p50 {} p99 {}; Cassandra CPU {} ms per review; lag at end of load: enricher {} recommender {}; \
          drained {} in {:.1}s; box CPU {}; {}",
         r.offered_rate,
         r.offered,
@@ -96,8 +113,14 @@ pub(crate) fn print_step(n: usize, r: &StepReport, source: Source) {
         r.accepted_rate(),
         r.handled_in_load as f64 / r.load_secs.max(1e-9),
         show(r.latency.quantile(0.5)),
-        show(r.p99()),
+        show(r.latency.quantile(0.99)),
         r.latency.count(),
+        show(r.end_to_end.quantile(0.5)),
+        show(r.end_to_end.quantile(0.99)),
+        show(r.cdc_lag.quantile(0.5)),
+        show(r.cdc_lag.quantile(0.99)),
+        r.cassandra_ms_per_review()
+            .map_or("-".to_owned(), |ms| format!("{ms:.2}")),
         r.enricher_lag,
         r.recommender_lag,
         if r.drained { "yes" } else { "NO" },
@@ -140,16 +163,21 @@ pub(crate) fn print_table(reports: &[StepReport], source: Source) {
     ];
     println!();
     println!(
-        "source {source:?}; latency = recommender_event_latency_seconds over load + drain, \
-         reported as the upper bound of its bucket (…, 25, 50, 100, 250 ms, …)"
+        "source {source:?}; p50/p99 = recommender_event_latency_seconds, e2e = \
+         recommender_review_latency_seconds (review accepted → row), cdc = review_svc_cdc_lag_seconds, \
+         over load + drain, each the upper bound of its bucket (…, 25, 50, 100, 250 ms, …); \
+         cass-ms = Cassandra CPU ms per accepted review"
     );
     println!(
-        "{:>8} {:>9} {:>9} {:>7} {:>7} {:>8} {:>8} {:>7} | CPU % of a core: {} | peak RSS MiB: {}",
+        "{:>8} {:>9} {:>9} {:>7} {:>7} {:>7} {:>7} {:>7} {:>8} {:>8} {:>7} | CPU % of a core: {} | peak RSS MiB: {}",
         "offered",
         "accepted",
         "handled",
         "p50",
         "p99",
+        "e2e-p99",
+        "cdc-p99",
+        "cass-ms",
         "enr-lag",
         "rec-lag",
         "drained",
@@ -168,12 +196,16 @@ pub(crate) fn print_table(reports: &[StepReport], source: Source) {
             .collect();
         let mem: Vec<String> = labels.iter().map(|l| mib(r.peak_kib.get(*l))).collect();
         println!(
-            "{:>8} {:>9.0} {:>9.0} {:>7} {:>7} {:>8} {:>8} {:>7} | {} | {}",
+            "{:>8} {:>9.0} {:>9.0} {:>7} {:>7} {:>7} {:>7} {:>7} {:>8} {:>8} {:>7} | {} | {}",
             r.offered_rate,
             r.accepted_rate(),
             r.handled_in_load as f64 / r.load_secs.max(1e-9),
             show(r.latency.quantile(0.5)),
-            show(r.p99()),
+            show(r.latency.quantile(0.99)),
+            show(r.end_to_end.quantile(0.99)),
+            show(r.cdc_lag.quantile(0.99)),
+            r.cassandra_ms_per_review()
+                .map_or("-".to_owned(), |ms| format!("{ms:.2}")),
             r.enricher_lag,
             r.recommender_lag,
             if r.drained {
@@ -255,13 +287,17 @@ pub(crate) fn print_verdict(reports: &[StepReport], args: &PipelineArgs, release
         .fold(0.0_f64, f64::max);
     let why = format!("{why}; highest rate kept up with (any latency): {ceiling:.0}/s");
     println!(
-        "verdict ({}{:?} source): highest sustained rate with p99 ≤ {} ms: {} vs the {:.0}/s target; {why}; bottleneck: {bottleneck}",
+        "verdict ({}{:?} source): highest sustained rate with {} p99 ≤ {} ms: {} vs the {:.0}/s target; {why}; bottleneck: {bottleneck}",
         if release {
             ""
         } else {
             "NON-RELEASE binaries, "
         },
         args.source,
+        match args.judge {
+            Judged::Recommender => "recommender",
+            Judged::EndToEnd => "end-to-end",
+        },
         args.p99_limit_ms,
         best.map_or("none".to_owned(), |b| format!("{b:.0}/s")),
         TARGET_RATE,

@@ -82,7 +82,7 @@ use rdkafka::message::OwnedMessage;
 use tracing::Instrument as _;
 
 use self::flush::{Flusher, direct_loop, flush_loop};
-use self::state::{Moves, State};
+use self::state::{Moves, Stamps, State};
 use crate::changelog::{self, Reader};
 use crate::config::Config;
 use crate::kafka;
@@ -407,8 +407,11 @@ impl Operator for Recommend {
             let mut st = lock(&self.state);
             for c in batch {
                 if st.apply(&c.event, c.partition, true, &mut outcomes) {
-                    let ts = c.timestamp_ms.unwrap_or_else(|| now_micros() / 1_000);
-                    st.direct.entry(c.event.user_id).or_default().push(ts);
+                    let stamps = Stamps {
+                        kafka_ms: c.timestamp_ms.unwrap_or_else(|| now_micros() / 1_000),
+                        accepted_ms: c.event.changed_at_us / 1_000,
+                    };
+                    st.direct.entry(c.event.user_id).or_default().push(stamps);
                     advanced.push((c.partition, c.event));
                     results.push(Outcome::Done);
                 } else {

@@ -14,6 +14,7 @@
 //! | `recommender_cassandra_write_seconds` | histogram | `table` |
 //! | `recommender_cassandra_retries_total` | counter | `table` |
 //! | `recommender_event_latency_seconds` | histogram | Kafka record timestamp of the enriched record → its effects written |
+//! | `recommender_review_latency_seconds` | histogram | review-svc accepted the review's version (`changed_at`, another host's clock) → its effects written: the whole pipeline |
 //! | `recommender_model_reviews`, `recommender_model_likes`, `recommender_model_pairs` | gauge | |
 //! | `recommender_rebuild_seconds` | gauge | |
 //! | `recommender_refresh_seconds` | histogram | |
@@ -35,6 +36,8 @@ pub const CASSANDRA_WRITE_SECONDS: &str = "recommender_cassandra_write_seconds";
 pub const CASSANDRA_RETRIES_TOTAL: &str = "recommender_cassandra_retries_total";
 /// From the enriched record's Kafka timestamp to its effects written.
 pub const EVENT_LATENCY_SECONDS: &str = "recommender_event_latency_seconds";
+/// Review accepted by review-svc (`changed_at`) → its effects written.
+pub const REVIEW_LATENCY_SECONDS: &str = "recommender_review_latency_seconds";
 /// Reviews the model tracks (tombstones included).
 pub const MODEL_REVIEWS: &str = "recommender_model_reviews";
 /// (user, movie) likes.
@@ -176,6 +179,12 @@ pub fn cassandra_retry(table: &'static str, failures: u32, error: &dyn std::fmt:
 /// An event's effects are written, `latency` after its Kafka timestamp.
 pub fn event_latency(latency: Duration) {
     metrics::histogram!(EVENT_LATENCY_SECONDS).record(latency.as_secs_f64());
+}
+
+/// An event's effects are written, `latency` after review-svc accepted its
+/// review's version.
+pub fn review_latency(latency: Duration) {
+    metrics::histogram!(REVIEW_LATENCY_SECONDS).record(latency.as_secs_f64());
 }
 
 /// The model's size.

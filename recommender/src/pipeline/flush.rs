@@ -15,7 +15,7 @@ use cinerec_service_kit::clock::now_micros;
 use futures::FutureExt as _;
 use tracing::Instrument as _;
 
-use super::state::{Move, Moves, RowKey, State, lock_queue};
+use super::state::{Move, Moves, RowKey, Stamps, State, lock_queue};
 use super::{SHUTDOWN_GRACE, lock};
 use crate::config::Config;
 use crate::model::{MovieId, UserId};
@@ -157,9 +157,11 @@ impl Flusher {
         let written = direct.len();
         self.write_rows(direct, stop.clone()).await?;
         let now_ms = now_micros() / 1_000;
-        for ts in latencies {
-            let ms = u64::try_from(now_ms - ts).unwrap_or(0);
-            telemetry::event_latency(Duration::from_millis(ms));
+        let since =
+            |then_ms: i64| Duration::from_millis(u64::try_from(now_ms - then_ms).unwrap_or(0));
+        for stamps in latencies {
+            telemetry::event_latency(since(stamps.kafka_ms));
+            telemetry::review_latency(since(stamps.accepted_ms));
         }
         // (2) The background refresh: neighbours whose similarities moved,
         // movies, genres — at most `refresh_max_users` rows recomputed.
@@ -305,10 +307,10 @@ impl Emitter {
 }
 
 /// The rows of the owned users whose own events advanced, and those events'
-/// Kafka timestamps (ms). The lock is taken per row, so a batch waiting to
+/// [`Stamps`]. The lock is taken per row, so a batch waiting to
 /// apply never waits for a whole flush's computation.
-fn direct_rows(state: &Mutex<State>) -> (Vec<Row>, Vec<i64>) {
-    let direct: Vec<(UserId, Vec<i64>)> = {
+fn direct_rows(state: &Mutex<State>) -> (Vec<Row>, Vec<Stamps>) {
+    let direct: Vec<(UserId, Vec<Stamps>)> = {
         let mut st = lock(state);
         st.fallback.clear();
         st.direct.drain().collect()

@@ -28,6 +28,18 @@ pub(super) enum RowKey {
 }
 
 /// Everything the consumer, the follower and the flush share, behind one lock.
+/// When an applied event was made, both ways the flush measures from (ms
+/// since the epoch).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Stamps {
+    /// The enriched record's Kafka timestamp: the recommender's own latency.
+    pub(super) kafka_ms: i64,
+    /// When review-svc accepted the review's version (`changed_at`): the
+    /// whole pipeline's latency, POST to serving row, but for the request's
+    /// own handling before its commit.
+    pub(super) accepted_ms: i64,
+}
+
 #[derive(Debug)]
 pub(super) struct State {
     pub(super) model: Model,
@@ -38,9 +50,9 @@ pub(super) struct State {
     pub(super) user_genres: HashMap<UserId, Vec<String>>,
     /// Partitions owned (with leases) and each user's partition.
     pub(super) own: Ownership,
-    /// Users whose own events advanced the model, with those events' Kafka
-    /// timestamps (ms): flushed at the next tick, latency measured.
-    pub(super) direct: HashMap<UserId, Vec<i64>>,
+    /// Users whose own events advanced the model, with those events'
+    /// [`Stamps`]: flushed at the next tick, latencies measured.
+    pub(super) direct: HashMap<UserId, Vec<Stamps>>,
     /// Movies whose `N` changed since the flush last expanded them.
     pub(super) changed_n: HashSet<MovieId>,
     /// Movies whose similarities (and whose likers' recommendations) may be stale.
