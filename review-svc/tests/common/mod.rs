@@ -312,13 +312,17 @@ pub fn rejected(code: &str) -> f64 {
     ))
 }
 
-/// Relay pacing for tests: quick polls and sweeps, the shortest safe settle.
+/// Relay pacing for tests: quick polls and sweeps, the shortest safe
+/// settle, a short lease TTL (takeovers within ~2 s).
 pub fn fast_relay() -> RelayArgs {
     RelayArgs {
         relay_poll_ms: 10,
         relay_settle_ms: 3_000,
         relay_sweep_ms: 200,
         relay_lookback_ms: 500,
+        relay_lease_ttl_ms: 2_000,
+        relay_lease_tick_ms: 250,
+        relay_member_id: None,
     }
 }
 
