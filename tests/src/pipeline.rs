@@ -229,12 +229,14 @@ struct Running {
     log: PathBuf,
 }
 
-/// An extra instance of a consumer, beside the one [`Pipeline::start_service`]
-/// runs: the same group, cache namespace and keyspace, its own admin port.
+/// An extra instance of a consumer or of review-svc, beside the one
+/// [`Pipeline::start_service`] runs: the same group, cache namespace and
+/// keyspace, its own admin port (and review-svc's own API and RPC ports).
 #[derive(Debug)]
 struct Replica {
     service: Service,
     admin: SocketAddr,
+    api: Option<SocketAddr>,
     running: Option<Running>,
 }
 
