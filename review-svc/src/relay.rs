@@ -2,8 +2,17 @@
 //! change to Kafka `reviews.changed` as a [`ReviewChanged`] event, keyed by
 //! `review_id`, through an idempotent producer.
 //!
-//! One task per change-log shard (a review's changes all live in one shard).
-//! Each task keeps:
+//! The change log has [`CHANGE_SHARDS`](crate::store::CHANGE_SHARDS) shards
+//! (a review's changes all live in one shard). Every process running the
+//! relay (each `serve` replica, or `relay`) is a member of one group per
+//! keyspace: the shards are spread over the live members by leases in
+//! Cassandra ([`lease`]: how they are taken, renewed, balanced and fenced),
+//! so in the normal case each change is published by exactly one replica,
+//! and a replica killed without warning has its shards taken over by the
+//! others a lease TTL (3 s by default) after its last renewal.
+//!
+//! A member runs one task per shard it holds the lease of (`relay/shard.rs`). Each
+//! task keeps:
 //!
 //! * `checkpoint` (persisted) — every change with `changed_at <= checkpoint`
 //!   is acknowledged by Kafka. It only moves to `now - settle` after a sweep
@@ -18,9 +27,12 @@
 //! * `published` (memory) — changes after the checkpoint already acked, so
 //!   the sweep does not send them twice.
 //!
-//! After a crash the task restarts from the checkpoint with an empty
-//! `published`: the unsettled window is sent again (at-least-once; the
-//! event id is stored in the row, so duplicates carry the same id).
+//! After a crash, and whenever a shard changes hands, the new task starts
+//! from the checkpoint with an empty `published`: the unsettled window is
+//! sent again (at-least-once; the event id is stored in the row, so
+//! duplicates carry the same id; they are counted). The checkpoint is
+//! fenced by the lease generation, so only the current holder moves it, and
+//! a holder stops publishing before its lease can be taken.
 //!
 //! Per-review order: writers serialise versions (see `store`), each change
 //! row names its predecessor's `changed_at`, and the relay publishes a
