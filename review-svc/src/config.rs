@@ -37,6 +37,13 @@ pub const DEFAULT_RELAY_LOOKBACK_MS: u64 = 500;
 /// How often the relay re-reads the not-yet-settled window for late rows and
 /// moves its checkpoint.
 pub const DEFAULT_RELAY_SWEEP_MS: u64 = 1_000;
+/// How long a relay replica's shard lease lasts without renewal: a replica
+/// killed without releasing its leases has its shards taken over by the
+/// survivors this long (plus one tick) after its last renewal.
+pub const DEFAULT_RELAY_LEASE_TTL_MS: u64 = 3_000;
+/// How often a relay replica renews its leases, beats its membership row and
+/// balances shards. Must be at most a third of the lease TTL.
+pub const DEFAULT_RELAY_LEASE_TICK_MS: u64 = 500;
 /// Issuer expected in (and minted into) tokens.
 pub const DEFAULT_JWT_ISSUER: &str = "cinerec-dev";
 /// Audience expected in (and minted into) tokens.
@@ -172,6 +179,18 @@ pub struct RelayArgs {
     /// land out of order.
     #[arg(long, env = "REVIEW_SVC_RELAY_LOOKBACK_MS", default_value_t = DEFAULT_RELAY_LOOKBACK_MS)]
     pub relay_lookback_ms: u64,
+    /// Shard lease TTL (ms): how long after its last renewal a dead
+    /// replica's shards are taken over.
+    #[arg(long, env = "REVIEW_SVC_RELAY_LEASE_TTL_MS", default_value_t = DEFAULT_RELAY_LEASE_TTL_MS)]
+    pub relay_lease_ttl_ms: u64,
+    /// Interval (ms) of lease renewal, membership heartbeat and balancing
+    /// (at most a third of the TTL).
+    #[arg(long, env = "REVIEW_SVC_RELAY_LEASE_TICK_MS", default_value_t = DEFAULT_RELAY_LEASE_TICK_MS)]
+    pub relay_lease_tick_ms: u64,
+    /// This replica's member id in the lease table (default: a random one
+    /// per process start).
+    #[arg(long, env = "REVIEW_SVC_RELAY_MEMBER_ID")]
+    pub relay_member_id: Option<uuid::Uuid>,
 }
 
 impl Default for RelayArgs {
@@ -181,6 +200,9 @@ impl Default for RelayArgs {
             relay_settle_ms: DEFAULT_RELAY_SETTLE_MS,
             relay_sweep_ms: DEFAULT_RELAY_SWEEP_MS,
             relay_lookback_ms: DEFAULT_RELAY_LOOKBACK_MS,
+            relay_lease_ttl_ms: DEFAULT_RELAY_LEASE_TTL_MS,
+            relay_lease_tick_ms: DEFAULT_RELAY_LEASE_TICK_MS,
+            relay_member_id: None,
         }
     }
 }
@@ -201,6 +223,26 @@ impl RelayArgs {
     /// Sweep interval.
     pub fn sweep(&self) -> Duration {
         Duration::from_millis(self.relay_sweep_ms.max(1))
+    }
+    /// Shard lease TTL.
+    pub fn lease_ttl(&self) -> Duration {
+        Duration::from_millis(self.relay_lease_ttl_ms.max(3))
+    }
+    /// Lease renewal / balancing interval.
+    pub fn lease_tick(&self) -> Duration {
+        Duration::from_millis(self.relay_lease_tick_ms.max(1))
+    }
+    /// `Err` unless the tick leaves room for two missed renewals within the
+    /// TTL (the holder stops one tick before its lease is past due).
+    pub fn check_lease(&self) -> Result<(), String> {
+        if self.lease_tick() * 3 > self.lease_ttl() {
+            return Err(format!(
+                "--relay-lease-tick-ms ({:?}) must be at most a third of --relay-lease-ttl-ms ({:?})",
+                self.lease_tick(),
+                self.lease_ttl()
+            ));
+        }
+        Ok(())
     }
 }
 

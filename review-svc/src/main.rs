@@ -154,6 +154,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Relay { kafka, relay } => {
             check_settle(&relay)?;
+            relay.check_lease().map_err(anyhow::Error::msg)?;
             let store = Arc::new(ReviewStore::new(session, &config.cql).await?);
             let shutdown = shutdown::on_signals()?;
             let relay = Relay::new(
@@ -183,6 +184,7 @@ async fn main() -> anyhow::Result<()> {
             http,
         } => {
             check_settle(&relay)?;
+            relay.check_lease().map_err(anyhow::Error::msg)?;
             let store = Arc::new(ReviewStore::new(session, &config.cql).await?);
             let recommendations = Arc::new(
                 Recommendations::new(

@@ -2,8 +2,17 @@
 //! change to Kafka `reviews.changed` as a [`ReviewChanged`] event, keyed by
 //! `review_id`, through an idempotent producer.
 //!
-//! One task per change-log shard (a review's changes all live in one shard).
-//! Each task keeps:
+//! The change log has [`CHANGE_SHARDS`](crate::store::CHANGE_SHARDS) shards
+//! (a review's changes all live in one shard). Every process running the
+//! relay (each `serve` replica, or `relay`) is a member of one group per
+//! keyspace: the shards are spread over the live members by leases in
+//! Cassandra ([`lease`]: how they are taken, renewed, balanced and fenced),
+//! so in the normal case each change is published by exactly one replica,
+//! and a replica killed without warning has its shards taken over by the
+//! others a lease TTL (3 s by default) after its last renewal.
+//!
+//! A member runs one task per shard it holds the lease of (`relay/shard.rs`). Each
+//! task keeps:
 //!
 //! * `checkpoint` (persisted) — every change with `changed_at <= checkpoint`
 //!   is acknowledged by Kafka. It only moves to `now - settle` after a sweep
@@ -18,30 +27,35 @@
 //! * `published` (memory) — changes after the checkpoint already acked, so
 //!   the sweep does not send them twice.
 //!
-//! After a crash the task restarts from the checkpoint with an empty
-//! `published`: the unsettled window is sent again (at-least-once; the
-//! event id is stored in the row, so duplicates carry the same id).
+//! After a crash, and whenever a shard changes hands, the new task starts
+//! from the checkpoint with an empty `published`: the unsettled window is
+//! sent again (at-least-once; the event id is stored in the row, so
+//! duplicates carry the same id; they are counted). The checkpoint is
+//! fenced by the lease generation, so only the current holder moves it, and
+//! a holder stops publishing before its lease can be taken.
 //!
 //! Per-review order: writers serialise versions (see `store`), each change
 //! row names its predecessor's `changed_at`, and the relay publishes a
 //! missing predecessor before its successor. Sends are enqueued in order
 //! on one producer with idempotence on, which keeps order per partition.
 
-use std::collections::{HashSet, VecDeque};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+pub mod lease;
+mod shard;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::time::Duration;
+
+use cinerec_service_kit::Shutdown;
 use cinerec_service_kit::clock::now_micros;
-use cinerec_service_kit::kafka::{self, dlq::HEADER_ERROR};
-use cinerec_service_kit::{Shutdown, trace_context};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use cinerec_service_kit::kafka;
+use rdkafka::error::KafkaError;
+use rdkafka::producer::FutureProducer;
 use uuid::Uuid;
 
 use crate::config::{KafkaArgs, RelayArgs};
 use crate::event::{ChangeOp, ReviewChanged};
-use crate::store::{ChangeRow, ReviewStore, StoreError, shard_of};
+use crate::store::{ChangeRow, ReviewStore, StoreError};
 use crate::telemetry;
 
 /// How far ahead of this host's clock the fast path looks, for writers
@@ -70,6 +84,13 @@ pub enum RelayError {
     /// The keyspace has no checkpoint for a shard: `migrate` never ran.
     #[error("no relay checkpoint for shard {0}; run `review-svc migrate` first")]
     NotMigrated(i32),
+    /// Another replica holds the shard's lease now (not fatal: the shard
+    /// stops here and goes on there).
+    #[error("the lease of shard {0} was taken by another relay")]
+    LeaseLost(i32),
+    /// A shard's task panicked.
+    #[error("relay task of shard {0} panicked: {1}")]
+    Panicked(i32, String),
 }
 
 /// The idempotent producer the relay publishes with (service-kit's, with a
@@ -126,7 +147,8 @@ fn dlq_payload(row: &ChangeRow) -> Vec<u8> {
     .into_bytes()
 }
 
-/// The relay of one keyspace into one topic.
+/// The relay of one keyspace into one topic, as one member of the replicas
+/// sharing its shards.
 #[derive(Clone)]
 pub struct Relay {
     store: Arc<ReviewStore>,
@@ -134,14 +156,22 @@ pub struct Relay {
     topic: String,
     args: RelayArgs,
     health: RelayHealth,
+    /// This replica's id in `relay_leases` / `relay_members`.
+    member: Uuid,
 }
 
-/// When each shard last completed a poll, for the readiness probe: a relay
-/// that cannot read the change log or reach Kafka reads as not ready.
+/// When each owned shard last completed a poll, and when the lease table
+/// last answered, for the readiness probe: a relay that cannot read the
+/// change log, reach Kafka or renew its leases reads as not ready.
 #[derive(Debug, Clone)]
 pub struct RelayHealth {
-    /// µs since the epoch of each shard's last successful step (0: none yet).
-    last_ok: Arc<Vec<std::sync::atomic::AtomicI64>>,
+    /// µs since the epoch of each shard's last successful step.
+    last_ok: Arc<Vec<AtomicI64>>,
+    /// Whether this replica holds each shard's lease (only held shards are
+    /// checked: the others are someone else's to publish).
+    owned: Arc<Vec<AtomicBool>>,
+    /// µs since the epoch of the last lease tick that read the lease table.
+    leases_ok: Arc<AtomicI64>,
 }
 
 /// A shard that has not completed a poll for this long is unhealthy (Kafka
@@ -150,30 +180,61 @@ pub const UNHEALTHY_AFTER: Duration = Duration::from_secs(45);
 
 impl RelayHealth {
     fn new() -> RelayHealth {
+        let shards = crate::store::CHANGE_SHARDS as usize;
         RelayHealth {
-            last_ok: Arc::new(
-                (0..crate::store::CHANGE_SHARDS)
-                    .map(|_| std::sync::atomic::AtomicI64::new(now_micros()))
-                    .collect(),
-            ),
+            last_ok: Arc::new((0..shards).map(|_| AtomicI64::new(now_micros())).collect()),
+            owned: Arc::new((0..shards).map(|_| AtomicBool::new(false)).collect()),
+            leases_ok: Arc::new(AtomicI64::new(now_micros())),
         }
     }
 
     fn ok(&self, shard: i32) {
         if let Some(at) = self.last_ok.get(shard as usize) {
-            at.store(now_micros(), std::sync::atomic::Ordering::Relaxed);
+            at.store(now_micros(), Ordering::Relaxed);
         }
     }
 
-    /// `Err` naming the shards that made no progress for [`UNHEALTHY_AFTER`].
-    pub fn check(&self) -> Result<(), String> {
-        let limit = now_micros() - UNHEALTHY_AFTER.as_micros() as i64;
-        let stuck: Vec<usize> = self
-            .last_ok
+    fn set_owned(&self, shard: i32, owned: bool) {
+        if let Some(flag) = self.owned.get(shard as usize) {
+            flag.store(owned, Ordering::Relaxed);
+        }
+        if owned {
+            self.ok(shard);
+        }
+        telemetry::shards_owned(self.owned().len());
+    }
+
+    fn leases_answered(&self) {
+        self.leases_ok.store(now_micros(), Ordering::Relaxed);
+    }
+
+    /// The shards this replica holds the lease of (and publishes).
+    pub fn owned(&self) -> Vec<i32> {
+        self.owned
             .iter()
             .enumerate()
-            .filter(|(_, at)| at.load(std::sync::atomic::Ordering::Relaxed) < limit)
-            .map(|(shard, _)| shard)
+            .filter(|(_, owned)| owned.load(Ordering::Relaxed))
+            .map(|(shard, _)| shard as i32)
+            .collect()
+    }
+
+    /// `Err` naming the owned shards that made no progress for
+    /// [`UNHEALTHY_AFTER`], or saying the lease table stopped answering.
+    pub fn check(&self) -> Result<(), String> {
+        let limit = now_micros() - UNHEALTHY_AFTER.as_micros() as i64;
+        if self.leases_ok.load(Ordering::Relaxed) < limit {
+            return Err(format!(
+                "relay leases could not be read or renewed for {UNHEALTHY_AFTER:?}"
+            ));
+        }
+        let stuck: Vec<i32> = self
+            .owned()
+            .into_iter()
+            .filter(|&shard| {
+                self.last_ok
+                    .get(shard as usize)
+                    .is_some_and(|at| at.load(Ordering::Relaxed) < limit)
+            })
             .collect();
         if stuck.is_empty() {
             Ok(())
@@ -189,13 +250,15 @@ impl std::fmt::Debug for Relay {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Relay")
             .field("topic", &self.topic)
+            .field("member", &self.member)
             .field("args", &self.args)
             .finish_non_exhaustive()
     }
 }
 
 impl Relay {
-    /// A relay publishing `store`'s changes to `topic`.
+    /// A relay publishing `store`'s changes to `topic`, as the member
+    /// `args.relay_member_id` (default: a fresh random id).
     pub fn new(
         store: Arc<ReviewStore>,
         producer: FutureProducer,
@@ -206,357 +269,26 @@ impl Relay {
             store,
             producer,
             topic: topic.to_owned(),
+            member: args.relay_member_id.unwrap_or_else(Uuid::new_v4),
             args,
             health: RelayHealth::new(),
         }
     }
 
-    /// The relay's health, for a readiness check.
+    /// The relay's health, for a readiness check (and the shards it owns).
     pub fn health(&self) -> RelayHealth {
         self.health.clone()
     }
 
-    /// Runs every shard until `shutdown`; returns the first fatal error.
+    /// This replica's member id in the lease table.
+    pub fn member(&self) -> Uuid {
+        self.member
+    }
+
+    /// Publishes the shards this replica wins leases of until `shutdown`,
+    /// then stops them and releases their leases; returns the first fatal
+    /// error (the keyspace was never migrated, a task panicked).
     pub async fn run(self, shutdown: Shutdown) -> Result<(), RelayError> {
-        let mut tasks = tokio::task::JoinSet::new();
-        for shard in 0..crate::store::CHANGE_SHARDS {
-            let relay = self.clone();
-            let shutdown = shutdown.clone();
-            tasks.spawn(async move { ShardRelay::start(relay, shard).await?.run(shutdown).await });
-        }
-        let mut first_error = None;
-        while let Some(joined) = tasks.join_next().await {
-            let result = joined.unwrap_or_else(|e| {
-                Err(RelayError::Store(StoreError::Database(format!(
-                    "relay task panicked: {e}"
-                ))))
-            });
-            if let Err(e) = result {
-                // One shard failing fatally stops them all: a partial relay
-                // would look healthy while one shard's reviews never flow.
-                shutdown.trigger();
-                first_error.get_or_insert(e);
-            }
-        }
-        match first_error {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
+        lease::Members::new(self).run(shutdown).await
     }
-}
-
-struct ShardRelay {
-    relay: Relay,
-    shard: i32,
-    /// Persisted: every change at or before it is acked.
-    checkpoint: i64,
-    /// Where the look-back pass reads from: it trails now by the look-back
-    /// window (or follows the rows read, behind a backlog).
-    cursor: i64,
-    /// The newest `changed_at` read: most polls read only after it.
-    head: i64,
-    /// When the look-back pass last ran.
-    last_lookback: Instant,
-    /// Acked changes after `checkpoint`, as `(review_id, changed_at)`.
-    published: HashSet<(Uuid, i64)>,
-    last_sweep: Instant,
-}
-
-impl ShardRelay {
-    async fn start(relay: Relay, shard: i32) -> Result<ShardRelay, RelayError> {
-        let checkpoint = relay
-            .store
-            .checkpoint(shard)
-            .await?
-            .ok_or(RelayError::NotMigrated(shard))?;
-        Ok(ShardRelay {
-            relay,
-            shard,
-            checkpoint,
-            cursor: checkpoint,
-            head: checkpoint,
-            last_lookback: Instant::now(),
-            published: HashSet::new(),
-            last_sweep: Instant::now(),
-        })
-    }
-
-    async fn run(mut self, shutdown: Shutdown) -> Result<(), RelayError> {
-        while !shutdown.is_triggered() {
-            let step = self.step().await;
-            if step.is_ok() {
-                self.relay.health.ok(self.shard);
-            }
-            let pause = match step {
-                Ok(0) => self.relay.args.poll(),
-                Ok(_) => Duration::ZERO,
-                Err(e) => {
-                    match &e {
-                        RelayError::Kafka(k) => telemetry::publish_failed(self.shard, k),
-                        other => telemetry::relay_store_error(self.shard, other),
-                    }
-                    // Read again from the checkpoint: nothing after it is
-                    // assumed sent unless it was acked.
-                    self.cursor = self.checkpoint;
-                    self.head = self.checkpoint;
-                    RETRY_PAUSE
-                }
-            };
-            if !pause.is_zero() {
-                tokio::select! {
-                    _ = tokio::time::sleep(pause) => {}
-                    _ = shutdown.wait() => {}
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// One poll: the fast path, then the sweep if due. Returns how many
-    /// changes were published.
-    async fn step(&mut self) -> Result<usize, RelayError> {
-        let now = now_micros();
-        let until = now + CLOCK_SLACK_MICROS;
-        // Most polls read only rows newer than any seen (cheap, in-order
-        // arrivals). Every LOOKBACK_INTERVAL the poll reads from the trailing
-        // cursor instead, catching rows that landed out of `changed_at` order
-        // (concurrent writers) within ~100 ms instead of the sweep's settle
-        // delay; the `published` set skips the ones already sent.
-        let lookback = self.last_lookback.elapsed() >= LOOKBACK_INTERVAL;
-        let from = if lookback {
-            self.last_lookback = Instant::now();
-            self.cursor
-        } else {
-            self.cursor.max(self.head)
-        };
-        let rows = self
-            .relay
-            .store
-            .scan_changes(self.shard, from, until, MAX_SCAN_ROWS)
-            .await?;
-        let seen_up_to = rows.last().map(|r| r.changed_at);
-        let mut sent = self.publish(rows, false).await?;
-        if let Some(at) = seen_up_to {
-            self.head = self.head.max(at);
-        }
-        // The cursor trails now by the look-back window; behind a backlog it
-        // follows the rows read.
-        let behind_now = now - self.relay.args.lookback().as_micros() as i64;
-        let next = seen_up_to.map_or(behind_now, |at| at.min(behind_now));
-        self.cursor = self.cursor.max(next);
-        if self.last_sweep.elapsed() >= self.relay.args.sweep() {
-            self.last_sweep = Instant::now();
-            let horizon = now - self.relay.args.settle().as_micros() as i64;
-            if horizon > self.checkpoint {
-                let rows = self
-                    .relay
-                    .store
-                    .scan_changes(self.shard, self.checkpoint, horizon, MAX_SCAN_ROWS)
-                    .await?;
-                // A truncated slice ends mid-log: checkpoint just before its
-                // last row's time, as more rows may share that microsecond.
-                let position = if rows.len() >= MAX_SCAN_ROWS {
-                    rows.last().map_or(horizon, |r| r.changed_at - 1)
-                } else {
-                    horizon
-                };
-                sent += self.publish(rows, true).await?;
-                if position > self.checkpoint {
-                    self.relay
-                        .store
-                        .save_checkpoint(self.shard, position)
-                        .await?;
-                    telemetry::checkpoint_saved(self.shard, position);
-                    self.checkpoint = position;
-                    self.published.retain(|&(_, at)| at > position);
-                    self.cursor = self.cursor.max(position);
-                    self.head = self.head.max(position);
-                }
-            }
-        }
-        Ok(sent)
-    }
-
-    /// Publishes the rows not yet acked, in order, each after its
-    /// predecessor; returns when Kafka acked them all.
-    async fn publish(&mut self, rows: Vec<ChangeRow>, sweeping: bool) -> Result<usize, RelayError> {
-        let mut queue: Vec<ChangeRow> = Vec::new();
-        let mut queued: HashSet<(Uuid, i64)> = HashSet::new();
-        for row in rows {
-            let key = (row.review_id, row.changed_at);
-            if self.published.contains(&key) || queued.contains(&key) {
-                continue;
-            }
-            if sweeping {
-                telemetry::late_change_found(self.shard, row.review_id, row.version);
-            }
-            for earlier in self.unpublished_predecessors(&row, &queued).await? {
-                telemetry::predecessor_published_first(earlier.review_id, earlier.version);
-                queued.insert((earlier.review_id, earlier.changed_at));
-                queue.push(earlier);
-            }
-            queued.insert(key);
-            queue.push(row);
-        }
-        self.send_in_order(queue).await
-    }
-
-    /// The predecessors of `row` that landed but are neither acked nor
-    /// queued, oldest first.
-    async fn unpublished_predecessors(
-        &self,
-        row: &ChangeRow,
-        queued: &HashSet<(Uuid, i64)>,
-    ) -> Result<Vec<ChangeRow>, RelayError> {
-        let mut chain = Vec::new();
-        let mut prev = row.prev_changed_at;
-        while let Some(at) = prev {
-            let key = (row.review_id, at);
-            if at <= self.checkpoint
-                || self.published.contains(&key)
-                || queued.contains(&key)
-                || chain.len() >= MAX_CHASE
-            {
-                break;
-            }
-            match self
-                .relay
-                .store
-                .change_at(shard_of(row.review_id), at, row.review_id)
-                .await?
-            {
-                Some(earlier) => {
-                    prev = earlier.prev_changed_at;
-                    chain.push(earlier);
-                }
-                None => {
-                    telemetry::predecessor_missing(row.review_id, row.version);
-                    break;
-                }
-            }
-        }
-        chain.reverse();
-        Ok(chain)
-    }
-
-    async fn send_in_order(&mut self, queue: Vec<ChangeRow>) -> Result<usize, RelayError> {
-        // Each send keeps its producer span open until Kafka acknowledges it.
-        // With the moment each was handed to the producer, for its latency.
-        let mut in_flight: VecDeque<(DeliveryFuture, (Uuid, i64), tracing::Span, Instant)> =
-            VecDeque::new();
-        let mut acked = Vec::with_capacity(queue.len());
-        let topic = self.relay.topic.clone();
-        let dlq = dlq_topic(&topic);
-        for row in &queue {
-            let key = (row.review_id, row.changed_at);
-            let record_key = row.review_id.to_string();
-            // A row that cannot become an event goes to the DLQ with the
-            // reason in a header: never silently dropped, never blocking.
-            let (topic, payload, error) = match encode(row) {
-                Ok(payload) => (topic.as_str(), payload, None),
-                Err(reason) => {
-                    telemetry::change_row_invalid(self.shard, row.review_id, row.version, &reason);
-                    (dlq.as_str(), dlq_payload(row), Some(reason))
-                }
-            };
-            let span = publish_span(topic, &record_key, row);
-            loop {
-                let mut headers = OwnedHeaders::new();
-                if let Some(reason) = &error {
-                    headers = headers.insert(Header {
-                        // The header every dead letter of the pipeline
-                        // carries (service-kit's DLQ), so one tool reads all.
-                        key: HEADER_ERROR,
-                        value: Some(reason.as_str()),
-                    });
-                }
-                let headers =
-                    trace_context::inject_kafka(&trace_context::context_of(&span), headers);
-                let record = FutureRecord::to(topic)
-                    .key(&record_key)
-                    .payload(&payload)
-                    .headers(headers);
-                match self.relay.producer.send_result(record) {
-                    Ok(delivery) => {
-                        in_flight.push_back((delivery, key, span, Instant::now()));
-                        break;
-                    }
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                        // Wait for the oldest send instead of skipping ahead:
-                        // enqueue order is publish order.
-                        match in_flight.pop_front() {
-                            Some((delivery, key, _span, sent)) => {
-                                acked.push(self.await_ack((delivery, key), sent).await?)
-                            }
-                            None => tokio::time::sleep(Duration::from_millis(5)).await,
-                        }
-                    }
-                    Err((e, _)) => return Err(e.into()),
-                }
-            }
-        }
-        while let Some((delivery, key, _span, sent)) = in_flight.pop_front() {
-            acked.push(self.await_ack((delivery, key), sent).await?);
-        }
-        let now = now_micros();
-        telemetry::changes_published(
-            self.shard,
-            acked.len(),
-            acked
-                .iter()
-                .map(|&(_, at)| Duration::from_micros((now - at).max(0) as u64)),
-        );
-        Ok(acked.len())
-    }
-
-    /// Waits for one send's answer. Sends are awaited in enqueue order, so a
-    /// send's latency (from `sent`) can include waiting behind an earlier
-    /// one; within a partition Kafka acknowledges in that order anyway.
-    async fn await_ack(
-        &mut self,
-        (delivery, key): (DeliveryFuture, (Uuid, i64)),
-        sent: Instant,
-    ) -> Result<(Uuid, i64), RelayError> {
-        let answer = delivery.await;
-        telemetry::produce_answered(sent.elapsed(), matches!(answer, Ok(Ok(_))));
-        match answer {
-            Ok(Ok(_)) => {
-                self.published.insert(key);
-                Ok(key)
-            }
-            Ok(Err((e, _))) => Err(e.into()),
-            Err(_cancelled) => Err(KafkaError::Canceled.into()),
-        }
-    }
-}
-
-/// The producer span of one change event (OTel messaging conventions), a
-/// child of the trace context the change row carries from the request that
-/// wrote it; its own context goes into the record's headers.
-fn publish_span(topic: &str, key: &str, row: &ChangeRow) -> tracing::Span {
-    // Not exporting: no per-row span on the relay's hot path.
-    if !cinerec_service_kit::telemetry::exporting() {
-        return tracing::Span::none();
-    }
-    let span = tracing::info_span!(
-        "relay.publish",
-        otel.name = %format_args!("{topic} publish"),
-        otel.kind = "producer",
-        messaging.system = "kafka",
-        messaging.operation.type = "send",
-        messaging.operation.name = "send",
-        messaging.destination.name = %topic,
-        messaging.kafka.message.key = %key,
-        messaging.message.id = %row.event_id,
-        cinerec.review_id = %row.review_id,
-        cinerec.version = row.version,
-    );
-    if let Some(traceparent) = &row.traceparent {
-        let written = trace_context::W3cContext {
-            traceparent: traceparent.clone(),
-            tracestate: row.tracestate.clone(),
-        };
-        trace_context::set_parent(&span, written.context());
-    }
-    span
 }

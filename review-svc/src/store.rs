@@ -25,7 +25,10 @@
 //!   (24 h): the version is the one the keyed write produced, so a replay
 //!   answers that write's result, not the review's current state.
 //! * `relay_checkpoints` — per shard: every change with `changed_at` at or
-//!   before `position` is acknowledged by Kafka.
+//!   before `position` is acknowledged by Kafka; `generation` fences it to
+//!   the current lease holder.
+//! * `relay_leases`, `relay_members` — which relay replica publishes which
+//!   shard (`leases.rs`, [`crate::relay::lease`]).
 //!
 //! The review version, its change row and the head's `committed` marker are
 //! written in **one LOGGED BATCH**: Cassandra's batch log applies all or none,
@@ -43,9 +46,12 @@
 //!   [`ReviewStore::update`]);
 //! * `read.rs` — the latest acknowledged version of a review, a user's list;
 //! * `changes.rs` — the outbox as the relay reads it (scans, one change,
-//!   the per-shard checkpoints).
+//!   the per-shard checkpoints);
+//! * `leases.rs` — the relay's shard leases, member heartbeats and the
+//!   fenced checkpoint save.
 
 mod changes;
+mod leases;
 mod read;
 mod schema;
 mod statements;
@@ -61,6 +67,7 @@ use uuid::Uuid;
 use crate::model::Review;
 
 pub use changes::ChangeRow;
+pub use leases::LeaseRow;
 pub use schema::{connect, migrate};
 pub use write::WriteOutcome;
 
@@ -160,7 +167,6 @@ struct Statements {
     changes_scan: PreparedStatement,
     change_at: PreparedStatement,
     checkpoint_select: PreparedStatement,
-    checkpoint_update: PreparedStatement,
 }
 
 /// Prepared access to review-svc's tables.
@@ -168,6 +174,7 @@ struct Statements {
 pub struct ReviewStore {
     session: Arc<Session>,
     st: Statements,
+    leases: leases::LeaseStatements,
 }
 
 const REVIEW_COLUMNS: &str =

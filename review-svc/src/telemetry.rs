@@ -129,3 +129,55 @@ pub fn checkpoint_saved(shard: i32, position: i64) {
     metrics::gauge!("review_svc_relay_checkpoint_age_seconds", "shard" => shard.to_string())
         .set((cinerec_service_kit::clock::now_micros() - position) as f64 / 1e6);
 }
+
+/// How many change-log shards this relay replica holds leases of.
+pub fn shards_owned(count: usize) {
+    metrics::gauge!("review_svc_relay_shards_owned").set(count as f64);
+}
+
+/// This replica took a shard's lease. `takeover`: from an owner that never
+/// released it (it died or hung), after the lease TTL; otherwise the shard
+/// was free (first start, or a graceful hand-over).
+pub fn lease_taken(shard: i32, generation: i64, takeover: bool) {
+    if takeover {
+        tracing::warn!(shard, generation, "took over an expired shard lease");
+        metrics::counter!("review_svc_relay_lease_takeovers_total").increment(1);
+    } else {
+        tracing::info!(shard, generation, "took a free shard lease");
+    }
+    metrics::counter!("review_svc_relay_leases_taken_total").increment(1);
+}
+
+/// This replica lost a shard's lease without giving it up (another replica
+/// took it, or renewals failed until it was past due): it stopped
+/// publishing the shard.
+pub fn lease_lost(shard: i32, generation: i64, why: &str) {
+    tracing::warn!(
+        shard,
+        generation,
+        why,
+        "shard lease lost; stopped publishing it"
+    );
+    metrics::counter!("review_svc_relay_lease_losses_total").increment(1);
+}
+
+/// This replica gave a shard's lease up (rebalancing or shutdown).
+pub fn lease_released(shard: i32, generation: i64) {
+    tracing::info!(shard, generation, "shard lease released");
+    metrics::counter!("review_svc_relay_leases_released_total").increment(1);
+}
+
+/// A lease or membership statement failed (Cassandra slow or down); leases
+/// not renewed in time expire and their shards stop.
+pub fn lease_store_error(error: &dyn std::fmt::Display) {
+    tracing::warn!(%error, "relay lease statement failed");
+    metrics::counter!("review_svc_relay_lease_errors_total").increment(1);
+}
+
+/// Changes published again after a shard changed hands: acked at or before
+/// what the previous owner had reported published (the unsettled window
+/// after its checkpoint). Consumers dedupe them by event id.
+pub fn duplicates_republished(shard: i32, count: usize) {
+    tracing::debug!(shard, count, "changes republished after a hand-over");
+    metrics::counter!("review_svc_relay_duplicates_republished_total").increment(count as u64);
+}

@@ -2,7 +2,6 @@
 //! shard and time bucket, one change by key (to chase a missing
 //! predecessor), and each shard's checkpoint.
 
-use cinerec_service_kit::clock::now_micros;
 use futures::TryStreamExt;
 use uuid::Uuid;
 
@@ -132,14 +131,5 @@ impl ReviewStore {
             .maybe_first_row::<(Option<i64>,)>()
             .map_err(StoreError::corrupt)?
             .and_then(|(p,)| p))
-    }
-
-    /// Saves the checkpoint of `shard`.
-    pub async fn save_checkpoint(&self, shard: i32, position: i64) -> Result<(), StoreError> {
-        self.session
-            .execute_unpaged(&self.st.checkpoint_update, (position, now_micros(), shard))
-            .await
-            .map_err(StoreError::db)?;
-        Ok(())
     }
 }

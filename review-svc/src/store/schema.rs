@@ -59,9 +59,10 @@ pub async fn migrate(session: &Session, args: &CqlArgs) -> Result<(), StoreError
         ),
         format!(
             "CREATE TABLE IF NOT EXISTS {ks}.relay_checkpoints (shard int PRIMARY KEY, \
-             position bigint, updated_at bigint)"
+             position bigint, updated_at bigint, generation bigint)"
         ),
     ];
+    let statements = statements.into_iter().chain(super::leases::schema(ks));
     for cql in statements {
         session
             .query_unpaged(cql.as_str(), &[])
@@ -77,6 +78,13 @@ pub async fn migrate(session: &Session, args: &CqlArgs) -> Result<(), StoreError
     )
     .await?;
     add_columns(session, ks, "idempotency_keys", &[("version", "bigint")]).await?;
+    add_columns(
+        session,
+        ks,
+        "relay_checkpoints",
+        &[("generation", "bigint")],
+    )
+    .await?;
     session
         .await_schema_agreement()
         .await
@@ -86,8 +94,8 @@ pub async fn migrate(session: &Session, args: &CqlArgs) -> Result<(), StoreError
     let start = now_micros() - 60_000_000;
     let init = session
         .prepare(format!(
-            "INSERT INTO {ks}.relay_checkpoints (shard, position, updated_at) VALUES (?, ?, ?) \
-             IF NOT EXISTS"
+            "INSERT INTO {ks}.relay_checkpoints (shard, position, updated_at, generation) \
+             VALUES (?, ?, ?, 0) IF NOT EXISTS"
         ))
         .await
         .map_err(StoreError::db)?;
@@ -97,6 +105,7 @@ pub async fn migrate(session: &Session, args: &CqlArgs) -> Result<(), StoreError
             .await
             .map_err(StoreError::db)?;
     }
+    super::leases::init(session, ks, CHANGE_SHARDS).await?;
     Ok(())
 }
 

@@ -195,15 +195,12 @@ impl ReviewStore {
                 true,
             )
             .await?,
-            checkpoint_update: prepare(
-                format!(
-                    "UPDATE {ks}.relay_checkpoints SET position = ?, updated_at = ? WHERE shard = ?"
-                ),
-                consistency,
-                true,
-            )
-            .await?,
         };
-        Ok(ReviewStore { session, st })
+        let leases = super::leases::prepare(&session, ks, consistency, serial).await?;
+        Ok(ReviewStore {
+            session,
+            st,
+            leases,
+        })
     }
 }

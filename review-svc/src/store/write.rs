@@ -101,7 +101,9 @@ fn request_hash(parts: &str) -> String {
     Uuid::new_v5(&IDEMPOTENT_ID_NAMESPACE, parts.as_bytes()).to_string()
 }
 
-fn applied(result: scylla::response::query_result::QueryResult) -> Result<bool, StoreError> {
+pub(super) fn applied(
+    result: scylla::response::query_result::QueryResult,
+) -> Result<bool, StoreError> {
     let rows = result.into_rows_result().map_err(StoreError::corrupt)?;
     let row: Row = rows.first_row().map_err(StoreError::corrupt)?;
     match row.columns.first() {

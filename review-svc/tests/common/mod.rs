@@ -208,6 +208,25 @@ impl Harness {
         Ok((shutdown, task))
     }
 
+    /// Runs one more relay replica (its own member id) in this process.
+    pub fn start_relay_replica(&self, args: RelayArgs) -> anyhow::Result<RelayReplica> {
+        let relay = Relay::new(
+            self.store.clone(),
+            relay::producer(&self.kafka)?,
+            &self.kafka.changes_topic,
+            args,
+        );
+        let (member, health) = (relay.member(), relay.health());
+        let shutdown = Shutdown::new();
+        let task = tokio::spawn(relay.run(shutdown.clone()));
+        Ok(RelayReplica {
+            member,
+            health,
+            shutdown,
+            task,
+        })
+    }
+
     /// A consumer of the change topic from its beginning.
     pub fn consumer(&self) -> anyhow::Result<StreamConsumer> {
         self.consumer_of(&self.kafka.changes_topic)
@@ -250,6 +269,33 @@ impl Harness {
     }
 }
 
+/// A relay replica running in this process.
+pub struct RelayReplica {
+    pub member: uuid::Uuid,
+    /// Its owned shards.
+    pub health: review_svc::relay::RelayHealth,
+    pub shutdown: Shutdown,
+    pub task: tokio::task::JoinHandle<Result<(), RelayError>>,
+}
+
+/// Polls `probe` until it returns `Some` or [`POLL_DEADLINE`] passes.
+pub async fn poll_until<T, F, Fut>(what: &str, mut probe: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Option<T>>>,
+{
+    let deadline = Instant::now() + POLL_DEADLINE;
+    loop {
+        if let Some(value) = probe().await? {
+            return Ok(value);
+        }
+        if Instant::now() >= deadline {
+            bail!("{what}: not reached within {POLL_DEADLINE:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// One record of the change topic.
 #[derive(Debug, Clone)]
 pub struct Received {
@@ -289,6 +335,28 @@ pub async fn receive_until(
     Ok(received)
 }
 
+/// Reads whatever records arrive within `window` (to show that nothing more
+/// comes, e.g. no duplicate after everything expected arrived).
+pub async fn receive_for(
+    consumer: &StreamConsumer,
+    window: Duration,
+) -> anyhow::Result<Vec<ReviewChanged>> {
+    let mut received = Vec::new();
+    let end = Instant::now() + window;
+    loop {
+        let remaining = end.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Ok(received);
+        }
+        let Ok(message) = tokio::time::timeout(remaining, consumer.recv()).await else {
+            return Ok(received);
+        };
+        let message = message?;
+        let payload = message.payload().context("record without payload")?;
+        received.push(ReviewChanged::decode(payload)?);
+    }
+}
+
 /// The rendered Prometheus metrics of this process.
 pub fn metrics_text() -> String {
     telemetry::metrics_handle().render()
@@ -312,13 +380,17 @@ pub fn rejected(code: &str) -> f64 {
     ))
 }
 
-/// Relay pacing for tests: quick polls and sweeps, the shortest safe settle.
+/// Relay pacing for tests: quick polls and sweeps, the shortest safe
+/// settle, a short lease TTL (takeovers within ~2 s).
 pub fn fast_relay() -> RelayArgs {
     RelayArgs {
         relay_poll_ms: 10,
         relay_settle_ms: 3_000,
         relay_sweep_ms: 200,
         relay_lookback_ms: 500,
+        relay_lease_ttl_ms: 2_000,
+        relay_lease_tick_ms: 250,
+        relay_member_id: None,
     }
 }
 

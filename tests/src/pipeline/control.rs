@@ -17,21 +17,31 @@ use crate::POLL_DEADLINE;
 
 impl Pipeline {
     /// Starts one more instance of a consumer (the enricher or the
-    /// recommender) in the same group, with its own admin port, and waits
-    /// for its `/readyz`. Returns its id for
-    /// [`kill9_replica`](Self::kill9_replica) and [`stop_replica`](Self::stop_replica).
+    /// recommender) in the same group, or one more review-svc replica (the
+    /// same keyspace and topic: its relay shares the change-log shards'
+    /// leases), with its own ports, and waits for its `/readyz`. Returns its
+    /// id for [`kill9_replica`](Self::kill9_replica),
+    /// [`stop_replica`](Self::stop_replica) and
+    /// [`replica_api`](Self::replica_api).
     pub async fn add_replica(&mut self, service: Service) -> anyhow::Result<usize> {
         anyhow::ensure!(
-            matches!(service, Service::Enricher | Service::Recommender),
-            "only the consumers scale out in one group, not {service}"
+            matches!(
+                service,
+                Service::Enricher | Service::Recommender | Service::ReviewSvc
+            ),
+            "only the consumers and review-svc scale out, not {service}"
         );
-        let admin = free_addrs(1)?[0];
         let mut args = self.serve_args(service);
-        let at = args
-            .iter()
-            .position(|a| a == "--admin-addr")
-            .context("serve args without --admin-addr")?;
-        args[at + 1] = admin.to_string();
+        let admin = free_addrs(1)?[0];
+        set_flag(&mut args, "--admin-addr", &admin.to_string())?;
+        let mut api = None;
+        if service == Service::ReviewSvc {
+            let ports = free_addrs(3)?;
+            set_flag(&mut args, "--listen", &ports[0].to_string())?;
+            set_flag(&mut args, "--rpc-addr", &ports[1].to_string())?;
+            set_flag(&mut args, "--rpc-http-addr", &ports[2].to_string())?;
+            api = Some(ports[0]);
+        }
         let id = self.replicas.len();
         let label = format!("{}-replica{id}", service.name());
         let (mut cmd, log) = self.command(service.name(), &label, &args)?;
@@ -58,9 +68,26 @@ impl Pipeline {
         self.replicas.push(Replica {
             service,
             admin,
+            api,
             running: Some(Running { child, log }),
         });
         Ok(id)
+    }
+
+    /// A review-svc replica's API base URL (`http://127.0.0.1:port`).
+    pub fn replica_api(&self, id: usize) -> Option<String> {
+        let api = self.replicas.get(id)?.api?;
+        Some(format!("http://{api}"))
+    }
+
+    /// The sum of `name` (with `labels`) on replica `id`'s `/metrics` now.
+    pub async fn replica_metric(
+        &self,
+        id: usize,
+        name: &str,
+        labels: &[(&str, &str)],
+    ) -> anyhow::Result<f64> {
+        Ok(self.scrape_replica(id).await?.sum(name, labels))
     }
 
     /// Replica `id`'s `/metrics` now.
@@ -243,4 +270,17 @@ impl Pipeline {
         }
         Ok(went.elapsed())
     }
+}
+
+/// Sets the value after `flag` in `args` (which must contain it).
+fn set_flag(args: &mut [String], flag: &str, value: &str) -> anyhow::Result<()> {
+    let at = args
+        .iter()
+        .position(|a| a == flag)
+        .with_context(|| format!("serve args without {flag}"))?;
+    let slot = args
+        .get_mut(at + 1)
+        .with_context(|| format!("{flag} without a value"))?;
+    *slot = value.to_owned();
+    Ok(())
 }
