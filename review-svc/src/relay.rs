@@ -48,7 +48,7 @@ use std::time::Duration;
 
 use cinerec_service_kit::Shutdown;
 use cinerec_service_kit::clock::now_micros;
-use cinerec_service_kit::kafka;
+use cinerec_service_kit::kafka::{self, dlq};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::FutureProducer;
 use uuid::Uuid;
@@ -113,9 +113,10 @@ pub async fn ensure_topic(args: &KafkaArgs) -> Result<(), RelayError> {
     Ok(())
 }
 
-/// The dead-letter topic of `topic` (DESIGN.md §2: `<topic>.dlq`).
+/// The dead-letter topic of `topic`: service-kit's rule (DESIGN.md §2:
+/// `<topic>.dlq`), the same as every consumer's.
 pub fn dlq_topic(topic: &str) -> String {
-    format!("{topic}.dlq")
+    dlq::topic_for(topic)
 }
 
 /// The event of a change row, or why there is none.

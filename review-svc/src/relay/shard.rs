@@ -8,10 +8,10 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use cinerec_service_kit::clock::now_micros;
-use cinerec_service_kit::kafka::dlq::HEADER_ERROR;
+use cinerec_service_kit::kafka::dlq;
 use cinerec_service_kit::{Shutdown, trace_context};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{DeliveryFuture, FutureRecord};
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -307,15 +307,12 @@ impl ShardRelay {
             };
             let span = publish_span(topic, &record_key, row);
             loop {
-                let mut headers = OwnedHeaders::new();
-                if let Some(reason) = &error {
-                    headers = headers.insert(Header {
-                        // The header every dead letter of the pipeline
-                        // carries (service-kit's DLQ), so one tool reads all.
-                        key: HEADER_ERROR,
-                        value: Some(reason.as_str()),
-                    });
-                }
+                // The header every dead letter of the pipeline carries
+                // (service-kit's), so one tool reads them all.
+                let headers = match &error {
+                    Some(reason) => dlq::with_error(OwnedHeaders::new(), reason),
+                    None => OwnedHeaders::new(),
+                };
                 let headers =
                     trace_context::inject_kafka(&trace_context::context_of(&span), headers);
                 let record = FutureRecord::to(topic)
