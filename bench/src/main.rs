@@ -9,8 +9,10 @@
 //! rate is accepted, prints a verdict and deletes the run's data.
 #![forbid(unsafe_code)]
 
+mod flink;
 mod kafka_source;
 mod latency;
+mod load;
 mod procs;
 mod recommender;
 mod report;
