@@ -141,7 +141,9 @@ fn start(
 }
 
 async fn page(addr: SocketAddr) -> anyhow::Result<Metrics> {
-    let (status, body) = http::get(addr, "/metrics").await?;
+    let (status, body) = http::get(addr, "/metrics").await.with_context(|| {
+        format!("scraping the Flink job's metrics at {addr} (has the JVM died?)")
+    })?;
     anyhow::ensure!(status == 200, "GET {addr}/metrics: {status}");
     Metrics::parse(&body)
 }
