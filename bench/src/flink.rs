@@ -461,8 +461,9 @@ fn sustained(
         .max()
 }
 
-fn print_verdict(args: &RecommenderArgs, steps: &[(u64, Side, Side)]) {
-    let limit = args.p99_limit_ms;
+/// The verdict line: issue 16's goal against the highest rates each side
+/// sustained within `limit` ms and their peak memory.
+fn verdict(limit: f64, steps: &[(u64, Side, Side)]) -> String {
     let c = sustained(steps, limit, |s| &s.1);
     let f = sustained(steps, limit, |s| &s.2);
     let rss = |which: fn(&(u64, Side, Side)) -> &Side| {
@@ -497,8 +498,7 @@ fn print_verdict(args: &RecommenderArgs, steps: &[(u64, Side, Side)]) {
         (None, Some(f)) => (format!("cinerec sustained none; Flink {f}/s"), false),
         (None, None) => ("neither sustained any rate offered".to_owned(), false),
     };
-    println!();
-    println!(
+    format!(
         "verdict — goal: cinerec ≥ {GOAL_RATIO}× Flink's sustained events/s at p99 ≤ {limit} ms, with less memory: {}. {ratio_text}; peak RSS cinerec {rss_c:.0} MiB vs Flink {rss_f:.0} MiB ({})",
         if ratio_met && less_memory {
             "MET"
@@ -506,7 +506,7 @@ fn print_verdict(args: &RecommenderArgs, steps: &[(u64, Side, Side)]) {
             "NOT MET"
         },
         if less_memory { "less" } else { "not less" },
-    );
+    )
 }
 
 /// Every rate on both systems, then the tables and the verdict.
@@ -532,6 +532,66 @@ pub async fn run(args: RecommenderArgs) -> anyhow::Result<()> {
         print_rate(rate, &args, &c, &f);
         steps.push((rate, c, f));
     }
-    print_verdict(&args, &steps);
+    println!();
+    println!("{}", verdict(args.p99_limit_ms, &steps));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A side that handled `handled` of 1 000 events, all within `p99_s`.
+    fn side(handled: u64, p99_s: f64, rss_mib: u64) -> Side {
+        Side {
+            produced: 1_000,
+            handled,
+            busy_secs: 1.0,
+            latency: {
+                let text = format!(
+                    "l_bucket{{le=\"{p99_s}\"}} {handled}\nl_bucket{{le=\"+Inf\"}} {handled}\n"
+                );
+                Buckets::scrape(&Metrics::parse(&text).expect("a valid page"), "l")
+            },
+            writes: 0.0,
+            cpu: (0.0, 0.0, 0.0),
+            others: None,
+            rss_kib: rss_mib * 1024,
+            inside: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_rate_is_sustained_within_the_bound_with_every_event_handled() {
+        assert!(side(1_000, 0.1, 1).sustains(100.0));
+        assert!(!side(1_000, 0.25, 1).sustains(100.0), "p99 above the bound");
+        assert!(!side(999, 0.1, 1).sustains(100.0), "an event not handled");
+    }
+
+    #[test]
+    fn the_verdict_compares_the_highest_sustained_rates_and_memory() {
+        let steps = vec![
+            (1_000, side(1_000, 0.05, 100), side(1_000, 0.1, 500)),
+            (2_000, side(1_000, 0.05, 120), side(1_000, 1.0, 600)),
+            (4_000, side(1_000, 0.1, 150), side(1_000, 10.0, 800)),
+        ];
+        let v = verdict(100.0, &steps);
+        assert!(v.contains(": MET."), "{v}");
+        assert!(v.contains("cinerec 4000/s vs Flink 1000/s: 4.00×"), "{v}");
+        assert!(v.contains("a lower bound"), "{v}");
+        // At a tighter bound Flink sustains nothing and cinerec 2 000/s:
+        // more than 2× the lowest rate offered, short of the goal.
+        let v = verdict(50.0, &steps);
+        assert!(v.contains("NOT MET"), "{v}");
+        assert!(v.contains("Flink sustained none"), "{v}");
+        assert!(v.contains("more than 2.00×"), "{v}");
+    }
+
+    #[test]
+    fn more_memory_fails_the_goal_whatever_the_rate() {
+        let steps = vec![(4_000, side(1_000, 0.05, 900), side(0, 10.0, 800))];
+        let v = verdict(100.0, &steps);
+        assert!(v.contains("NOT MET"), "{v}");
+        assert!(v.contains("(not less)"), "{v}");
+    }
 }
