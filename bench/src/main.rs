@@ -9,8 +9,10 @@
 //! rate is accepted, prints a verdict and deletes the run's data.
 #![forbid(unsafe_code)]
 
+mod flink;
 mod kafka_source;
 mod latency;
+mod load;
 mod procs;
 mod recommender;
 mod report;
@@ -85,7 +87,9 @@ enum Command {
     /// straight to a fresh reviews.enriched at a steady rate; sustained
     /// events/s, p50/p99 to the serving write, CPU, Cassandra writes per
     /// event and peak RSS per instance, for each N (and optionally a restart
-    /// over a large changelog).
+    /// over a large changelog). With `--peer flink`: per `--rates` step, the
+    /// recommender and then the Flink job of bench/peers/flink on the same
+    /// events, side by side, and a verdict against issue 16's goal.
     Recommender(recommender::RecommenderArgs),
 }
 

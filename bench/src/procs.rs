@@ -100,6 +100,25 @@ pub fn cores() -> usize {
         .max(1)
 }
 
+/// The processes whose parent is `pid` (a scan of `/proc/<n>/stat`): the
+/// JVM a `timeout` wrapper started, for one.
+pub fn children(pid: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|n| {
+            std::fs::read_to_string(format!("/proc/{n}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    let (_, rest) = stat.rsplit_once(") ")?;
+                    rest.split_whitespace().nth(1)?.parse::<u32>().ok()
+                })
+                == Some(pid)
+        })
+        .collect()
+}
+
 /// The pid `dev/stack` recorded for a part of the shared stack
 /// (`<stack dir>/run/<part>.pid`, first field), if it is running.
 pub fn stack_pid(stack_dir: &Path, part: &str) -> Option<u32> {
@@ -174,6 +193,16 @@ mod tests {
         assert!(cpu_ticks(me).is_some());
         assert!(peak_rss_kib(me).is_some_and(|k| k > 0));
         assert!(box_ticks().is_some_and(|(busy, total)| busy <= total && total > 0));
+    }
+
+    #[test]
+    fn finds_the_children_of_a_process() -> std::io::Result<()> {
+        let mut child = Command::new("sleep").arg("5").spawn()?;
+        let found = children(std::process::id());
+        child.kill()?;
+        child.wait()?;
+        assert!(found.contains(&child.id()), "{found:?}");
+        Ok(())
     }
 
     #[test]

@@ -21,17 +21,14 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use cinerec_events::{EnrichedReview, Tier};
-use cinerec_service_kit::clock::now_micros;
 use cinerec_service_kit::kafka;
-use cinerec_tests::pipeline::{Metrics, bin_dir, free_addrs, http, repo_root};
+use cinerec_tests::pipeline::{Metrics, bin_dir, free_addrs, http};
 use cinerec_tests::{Stack, unique_name};
-use clap::Args;
-use rand::{Rng, SeedableRng};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-use uuid::Uuid;
+use clap::{Args, ValueEnum};
+use rdkafka::producer::{FutureRecord, Producer};
 
 use crate::latency::{Buckets, show};
+use crate::load::{Events, PARTITIONS, create_topic, offer, producer, stack_dir};
 use crate::procs::{self, CpuSnapshot, Watched};
 
 /// The latency histogram.
@@ -40,20 +37,6 @@ const LATENCY: &str = "recommender_event_latency_seconds";
 const EVENTS: &str = "cinerec_stream_events_total";
 /// Cassandra writes (successful attempts).
 const WRITES: &str = "recommender_cassandra_write_seconds_count";
-/// Partitions of the run's topic.
-const PARTITIONS: i32 = 6;
-/// Genres the synthetic movies cycle through.
-const GENRES: [&str; 8] = [
-    "Drama",
-    "Comedy",
-    "Action",
-    "Horror",
-    "Romance",
-    "Thriller",
-    "Sci-Fi",
-    "Animation",
-];
-
 /// `cinerec-bench recommender` flags.
 #[derive(Debug, Args)]
 pub struct RecommenderArgs {
@@ -62,23 +45,36 @@ pub struct RecommenderArgs {
     instances: Vec<usize>,
     /// Offered events/s.
     #[arg(long, default_value_t = 5_000)]
-    rate: u64,
+    pub rate: u64,
+    /// Offered rates, events/s, one step each (overrides `--rate`; with
+    /// `--peer`, each rate runs on both systems).
+    #[arg(long, value_delimiter = ',')]
+    pub rates: Option<Vec<u64>>,
+    /// Also run the same job on a peer system, in the same run, on the same
+    /// Kafka, Cassandra and events, and print both side by side (one
+    /// recommender instance per rate).
+    #[arg(long, value_enum)]
+    pub peer: Option<Peer>,
+    /// With `--peer`: a rate is sustained when its p99 is within this, ms,
+    /// and every event was handled within the drain.
+    #[arg(long, default_value_t = 100.0)]
+    pub p99_limit_ms: f64,
     /// Length of the load, seconds.
     #[arg(long, default_value_t = 20)]
-    secs: u64,
+    pub secs: u64,
     /// Longest wait for the instances to catch up after the load, seconds.
     #[arg(long, default_value_t = 60)]
-    drain_secs: u64,
+    pub drain_secs: u64,
     /// Users the events are spread over (uniform; each has a few hundred
     /// candidate movies).
     #[arg(long, default_value_t = 20_000)]
-    users: i64,
+    pub users: i64,
     /// Movies (Zipf-like popularity).
     #[arg(long, default_value_t = 5_000)]
-    movies: i64,
+    pub movies: i64,
     /// Flush interval of the instances (`--refresh-interval-ms`).
     #[arg(long, default_value_t = 100)]
-    flush_ms: u64,
+    pub flush_ms: u64,
     /// Background refresh budget per flush (`--refresh-max-users`; unset:
     /// the recommender's default).
     #[arg(long)]
@@ -88,25 +84,44 @@ pub struct RecommenderArgs {
     restore: u64,
     /// Seed of the events.
     #[arg(long, default_value_t = 1)]
-    seed: u64,
+    pub seed: u64,
+}
+
+/// The systems `--peer` can compare with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Peer {
+    /// The Flink 2.2 job of bench/peers/flink (a local MiniCluster).
+    Flink,
 }
 
 /// One N's figures.
 #[derive(Debug)]
-struct Step {
+pub struct Step {
+    /// Events/s offered.
+    pub offered: u64,
     instances: usize,
-    produced: u64,
-    handled: u64,
-    load_secs: f64,
-    drain_secs: f64,
-    latency: Buckets,
-    writes: f64,
-    cpu: BTreeMap<String, f64>,
-    rss_kib: Vec<u64>,
+    pub produced: u64,
+    pub handled: u64,
+    pub load_secs: f64,
+    pub drain_secs: f64,
+    pub latency: Buckets,
+    pub writes: f64,
+    /// Cores used per watched process over load and drain.
+    pub cpu: BTreeMap<String, f64>,
+    /// Cores busy with processes not watched (builds of others on the box).
+    pub others: Option<f64>,
+    pub rss_kib: Vec<u64>,
     /// Means over the step: (flush s, Cassandra write s, batch s, events per batch).
-    means: (f64, f64, f64, f64),
+    pub means: (f64, f64, f64, f64),
     /// p99 over the step: (flush, batch).
-    p99s: (Option<f64>, Option<f64>),
+    pub p99s: (Option<f64>, Option<f64>),
+}
+
+impl RecommenderArgs {
+    /// The offered rates: `--rates`, else `--rate`.
+    pub fn offered(&self) -> Vec<u64> {
+        self.rates.clone().unwrap_or_else(|| vec![self.rate])
+    }
 }
 
 /// One running instance.
@@ -200,132 +215,18 @@ fn sum(pages: &[Metrics], name: &str) -> f64 {
     pages.iter().map(|p| p.sum(name, &[])).sum()
 }
 
-/// Synthetic events: uniform users, Zipf-like movies (rank^-0.8), a J-shaped
-/// rating mix (many 4–5 stars, some 1), genres by movie id.
-struct Events {
-    rng: rand::rngs::StdRng,
-    users: i64,
-    movies: i64,
-    /// Cumulative Zipf weights.
-    cdf: Vec<f64>,
-}
-
-impl Events {
-    fn new(seed: u64, users: i64, movies: i64) -> Events {
-        let mut cdf = Vec::with_capacity(movies as usize);
-        let mut total = 0.0;
-        for rank in 1..=movies {
-            total += (rank as f64).powf(-0.8);
-            cdf.push(total);
-        }
-        Events {
-            rng: rand::rngs::StdRng::seed_from_u64(seed),
-            users,
-            movies,
-            cdf,
-        }
-    }
-
-    fn next(&mut self) -> EnrichedReview {
-        let user = self.rng.random_range(1..=self.users);
-        let total = self.cdf.last().copied().unwrap_or(1.0);
-        let x = self.rng.random_range(0.0..total);
-        let movie = (self.cdf.partition_point(|c| *c < x) as i64 + 1).min(self.movies);
-        let rating =
-            [1.0, 2.0, 3.0, 3.5, 4.0, 4.0, 4.5, 5.0, 5.0, 5.0][self.rng.random_range(0..10)];
-        let now = now_micros();
-        EnrichedReview {
-            event_id: Uuid::new_v4(),
-            review_id: Uuid::new_v4(),
-            version: 1,
-            deleted: false,
-            rating: Some(rating),
-            user_id: user,
-            movie_id: movie,
-            changed_at_us: now,
-            movie_title: format!("Movie {movie}"),
-            movie_year: 2000,
-            movie_genres: vec![GENRES[(movie as usize) % GENRES.len()].to_owned()],
-            movie_popularity: 0.01,
-            user_country: "NL".into(),
-            user_zone: "eu".into(),
-            user_preferred_genres: vec![GENRES[(user as usize) % GENRES.len()].to_owned()],
-            user_tier: Tier::Free,
-            enriched_at_us: now,
-        }
-    }
-}
-
-fn producer(stack: &Stack) -> anyhow::Result<FutureProducer> {
-    let settings = [
-        ("linger.ms", "5"),
-        ("queue.buffering.max.messages", "1000000"),
-        ("message.timeout.ms", "60000"),
-    ];
-    Ok(kafka::idempotent_producer(&stack.kafka_brokers, &settings)?)
-}
-
-async fn create_topic(stack: &Stack, topic: &str, compact: bool) -> anyhow::Result<()> {
-    let config: &[(&str, &str)] = if compact {
-        &[("cleanup.policy", "compact")]
-    } else {
-        &[]
-    };
-    kafka::ensure_topics_with_config(&stack.kafka_brokers, &[(topic, PARTITIONS)], config)
-        .await
-        .with_context(|| format!("creating {topic}"))
-}
-
-/// Produces `rate`/s for `secs` in 10 ms slices; returns how many were sent.
-async fn offer(
-    producer: &FutureProducer,
-    topic: &str,
-    events: &mut Events,
+/// N instances on a fresh topic, `rate` events/s for `args.secs`, then the drain.
+pub async fn step(
+    args: &RecommenderArgs,
+    n: usize,
     rate: u64,
-    secs: u64,
-) -> anyhow::Result<u64> {
-    let slice = Duration::from_millis(10);
-    let started = tokio::time::Instant::now();
-    let total = rate * secs;
-    let mut sent = 0u64;
-    let mut tick = tokio::time::interval(slice);
-    while sent < total {
-        tick.tick().await;
-        let due = ((started.elapsed().as_secs_f64() * rate as f64) as u64).min(total);
-        while sent < due {
-            let ev = events.next();
-            let payload = ev.encode()?;
-            let key = ev.key();
-            let record = FutureRecord::to(topic).key(&key).payload(&payload);
-            match producer.send_result(record) {
-                Ok(_) => sent += 1,
-                Err((e, _)) => {
-                    tracing_free_warn(&format!("produce queue full: {e}"));
-                    break;
-                }
-            }
-        }
-    }
-    producer.flush(Duration::from_secs(60))?;
-    Ok(sent)
-}
-
-fn tracing_free_warn(msg: &str) {
-    eprintln!("bench: {msg}");
-}
-
-fn stack_dir() -> Option<PathBuf> {
-    std::env::var_os("CINEREC_STACK_DIR")
-        .map(PathBuf::from)
-        .or_else(|| repo_root().ok().map(|r| r.join(".stack")))
-}
-
-async fn step(args: &RecommenderArgs, n: usize, logs: &Path) -> anyhow::Result<Step> {
+    logs: &Path,
+) -> anyhow::Result<Step> {
     let stack = Stack::from_env();
     let run = unique_name("benchrec");
     let topic = format!("{run}.enriched");
     create_topic(&stack, &topic, false).await?;
-    let step_logs = logs.join(format!("n{n}"));
+    let step_logs = logs.join(format!("n{n}-{rate}"));
     std::fs::create_dir_all(&step_logs)?;
     let mut instances = Vec::new();
     for k in 0..n {
@@ -388,7 +289,7 @@ async fn step(args: &RecommenderArgs, n: usize, logs: &Path) -> anyhow::Result<S
     let producer = producer(&stack)?;
     let mut events = Events::new(args.seed, args.users, args.movies);
     let started = Instant::now();
-    let produced = offer(&producer, &topic, &mut events, args.rate, args.secs).await?;
+    let produced = offer(&producer, &topic, &mut events, rate, args.secs).await?;
     let load_secs = started.elapsed().as_secs_f64();
     let handled_before = sum(&before, EVENTS);
     let drain_started = Instant::now();
@@ -408,9 +309,9 @@ async fn step(args: &RecommenderArgs, n: usize, logs: &Path) -> anyhow::Result<S
     for (b, a) in before.iter().zip(&after) {
         latency = latency.plus(&Buckets::scrape(a, LATENCY).since(&Buckets::scrape(b, LATENCY)));
     }
-    let cpu = cpu_before
-        .until(&cpu_after, procs::clock_ticks())
-        .per_process;
+    let used = cpu_before.until(&cpu_after, procs::clock_ticks());
+    let others = used.others();
+    let cpu = used.per_process;
     let rss_kib = instances
         .iter()
         .map(|i| procs::peak_rss_kib(i.child.id()).unwrap_or(0))
@@ -439,6 +340,7 @@ async fn step(args: &RecommenderArgs, n: usize, logs: &Path) -> anyhow::Result<S
         means,
         p99s,
         instances: n,
+        offered: rate,
         produced,
         handled: (sum(&after, EVENTS) - handled_before).max(0.0) as u64,
         load_secs,
@@ -446,6 +348,7 @@ async fn step(args: &RecommenderArgs, n: usize, logs: &Path) -> anyhow::Result<S
         latency,
         writes: sum(&after, WRITES) - sum(&before, WRITES),
         cpu,
+        others,
         rss_kib,
     };
     drop(instances);
@@ -548,24 +451,28 @@ async fn restore(
 
 /// Runs every step and prints the table.
 pub async fn run(args: RecommenderArgs) -> anyhow::Result<()> {
+    if args.peer == Some(Peer::Flink) {
+        return crate::flink::run(args).await;
+    }
     let logs = bin_dir()?
         .join("bench-logs")
         .join(unique_name("recommender"));
     std::fs::create_dir_all(&logs)?;
     eprintln!("bench: logs in {}", logs.display());
     let mut steps = Vec::new();
-    for &n in &args.instances {
-        eprintln!(
-            "bench: {n} instance(s), {} events/s for {} s",
-            args.rate, args.secs
-        );
-        let s = step(&args, n, &logs).await?;
-        eprintln!("bench: {s:?}");
-        steps.push(s);
+    for rate in args.offered() {
+        for &n in &args.instances {
+            eprintln!(
+                "bench: {n} instance(s), {rate} events/s for {} s",
+                args.secs
+            );
+            let s = step(&args, n, rate, &logs).await?;
+            eprintln!("bench: {s:?}");
+            steps.push(s);
+        }
     }
     println!(
-        "recommender alone, {} events/s offered for {} s, {} users, {} movies, flush every {} ms, background budget {} rows per flush",
-        args.rate,
+        "recommender alone, events offered for {} s, {} users, {} movies, flush every {} ms, background budget {} rows per flush",
         args.secs,
         args.users,
         args.movies,
@@ -574,9 +481,9 @@ pub async fn run(args: RecommenderArgs) -> anyhow::Result<()> {
             .map_or_else(|| "default".to_owned(), |n| n.to_string())
     );
     println!(
-        "| N | produced | handled | sustained ev/s | p50 | p99 | recommender CPU (cores, each) | CPU ms / 1k events (all instances) | Cassandra CPU | Kafka CPU | Cassandra writes / event | peak RSS MiB (each) |"
+        "| offered/s | N | produced | handled | sustained ev/s | p50 | p99 | recommender CPU (cores, each) | CPU ms / 1k events (all instances) | Cassandra CPU | Kafka CPU | Cassandra writes / event | peak RSS MiB (each) |"
     );
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     for s in &steps {
         let busy_secs = s.load_secs + s.drain_secs;
         let rec: Vec<f64> = s
@@ -588,7 +495,8 @@ pub async fn run(args: RecommenderArgs) -> anyhow::Result<()> {
         let rec_total: f64 = rec.iter().sum();
         let per_k = rec_total * busy_secs * 1e3 / (s.handled.max(1) as f64 / 1e3);
         println!(
-            "| {} | {} | {} | {:.0} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} |",
+            "| {} | {} | {} | {} | {:.0} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} |",
+            s.offered,
             s.instances,
             s.produced,
             s.handled,
@@ -612,7 +520,8 @@ pub async fn run(args: RecommenderArgs) -> anyhow::Result<()> {
     }
     for s in &steps {
         println!(
-            "N = {}: mean flush {:.0} ms (p99 {}), mean Cassandra write {:.1} ms, mean batch {:.0} ms (p99 {}) of {:.0} events",
+            "{}/s, N = {}: mean flush {:.0} ms (p99 {}), mean Cassandra write {:.1} ms, mean batch {:.0} ms (p99 {}) of {:.0} events",
+            s.offered,
             s.instances,
             s.means.0 * 1e3,
             show(s.p99s.0),

@@ -180,21 +180,24 @@ public final class CassandraSink implements Sink<Row> {
               : similar.bind(row.key, movies, scores, now);
       b = b.setQueryTimestamp(now).setIdempotent(true).setConsistencyLevel(ConsistencyLevel.LOCAL_QUORUM);
       slots.acquire();
-      send(b, 1);
+      send(b, row.eventTs, 1);
     }
 
-    private void send(BoundStatement b, int attempt) {
+    /** Writes {@code b}; once it is durable, the events in {@code eventTs} are done. */
+    private void send(BoundStatement b, long[] eventTs, int attempt) {
       session
           .executeAsync(b)
           .whenComplete(
               (rs, err) -> {
                 if (err == null) {
                   writes.inc();
+                  PeerMetrics.GLOBAL.written();
+                  PeerMetrics.GLOBAL.rowDurable(eventTs);
                   slots.release();
                 } else if (attempt < ATTEMPTS) {
                   retried.inc();
                   long delay = Math.min(5_000L, 50L << (attempt - 1));
-                  retries.schedule(() -> send(b, attempt + 1), delay, TimeUnit.MILLISECONDS);
+                  retries.schedule(() -> send(b, eventTs, attempt + 1), delay, TimeUnit.MILLISECONDS);
                 } else {
                   failure.compareAndSet(null, err);
                   slots.release();

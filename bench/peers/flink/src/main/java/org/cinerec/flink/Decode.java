@@ -75,6 +75,7 @@ public final class Decode extends ProcessFunction<RawRecord, Event> {
       e.state = parse(r.value);
       e.partition = r.partition;
       e.payload = r.value;
+      e.kafkaTsMs = r.timestampMs;
       decoded.inc();
       out.collect(e);
     } catch (Invalid | RuntimeException | IOException err) {
@@ -86,6 +87,7 @@ public final class Decode extends ProcessFunction<RawRecord, Event> {
       d.value = r.value;
       d.error = err.getMessage() == null ? err.getClass().getSimpleName() : err.getMessage();
       dead.inc();
+      PeerMetrics.GLOBAL.deadLettered();
       ctx.output(DEAD, d);
     }
   }

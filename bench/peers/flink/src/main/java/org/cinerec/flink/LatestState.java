@@ -47,6 +47,7 @@ public final class LatestState extends KeyedProcessFunction<String, Event, PairU
     ReviewState prev = latest.value();
     if (prev != null && prev.version >= s.version) {
       stale.inc();
+      PeerMetrics.GLOBAL.stale();
       return;
     }
     latest.update(s);
@@ -64,6 +65,7 @@ public final class LatestState extends KeyedProcessFunction<String, Event, PairU
     put.movieId = s.movieId;
     put.reviewId = s.reviewId;
     put.state = s;
+    put.kafkaTsMs = e.kafkaTsMs;
     out.collect(put);
 
     ChangelogRecord c = new ChangelogRecord();

@@ -70,6 +70,12 @@ public final class ModelFunction extends KeyedProcessFunction<Integer, PairChang
   private transient MapState<Long, Boolean> dirtyMovies;
   /** Users whose recommendations may be stale. */
   private transient MapState<Long, Boolean> dirtyUsers;
+  /**
+   * Users whose own events advanced since their last row, with those events' Kafka
+   * timestamps (ms): their rows go first at the next flush, and carry the timestamps to
+   * the sink, which measures the latency once the row is durable.
+   */
+  private transient MapState<Long, List<Long>> direct;
   /** The pending processing-time flush, if any. */
   private transient ValueState<Long> flushAt;
   /** Whether the end-of-input flush timer is registered. */
@@ -96,6 +102,8 @@ public final class ModelFunction extends KeyedProcessFunction<Integer, PairChang
     dirtyMovies =
         rc.getMapState(new MapStateDescriptor<>("dirtyMovies", Types.LONG, Types.BOOLEAN));
     dirtyUsers = rc.getMapState(new MapStateDescriptor<>("dirtyUsers", Types.LONG, Types.BOOLEAN));
+    direct =
+        rc.getMapState(new MapStateDescriptor<>("direct", Types.LONG, Types.LIST(Types.LONG)));
     flushAt = rc.getState(new ValueStateDescriptor<>("flushAt", Types.LONG));
     finalTimer = rc.getState(new ValueStateDescriptor<>("finalTimer", Types.BOOLEAN));
     likeChanges = new Count(rc, "likeChanges");
@@ -106,6 +114,9 @@ public final class ModelFunction extends KeyedProcessFunction<Integer, PairChang
   public void processElement(PairChange ch, Context ctx, Collector<Row> out) throws Exception {
     long u = ch.userId;
     long m = ch.movieId;
+    if (ch.kafkaTsMs > 0) {
+      PeerMetrics.GLOBAL.arrived(ch.kafkaTsMs);
+    }
     // A live review (liked or not) hides the movie from the user's recommendations.
     if (ch.live) {
       Map<Long, Boolean> s = orEmpty(seen.get(u));
@@ -123,6 +134,14 @@ public final class ModelFunction extends KeyedProcessFunction<Integer, PairChang
       }
     }
     dirtyUsers.put(u, true);
+    if (ch.kafkaTsMs > 0) {
+      List<Long> ts = direct.get(u);
+      if (ts == null) {
+        ts = new ArrayList<>();
+      }
+      ts.add(ch.kafkaTsMs);
+      direct.put(u, ts);
+    }
     Map<Long, Boolean> liked = orEmpty(likes.get(u));
     boolean was = liked.containsKey(m);
     if (ch.liked && !was) {
@@ -241,8 +260,25 @@ public final class ModelFunction extends KeyedProcessFunction<Integer, PairChang
     return v == null ? 0 : v;
   }
 
-  /** Writes every dirty row whole, then forgets the dirty marks. */
+  /**
+   * Writes every dirty row whole, then forgets the dirty marks. The rows of users whose
+   * own events advanced go first (their latency is the one measured, as the recommender
+   * writes those rows first and alone); a user's row is written once per flush.
+   */
   private void flush(Collector<Row> out) throws Exception {
+    long started = System.nanoTime();
+    java.util.Set<Long> written = new java.util.HashSet<>();
+    List<Map.Entry<Long, List<Long>>> firsts = new ArrayList<>();
+    for (Map.Entry<Long, List<Long>> e : direct.entries()) {
+      firsts.add(Map.entry(e.getKey(), List.copyOf(e.getValue())));
+    }
+    direct.clear();
+    for (Map.Entry<Long, List<Long>> e : firsts) {
+      Row r = recommend(e.getKey());
+      r.eventTs = e.getValue().stream().mapToLong(Long::longValue).toArray();
+      written.add(e.getKey());
+      emit(out, r);
+    }
     List<Long> movies = new ArrayList<>();
     for (Long m : changedN.keys()) {
       movies.add(m);
@@ -276,8 +312,11 @@ public final class ModelFunction extends KeyedProcessFunction<Integer, PairChang
     }
     dirtyUsers.clear();
     for (Long u : users) {
-      emit(out, recommend(u));
+      if (written.add(u)) {
+        emit(out, recommend(u));
+      }
     }
+    PeerMetrics.GLOBAL.flushed((System.nanoTime() - started) / 1e9, written.size(), movies.size());
   }
 
   private void emit(Collector<Row> out, Row r) {

@@ -18,7 +18,9 @@ import org.cinerec.flink.Types.ReviewState;
  * the one with the greatest (changed_at, version, review_id) is the user's rating of it,
  * and the user likes the movie when that rating is at least {@link #LIKE_THRESHOLD}
  * (recommender/src/model.rs, "What counts as a user's rating of a movie"). Emits a
- * {@link PairChange} only when (has a live review, likes) changes.
+ * {@link PairChange} with the pair's (has a live review, likes) on every advanced state,
+ * changed or not (an unchanged one only rewrites the user's row, which is how the
+ * recommender treats every advanced event), and on a removal that changes it.
  */
 public final class PairLikes extends KeyedProcessFunction<String, PairUpdate, PairChange> {
   /** Ratings at or above this are likes (model.rs LIKE_THRESHOLD). */
@@ -61,19 +63,24 @@ public final class PairLikes extends KeyedProcessFunction<String, PairUpdate, Pa
     }
     int now = best == null ? NONE : (best.rating >= LIKE_THRESHOLD ? LIKED : LIVE);
     Integer was = status.value();
-    if (was != null && was == now || was == null && now == NONE) {
+    boolean changed = !(was != null && was == now || was == null && now == NONE);
+    if (!changed && u.kafkaTsMs == 0) {
+      // A removal that changes nothing: no event of this user to account for.
       return;
     }
-    if (now == NONE) {
-      status.clear();
-    } else {
-      status.update(now);
+    if (changed) {
+      if (now == NONE) {
+        status.clear();
+      } else {
+        status.update(now);
+      }
     }
     PairChange c = new PairChange();
     c.userId = u.userId;
     c.movieId = u.movieId;
     c.live = now != NONE;
     c.liked = now == LIKED;
+    c.kafkaTsMs = u.kafkaTsMs;
     out.collect(c);
   }
 }

@@ -15,6 +15,7 @@ import org.apache.flink.api.common.eventtime.WatermarkStrategy;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.configuration.CheckpointingOptions;
+import org.apache.flink.configuration.ConfigOptions;
 import org.apache.flink.configuration.Configuration;
 import org.apache.flink.configuration.RestartStrategyOptions;
 import org.apache.flink.configuration.StateBackendOptions;
@@ -81,6 +82,7 @@ public final class RecommenderJob {
           "  --max-in-flight N          concurrent Cassandra writes [64]",
           "  --unbounded                keep reading after the end (stop with --seconds)",
           "  --seconds N                stop after N seconds at most (0 = no limit) [0]",
+          "  --metrics-addr HOST:PORT   serve GET /metrics (Prometheus text) there [off]",
           "",
           "Bounded (the default): reads the topic from the earliest offset to the end offsets",
           "it finds at start, flushes every row, and exits 0.");
@@ -104,6 +106,7 @@ public final class RecommenderJob {
     int maxInFlight = 64;
     boolean bounded = true;
     long seconds = 0;
+    String metricsAddr;
 
     static Options parse(String[] args) {
       Options o = new Options();
@@ -136,6 +139,7 @@ public final class RecommenderJob {
           case "--flush-ms" -> o.flushMs = positive(flag, v);
           case "--max-in-flight" -> o.maxInFlight = positive(flag, v);
           case "--seconds" -> o.seconds = Long.parseLong(v);
+          case "--metrics-addr" -> o.metricsAddr = v;
           default -> throw new IllegalArgumentException("unknown flag " + flag + " (see --help)");
         }
       }
@@ -187,6 +191,7 @@ public final class RecommenderJob {
       r.offset = rec.offset();
       r.key = rec.key();
       r.value = rec.value();
+      r.timestampMs = rec.timestamp();
       out.collect(r);
     }
 
@@ -269,6 +274,37 @@ public final class RecommenderJob {
     }
   }
 
+  /** Keeps {@link PeerMetrics#RUNNING} current (a daemon thread, every 200 ms). */
+  static void watchStatus(JobClient job) {
+    Thread t =
+        new Thread(
+            () -> {
+              while (true) {
+                try {
+                  var status = job.getJobStatus().get(5, TimeUnit.SECONDS);
+                  PeerMetrics.GLOBAL.running(
+                      status == org.apache.flink.api.common.JobStatus.RUNNING);
+                  if (status.isGloballyTerminalState()) {
+                    return;
+                  }
+                  Thread.sleep(200);
+                } catch (InterruptedException e) {
+                  return;
+                } catch (Exception e) {
+                  PeerMetrics.GLOBAL.running(false);
+                  try {
+                    Thread.sleep(200);
+                  } catch (InterruptedException stop) {
+                    return;
+                  }
+                }
+              }
+            },
+            "peer-job-status");
+    t.setDaemon(true);
+    t.start();
+  }
+
   public static void main(String[] args) throws Exception {
     Options o;
     try {
@@ -279,6 +315,9 @@ public final class RecommenderJob {
       return;
     }
     long started = System.nanoTime();
+    if (o.metricsAddr != null) {
+      PeerMetrics.serve(o.metricsAddr);
+    }
     CassandraSink.migrate(o.cqlHost(), o.cqlPort(), o.datacenter, o.keyspace);
     ensureTopics(o);
 
@@ -294,6 +333,10 @@ public final class RecommenderJob {
     conf.set(RestartStrategyOptions.RESTART_STRATEGY_FIXED_DELAY_ATTEMPTS, 3);
     conf.set(
         RestartStrategyOptions.RESTART_STRATEGY_FIXED_DELAY_DELAY, java.time.Duration.ofSeconds(1));
+    // The partitions the source holds, for readiness (SourceReporter).
+    conf.set(
+        ConfigOptions.key("metrics.reporter.peer.factory.class").stringType().noDefaultValue(),
+        SourceReporter.Factory.class.getName());
     StreamExecutionEnvironment env =
         StreamExecutionEnvironment.createLocalEnvironment(o.parallelism, conf);
     // At-least-once: barriers are not aligned (no waiting on the slower input), and the
@@ -358,6 +401,7 @@ public final class RecommenderJob {
         .setParallelism(1);
 
     JobClient job = env.executeAsync("cinerec recommender (Flink peer)");
+    watchStatus(job);
     JobExecutionResult result;
     try {
       result =

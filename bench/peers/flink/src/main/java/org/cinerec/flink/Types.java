@@ -15,6 +15,8 @@ public final class Types {
     public long offset;
     public byte[] key;
     public byte[] value;
+    /** The record's Kafka timestamp, ms since the epoch (where the latency starts). */
+    public long timestampMs;
 
     public RawRecord() {}
   }
@@ -67,6 +69,8 @@ public final class Types {
     public int partition;
     /** The original single-object-encoded payload (the changelog's value). */
     public byte[] payload;
+    /** The Kafka timestamp of its record, ms. */
+    public long kafkaTsMs;
 
     public Event() {}
   }
@@ -81,6 +85,8 @@ public final class Types {
     public String reviewId;
     public boolean remove;
     public ReviewState state;
+    /** The advancing event's Kafka timestamp, ms; 0 on a removal from the old pair. */
+    public long kafkaTsMs;
 
     public PairUpdate() {}
 
@@ -89,12 +95,19 @@ public final class Types {
     }
   }
 
-  /** A (user, movie) whose effective rating changed: has a live review, likes it. */
+  /**
+   * A (user, movie)'s effective rating after an advanced state: has a live review, likes
+   * it. Sent on every advance, changed or not, so the user's row is rewritten and the
+   * event's latency measured as the recommender does for every advanced event; an
+   * unchanged one changes nothing in the model.
+   */
   public static class PairChange {
     public long userId;
     public long movieId;
     public boolean live;
     public boolean liked;
+    /** The advancing event's Kafka timestamp, ms; 0 when no event of this user advanced. */
+    public long kafkaTsMs;
 
     public PairChange() {}
   }
@@ -132,6 +145,12 @@ public final class Types {
     public long[] movies;
     /** Summed similarity (recommendations) or similarity (similar movies). */
     public double[] scores;
+    /**
+     * On a recommendations row: the Kafka timestamps (ms) of the events of this user that
+     * advanced since its previous row; once the row is durable they are done ({@link
+     * PeerMetrics#rowDurable}). Null otherwise.
+     */
+    public long[] eventTs;
 
     public Row() {}
   }
