@@ -23,9 +23,17 @@ pub const DEFAULT_LISTEN: &str = defaults::DEFAULT_REVIEW_API_ADDR;
 pub const DEFAULT_RPC_ADDR: &str = defaults::DEFAULT_REVIEW_RPC_ADDR;
 /// `ReviewService` over Avro RPC, HTTP transport.
 pub const DEFAULT_RPC_HTTP_ADDR: &str = defaults::DEFAULT_REVIEW_RPC_HTTP_ADDR;
-/// How often an idle relay shard looks for new changes (a shard that found
-/// changes looks again at once). Each look is one or two CQL reads per shard.
+/// How often a relay shard looks for new changes after a look that found
+/// none (a shard that found changes looks again at once). Each look is one
+/// or two CQL reads per shard.
 pub const DEFAULT_RELAY_POLL_MS: u64 = 50;
+/// The longest pause between looks of a shard that keeps finding nothing:
+/// each empty look doubles the pause from `DEFAULT_RELAY_POLL_MS` up to
+/// this. An idle relay polling 8 shards every 50 ms kept a third of a core
+/// of Cassandra busy on this box; a write committed by this process wakes
+/// its shard at once whatever the pause, so only other replicas' writes to
+/// an idle shard wait up to this long.
+pub const DEFAULT_RELAY_IDLE_POLL_MS: u64 = 400;
 /// How long after `changed_at` a change is assumed to have landed. Must
 /// exceed [`crate::store::WRITE_TIMEOUT`] plus clock skew between writers and
 /// the relay: the checkpoint only moves past rows this old.
@@ -168,6 +176,10 @@ pub struct RelayArgs {
     /// Idle poll interval of each change-log shard, in ms.
     #[arg(long, env = "REVIEW_SVC_RELAY_POLL_MS", default_value_t = DEFAULT_RELAY_POLL_MS)]
     pub relay_poll_ms: u64,
+    /// Longest pause (ms) of a shard whose looks keep finding nothing (the
+    /// pause doubles per empty look from `--relay-poll-ms`).
+    #[arg(long, env = "REVIEW_SVC_RELAY_IDLE_POLL_MS", default_value_t = DEFAULT_RELAY_IDLE_POLL_MS)]
+    pub relay_idle_poll_ms: u64,
     /// Age (ms) after which a change is assumed landed; the checkpoint never
     /// passes younger rows. Must exceed the write timeout plus clock skew.
     #[arg(long, env = "REVIEW_SVC_RELAY_SETTLE_MS", default_value_t = DEFAULT_RELAY_SETTLE_MS)]
@@ -197,6 +209,7 @@ impl Default for RelayArgs {
     fn default() -> RelayArgs {
         RelayArgs {
             relay_poll_ms: DEFAULT_RELAY_POLL_MS,
+            relay_idle_poll_ms: DEFAULT_RELAY_IDLE_POLL_MS,
             relay_settle_ms: DEFAULT_RELAY_SETTLE_MS,
             relay_sweep_ms: DEFAULT_RELAY_SWEEP_MS,
             relay_lookback_ms: DEFAULT_RELAY_LOOKBACK_MS,
@@ -208,9 +221,18 @@ impl Default for RelayArgs {
 }
 
 impl RelayArgs {
-    /// Idle poll interval.
+    /// Pause after a look that found nothing.
     pub fn poll(&self) -> Duration {
         Duration::from_millis(self.relay_poll_ms.max(1))
+    }
+    /// The pause after `empty` looks in a row that found nothing: doubling
+    /// from [`RelayArgs::poll`], at most `--relay-idle-poll-ms` (never below
+    /// the poll interval).
+    pub fn idle_pause(&self, empty: u32) -> Duration {
+        let max = Duration::from_millis(self.relay_idle_poll_ms).max(self.poll());
+        self.poll()
+            .saturating_mul(1 << empty.saturating_sub(1).min(16))
+            .min(max)
     }
     /// Settle window.
     pub fn settle(&self) -> Duration {
@@ -310,5 +332,32 @@ fn host_port(s: &str) -> Result<String, String> {
     match s.rsplit_once(':') {
         Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(s.to_owned()),
         _ => Err(format!("{s:?} is not host:port")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_idle_pause_doubles_from_the_poll_interval_up_to_its_ceiling() {
+        let args = RelayArgs {
+            relay_poll_ms: 50,
+            relay_idle_poll_ms: 400,
+            ..RelayArgs::default()
+        };
+        let pauses: Vec<u128> = (1..=6).map(|n| args.idle_pause(n).as_millis()).collect();
+        assert_eq!(pauses, [50, 100, 200, 400, 400, 400]);
+        assert_eq!(args.idle_pause(u32::MAX), Duration::from_millis(400));
+        let flat = RelayArgs {
+            relay_poll_ms: 50,
+            relay_idle_poll_ms: 10,
+            ..RelayArgs::default()
+        };
+        assert_eq!(
+            flat.idle_pause(5),
+            Duration::from_millis(50),
+            "never below the poll"
+        );
     }
 }

@@ -74,7 +74,8 @@ enum Command {
         #[command(flatten)]
         http: HttpArgs,
     },
-    /// Only tail the change log into Kafka (run exactly one per keyspace).
+    /// Only tail the change log into Kafka (any number per keyspace: the
+    /// shards are leased among every process that relays).
     Relay {
         #[command(flatten)]
         kafka: KafkaArgs,

@@ -175,6 +175,10 @@ pub struct ReviewStore {
     session: Arc<Session>,
     st: Statements,
     leases: leases::LeaseStatements,
+    /// One per change-log shard: notified when this process commits a
+    /// change there, so a relay in the same process publishes it without
+    /// waiting for its next poll.
+    committed: Vec<tokio::sync::Notify>,
 }
 
 const REVIEW_COLUMNS: &str =
@@ -209,6 +213,18 @@ fn review_from(t: ReviewTuple) -> Review {
 }
 
 impl ReviewStore {
+    /// Completes when this process commits a change to `shard` (at once if
+    /// one was committed since the last wait returned).
+    pub async fn committed_to(&self, shard: i32) {
+        match usize::try_from(shard)
+            .ok()
+            .and_then(|i| self.committed.get(i))
+        {
+            Some(signal) => signal.notified().await,
+            None => std::future::pending().await,
+        }
+    }
+
     /// The session (readiness checks).
     pub fn session(&self) -> &Arc<Session> {
         &self.session

@@ -117,6 +117,8 @@ impl ShardRelay {
         shutdown: Shutdown,
         mut lease: watch::Receiver<Option<Instant>>,
     ) -> Result<ShardEnd, RelayError> {
+        // Looks in a row that found nothing: the pause grows with it.
+        let mut empty = 0_u32;
         while !shutdown.is_triggered() {
             let step = tokio::select! {
                 step = self.step() => step,
@@ -126,9 +128,18 @@ impl ShardRelay {
             if step.is_ok() {
                 self.relay.health.ok(self.shard);
             }
+            // An idle pause ends early when this process commits a change to
+            // the shard; the pause after a failure does not.
+            let idle = matches!(step, Ok(0));
             let pause = match step {
-                Ok(0) => self.relay.args.poll(),
-                Ok(_) => Duration::ZERO,
+                Ok(0) => {
+                    empty = empty.saturating_add(1);
+                    self.relay.args.idle_pause(empty)
+                }
+                Ok(_) => {
+                    empty = 0;
+                    Duration::ZERO
+                }
                 Err(RelayError::LeaseLost(_)) => return Ok(ShardEnd::LeaseLost),
                 Err(e) => {
                     match &e {
@@ -143,8 +154,18 @@ impl ShardRelay {
                 }
             };
             if !pause.is_zero() {
+                let store = self.relay.store.clone();
+                let committed = async {
+                    if idle {
+                        store.committed_to(self.shard).await
+                    } else {
+                        std::future::pending().await
+                    }
+                };
                 tokio::select! {
                     _ = tokio::time::sleep(pause) => {}
+                    // A change this process committed: look now.
+                    () = committed => empty = 0,
                     () = past_due(&mut lease) => return Ok(ShardEnd::LeaseLost),
                     _ = shutdown.wait() => {}
                 }

@@ -201,6 +201,9 @@ impl ReviewStore {
             session,
             st,
             leases,
+            committed: (0..super::CHANGE_SHARDS)
+                .map(|_| tokio::sync::Notify::new())
+                .collect(),
         })
     }
 }

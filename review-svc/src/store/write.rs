@@ -490,6 +490,13 @@ impl ReviewStore {
         };
         outcome.map_err(StoreError::db)?;
         telemetry::review_written(res.op, started.elapsed());
+        // A relay in this process publishes it now, not at its next poll.
+        if let Some(signal) = usize::try_from(shard_of(res.review_id))
+            .ok()
+            .and_then(|i| self.committed.get(i))
+        {
+            signal.notify_one();
+        }
         Ok(WriteOutcome {
             review: Review {
                 review_id: res.review_id,

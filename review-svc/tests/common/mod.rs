@@ -385,6 +385,7 @@ pub fn rejected(code: &str) -> f64 {
 pub fn fast_relay() -> RelayArgs {
     RelayArgs {
         relay_poll_ms: 10,
+        relay_idle_poll_ms: 10,
         relay_settle_ms: 3_000,
         relay_sweep_ms: 200,
         relay_lookback_ms: 500,
