@@ -90,7 +90,9 @@ struct Held {
     /// Until when the publisher may publish (`None`: revoked).
     valid_until: watch::Sender<Option<Instant>>,
     stop: Shutdown,
-    task: JoinHandle<Result<ShardEnd, RelayError>>,
+    /// `None` once its end was collected ([`Members::reap`]): a finished
+    /// handle must not be polled again.
+    task: Option<JoinHandle<Result<ShardEnd, RelayError>>>,
     /// The newest change the publisher had acked, reported on renewal.
     published_to: Arc<AtomicI64>,
 }
@@ -310,7 +312,7 @@ impl Members {
                 generation,
                 valid_until,
                 stop,
-                task,
+                task: Some(task),
                 published_to,
             },
         );
@@ -326,10 +328,10 @@ impl Members {
         let relay = self.relay.clone();
         self.releasing.spawn(async move {
             held.stop.trigger();
-            let mut task = held.task;
-            if tokio::time::timeout(RELEASE_GRACE, &mut task)
-                .await
-                .is_err()
+            if let Some(mut task) = held.task
+                && tokio::time::timeout(RELEASE_GRACE, &mut task)
+                    .await
+                    .is_err()
             {
                 task.abort();
             }
@@ -363,7 +365,7 @@ impl Members {
         let ended: Vec<i32> = self
             .held
             .iter()
-            .filter(|(_, held)| held.task.is_finished())
+            .filter(|(_, held)| held.task.as_ref().is_some_and(JoinHandle::is_finished))
             .map(|(&shard, _)| shard)
             .collect();
         for shard in ended {
@@ -371,7 +373,10 @@ impl Members {
                 continue;
             };
             let generation = held.generation;
-            let outcome = (&mut held.task).await;
+            let Some(task) = held.task.take() else {
+                continue;
+            };
+            let outcome = task.await;
             match outcome {
                 Ok(Ok(ShardEnd::LeaseLost) | Err(RelayError::LeaseLost(_))) => {
                     telemetry::lease_lost(shard, generation, "past due or fenced");
