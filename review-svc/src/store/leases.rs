@@ -18,10 +18,10 @@
 //!   cannot move the checkpoint once the new owner started.
 
 use scylla::client::session::Session;
-use scylla::statement::Consistency;
 use scylla::statement::prepared::PreparedStatement;
 use uuid::Uuid;
 
+use super::statements::Preparer;
 use super::write::applied;
 use super::{ReviewStore, StoreError};
 use cinerec_service_kit::clock::now_micros;
@@ -102,25 +102,11 @@ pub(super) async fn init(session: &Session, ks: &str, shards: i32) -> Result<(),
 /// compare-and-set can answer "not applied" for its own first attempt), so
 /// none is retried by the driver; the caller re-reads and decides.
 pub(super) async fn prepare(
-    session: &Session,
+    preparer: &Preparer<'_>,
     ks: &str,
-    consistency: Consistency,
-    serial: scylla::statement::SerialConsistency,
 ) -> Result<LeaseStatements, StoreError> {
-    let prepare = |cql: String, cl: Consistency, idempotent: bool| async move {
-        let mut p = session
-            .prepare(cql.as_str())
-            .await
-            .map_err(|e| StoreError::Database(format!("preparing {cql}: {e}")))?;
-        p.set_consistency(cl);
-        p.set_serial_consistency(Some(serial));
-        p.set_is_idempotent(idempotent);
-        Ok::<_, StoreError>(p)
-    };
-    let serial_read = match serial {
-        scylla::statement::SerialConsistency::Serial => Consistency::Serial,
-        scylla::statement::SerialConsistency::LocalSerial => Consistency::LocalSerial,
-    };
+    let (consistency, serial_read) = (preparer.consistency, preparer.serial_read());
+    let prepare = |cql, cl, idempotent| preparer.prepare(cql, cl, idempotent);
     Ok(LeaseStatements {
         // A quorum read sees every committed LWT; one still in flight may be
         // missed, and then the caller's compare-and-set simply fails.
@@ -264,15 +250,8 @@ impl ReviewStore {
         generation: i64,
         published_to: i64,
     ) -> Result<bool, StoreError> {
-        let result = self
-            .session
-            .execute_unpaged(
-                &self.leases.renew,
-                (now_micros(), published_to, shard, owner, generation),
-            )
+        self.owner_cas(&self.leases.renew, shard, owner, generation, published_to)
             .await
-            .map_err(StoreError::db)?;
-        applied(result)
     }
 
     /// Frees `owner`'s lease of `shard` at `generation` (graceful hand-over:
@@ -284,10 +263,24 @@ impl ReviewStore {
         generation: i64,
         published_to: i64,
     ) -> Result<bool, StoreError> {
+        self.owner_cas(&self.leases.release, shard, owner, generation, published_to)
+            .await
+    }
+
+    /// Runs `statement` (renew or release: `SET renewed = now, published_to
+    /// ... IF owner = ? AND generation = ?`); whether it applied.
+    async fn owner_cas(
+        &self,
+        statement: &PreparedStatement,
+        shard: i32,
+        owner: Uuid,
+        generation: i64,
+        published_to: i64,
+    ) -> Result<bool, StoreError> {
         let result = self
             .session
             .execute_unpaged(
-                &self.leases.release,
+                statement,
                 (now_micros(), published_to, shard, owner, generation),
             )
             .await

@@ -6,37 +6,71 @@ use std::sync::Arc;
 
 use cinerec_service_kit::cql::check_keyspace;
 use scylla::client::session::Session;
-use scylla::statement::Consistency;
+use scylla::statement::prepared::PreparedStatement;
+use scylla::statement::{Consistency, SerialConsistency};
 
 use super::{
     CHANGE_COLUMNS, HEAD_CREATE_TIMESTAMP, REVIEW_COLUMNS, ReviewStore, Statements, StoreError,
 };
 use crate::config::CqlArgs;
 
+/// How every statement of the store is prepared: the configured
+/// consistency (or SERIAL for reads that must see in-flight Paxos rounds),
+/// the configured serial consistency for its LWTs, and whether the driver
+/// may retry it.
+pub(super) struct Preparer<'a> {
+    session: &'a Session,
+    /// The consistency of plain reads and writes.
+    pub(super) consistency: Consistency,
+    serial: SerialConsistency,
+}
+
+impl<'a> Preparer<'a> {
+    fn new(session: &'a Session, args: &CqlArgs) -> Preparer<'a> {
+        Preparer {
+            session,
+            consistency: args.consistency.into(),
+            serial: args.serial_consistency.into(),
+        }
+    }
+
+    /// The consistency of a read that completes any Paxos round in flight.
+    pub(super) fn serial_read(&self) -> Consistency {
+        match self.serial {
+            SerialConsistency::Serial => Consistency::Serial,
+            SerialConsistency::LocalSerial => Consistency::LocalSerial,
+        }
+    }
+
+    /// `cql` prepared at `cl`; `idempotent`: the driver may retry it (never
+    /// an LWT: a retried compare-and-set can answer "not applied" for its
+    /// own first attempt).
+    pub(super) async fn prepare(
+        &self,
+        cql: String,
+        cl: Consistency,
+        idempotent: bool,
+    ) -> Result<PreparedStatement, StoreError> {
+        let mut p = self
+            .session
+            .prepare(cql.as_str())
+            .await
+            .map_err(|e| StoreError::Database(format!("preparing {cql}: {e}")))?;
+        p.set_consistency(cl);
+        p.set_serial_consistency(Some(self.serial));
+        p.set_is_idempotent(idempotent);
+        Ok(p)
+    }
+}
+
 impl ReviewStore {
     /// Prepares every statement against `args.keyspace` (run [`migrate`] first).
     pub async fn new(session: Arc<Session>, args: &CqlArgs) -> Result<ReviewStore, StoreError> {
         check_keyspace(&args.keyspace).map_err(StoreError::Database)?;
         let ks = &args.keyspace;
-        let consistency: Consistency = args.consistency.into();
-        let serial: scylla::statement::SerialConsistency = args.serial_consistency.into();
-        let serial_read = match serial {
-            scylla::statement::SerialConsistency::Serial => Consistency::Serial,
-            scylla::statement::SerialConsistency::LocalSerial => Consistency::LocalSerial,
-        };
-        let prepare = |cql: String, cl: Consistency, idempotent: bool| {
-            let session = session.clone();
-            async move {
-                let mut p = session
-                    .prepare(cql.as_str())
-                    .await
-                    .map_err(|e| StoreError::Database(format!("preparing {cql}: {e}")))?;
-                p.set_consistency(cl);
-                p.set_serial_consistency(Some(serial));
-                p.set_is_idempotent(idempotent);
-                Ok::<_, StoreError>(p)
-            }
-        };
+        let preparer = Preparer::new(&session, args);
+        let (consistency, serial_read) = (preparer.consistency, preparer.serial_read());
+        let prepare = |cql, cl, idempotent| preparer.prepare(cql, cl, idempotent);
         let st = Statements {
             // Reading the head at SERIAL completes any in-progress Paxos round,
             // so a writer never acts on a reservation another one is finishing.
@@ -196,7 +230,7 @@ impl ReviewStore {
             )
             .await?,
         };
-        let leases = super::leases::prepare(&session, ks, consistency, serial).await?;
+        let leases = super::leases::prepare(&preparer, ks).await?;
         Ok(ReviewStore {
             session,
             st,
