@@ -24,12 +24,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use cinerec_service_kit::kafka;
 use cinerec_tests::pipeline::{Metrics, bin_dir, free_addrs, http, repo_root};
 use cinerec_tests::{Stack, unique_name};
 
 use crate::latency::{Buckets, show};
-use crate::load::{Events, PARTITIONS, create_topic, offer, producer, stack_dir};
+use crate::load::{self, Events, PARTITIONS, create_topic, offer, producer, stack_dir};
 use crate::procs::{self, CpuSnapshot, Watched};
 use crate::recommender::{RecommenderArgs, Step, step};
 
@@ -334,25 +333,9 @@ async fn flink_step(args: &RecommenderArgs, rate: u64, logs: &Path) -> anyhow::R
         Ok::<Side, anyhow::Error>(side)
     }
     .await;
-    cleanup(&stack, &run).await;
+    load::cleanup(&stack, &run, "flink").await;
     let _ = std::fs::remove_dir_all(&checkpoints);
     measured
-}
-
-async fn cleanup(stack: &Stack, run: &str) {
-    let topics = [
-        format!("{run}.enriched"),
-        format!("{run}.enriched.dlq"),
-        format!("{run}_flink-review-states-changelog"),
-    ];
-    let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
-    // Best effort: a run's leftovers never fail the benchmark.
-    let _ = kafka::delete_topics(&stack.kafka_brokers, &refs).await;
-    if let Ok(session) = cinerec_service_kit::cql::connect(&stack.cql_nodes, None).await {
-        let _ = session
-            .query_unpaged(format!("DROP KEYSPACE IF EXISTS {run}_flink"), &[])
-            .await;
-    }
 }
 
 fn ratio(a: f64, b: f64) -> String {

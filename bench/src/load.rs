@@ -149,3 +149,21 @@ pub fn stack_dir() -> Option<PathBuf> {
         .map(PathBuf::from)
         .or_else(|| repo_root().ok().map(|r| r.join(".stack")))
 }
+
+/// Deletes run `run`'s topics (`<run>.enriched`, its DLQ, the changelog of
+/// `<run>_<engine>`) and keyspace `<run>_<engine>`. Best effort: a run's
+/// leftovers never fail the benchmark.
+pub(crate) async fn cleanup(stack: &Stack, run: &str, engine: &str) {
+    let topics = [
+        format!("{run}.enriched"),
+        format!("{run}.enriched.dlq"),
+        format!("{run}_{engine}-review-states-changelog"),
+    ];
+    let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+    let _ = kafka::delete_topics(&stack.kafka_brokers, &refs).await;
+    if let Ok(session) = cinerec_service_kit::cql::connect(&stack.cql_nodes, None).await {
+        let _ = session
+            .query_unpaged(format!("DROP KEYSPACE IF EXISTS {run}_{engine}"), &[])
+            .await;
+    }
+}

@@ -21,14 +21,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use cinerec_service_kit::kafka;
 use cinerec_tests::pipeline::{Metrics, bin_dir, free_addrs, http};
 use cinerec_tests::{Stack, unique_name};
 use clap::{Args, ValueEnum};
 use rdkafka::producer::{FutureRecord, Producer};
 
 use crate::latency::{Buckets, show};
-use crate::load::{Events, PARTITIONS, create_topic, offer, producer, stack_dir};
+use crate::load::{self, Events, PARTITIONS, create_topic, offer, producer, stack_dir};
 use crate::procs::{self, CpuSnapshot, Watched};
 
 /// The latency histogram.
@@ -352,24 +351,8 @@ pub async fn step(
         rss_kib,
     };
     drop(instances);
-    cleanup(&stack, &run).await;
+    load::cleanup(&stack, &run, "rec").await;
     Ok(step)
-}
-
-async fn cleanup(stack: &Stack, run: &str) {
-    let topics = [
-        format!("{run}.enriched"),
-        format!("{run}.enriched.dlq"),
-        format!("{run}_rec-review-states-changelog"),
-    ];
-    let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
-    // Best effort: a run's leftovers never fail the benchmark.
-    let _ = kafka::delete_topics(&stack.kafka_brokers, &refs).await;
-    if let Ok(session) = cinerec_service_kit::cql::connect(&stack.cql_nodes, None).await {
-        let _ = session
-            .query_unpaged(format!("DROP KEYSPACE IF EXISTS {run}_rec"), &[])
-            .await;
-    }
 }
 
 /// A restart over `states` review states: append them to a fresh changelog,
@@ -445,7 +428,7 @@ async fn restore(
     let handover = killed.elapsed();
     drop(first);
     drop(second);
-    cleanup(&stack, &run).await;
+    load::cleanup(&stack, &run, "rec").await;
     Ok((took, rss, restore_secs, handover))
 }
 
