@@ -7,15 +7,13 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::{Harness, receive_until};
+use common::{Harness, content, receive_until, relay_command};
 use review_svc::config::{CqlArgs, KafkaArgs};
-use review_svc::model::{Content, Rating};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
@@ -29,28 +27,9 @@ const MIN_KILLS: u32 = 4;
 const REVIEWS_PER_WRITER: usize = 10;
 
 fn spawn_relay(cql: &CqlArgs, kafka: &KafkaArgs) -> anyhow::Result<Child> {
-    Ok(Command::new(env!("CARGO_BIN_EXE_review-svc"))
-        .arg("relay")
-        .env("CINEREC_CQL_NODES", cql.cql_nodes.join(","))
-        .env("REVIEW_SVC_KEYSPACE", &cql.keyspace)
-        .env("CINEREC_KAFKA_BROKERS", &kafka.kafka_brokers)
-        .env("REVIEW_SVC_CHANGES_TOPIC", &kafka.changes_topic)
-        .env("REVIEW_SVC_RELAY_POLL_MS", "10")
-        .env("REVIEW_SVC_RELAY_SETTLE_MS", "3000")
-        .env("REVIEW_SVC_RELAY_SWEEP_MS", "200")
+    Ok(relay_command(env!("CARGO_BIN_EXE_review-svc"), cql, kafka)
         .env("CINEREC_ADMIN_ADDR", "127.0.0.1:0")
-        .env("CINEREC_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
         .spawn()?)
-}
-
-fn content(i: usize) -> anyhow::Result<Content> {
-    Ok(Content {
-        rating: Rating::parse(0.5 * (1 + i % 10) as f64)?,
-        text: format!("take {i}"),
-    })
 }
 
 #[tokio::test]

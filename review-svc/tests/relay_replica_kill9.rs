@@ -9,17 +9,15 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Harness, poll_until, receive_until};
+use common::{Harness, content, poll_until, receive_until, relay_command};
 use review_svc::config::{CqlArgs, KafkaArgs};
-use review_svc::model::{Content, Rating};
 use review_svc::store::CHANGE_SHARDS;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use uuid::Uuid;
 
 const REPLICAS: usize = 3;
@@ -38,21 +36,9 @@ fn free_port() -> anyhow::Result<std::net::SocketAddr> {
 
 fn spawn_replica(cql: &CqlArgs, kafka: &KafkaArgs) -> anyhow::Result<Replica> {
     let (member, admin) = (Uuid::new_v4(), free_port()?);
-    let child = Command::new(env!("CARGO_BIN_EXE_review-svc"))
-        .arg("relay")
-        .env("CINEREC_CQL_NODES", cql.cql_nodes.join(","))
-        .env("REVIEW_SVC_KEYSPACE", &cql.keyspace)
-        .env("CINEREC_KAFKA_BROKERS", &kafka.kafka_brokers)
-        .env("REVIEW_SVC_CHANGES_TOPIC", &kafka.changes_topic)
-        .env("REVIEW_SVC_RELAY_POLL_MS", "10")
-        .env("REVIEW_SVC_RELAY_SETTLE_MS", "3000")
-        .env("REVIEW_SVC_RELAY_SWEEP_MS", "200")
+    let child = relay_command(env!("CARGO_BIN_EXE_review-svc"), cql, kafka)
         .env("REVIEW_SVC_RELAY_MEMBER_ID", member.to_string())
         .env("CINEREC_ADMIN_ADDR", admin.to_string())
-        .env("CINEREC_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
         .spawn()?;
     Ok(Replica {
         member,
@@ -75,13 +61,6 @@ async fn scrape(admin: std::net::SocketAddr, name: &str) -> anyhow::Result<f64> 
         .filter_map(|rest| rest.strip_prefix(' '))
         .find_map(|v| v.trim().parse().ok())
         .unwrap_or(0.0))
-}
-
-fn content(i: usize) -> anyhow::Result<Content> {
-    Ok(Content {
-        rating: Rating::parse(0.5 * (1 + i % 10) as f64)?,
-        text: format!("take {i}"),
-    })
 }
 
 #[tokio::test]

@@ -28,6 +28,7 @@ use review_svc::auth::{Authenticator, Minter};
 use review_svc::config::{AuthArgs, CqlArgs, KafkaArgs, RelayArgs};
 use review_svc::directory::{CatalogDirectory, Directory};
 use review_svc::event::ReviewChanged;
+use review_svc::model::{Content, Rating};
 use review_svc::relay::{self, Relay, RelayError};
 use review_svc::store::{self, ReviewStore};
 use tower::ServiceExt;
@@ -498,4 +499,32 @@ pub fn failed(code: &str) -> f64 {
     counter(&format!(
         "review_svc_requests_failed_total{{code=\"{code}\"}}"
     ))
+}
+
+/// The `review-svc relay` binary `bin` as a child on `cql`'s keyspace and
+/// `kafka`'s topic, with quick test pacing, killed when dropped (the caller
+/// adds its admin address and member id, then spawns it).
+pub fn relay_command(bin: &str, cql: &CqlArgs, kafka: &KafkaArgs) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(bin);
+    cmd.arg("relay")
+        .env("CINEREC_CQL_NODES", cql.cql_nodes.join(","))
+        .env("REVIEW_SVC_KEYSPACE", &cql.keyspace)
+        .env("CINEREC_KAFKA_BROKERS", &kafka.kafka_brokers)
+        .env("REVIEW_SVC_CHANGES_TOPIC", &kafka.changes_topic)
+        .env("REVIEW_SVC_RELAY_POLL_MS", "10")
+        .env("REVIEW_SVC_RELAY_SETTLE_MS", "3000")
+        .env("REVIEW_SVC_RELAY_SWEEP_MS", "200")
+        .env("CINEREC_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .kill_on_drop(true);
+    cmd
+}
+
+/// The content of the `i`-th write of a test writer (ratings cycle 0.5–5).
+pub fn content(i: usize) -> anyhow::Result<Content> {
+    Ok(Content {
+        rating: Rating::parse(0.5 * (1 + i % 10) as f64)?,
+        text: format!("take {i}"),
+    })
 }
