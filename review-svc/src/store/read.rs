@@ -43,16 +43,7 @@ impl ReviewStore {
 
     /// The latest version of a review (a tombstone if deleted).
     pub async fn get(&self, review_id: Uuid) -> Result<Option<Review>, StoreError> {
-        Ok(self
-            .session
-            .execute_unpaged(&self.st.latest_select, (review_id,))
-            .await
-            .map_err(StoreError::db)?
-            .into_rows_result()
-            .map_err(StoreError::corrupt)?
-            .maybe_first_row::<ReviewTuple>()
-            .map_err(StoreError::corrupt)?
-            .map(review_from))
+        self.one_review(&self.st.latest_select, (review_id,)).await
     }
 
     /// A page of a user's live reviews (latest versions, tombstones left
