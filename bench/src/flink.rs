@@ -113,7 +113,11 @@ fn start(
     // The job stops itself after this long whatever happens; the guard
     // kills it as soon as the step is over.
     let seconds = args.secs + args.drain_secs + READY_WITHIN.as_secs() + 60;
-    let child = Command::new(script()?)
+    let mut cmd = Command::new(script()?);
+    if let Some(max) = args.refresh_max_users {
+        cmd.args(["--refresh-max-rows", &max.to_string()]);
+    }
+    let child = cmd
         .arg("--unbounded")
         .args(["--seconds", &seconds.to_string()])
         .args(["--brokers", &stack.kafka_brokers])
@@ -353,8 +357,14 @@ fn ms(bound: Option<f64>) -> f64 {
 fn print_rate(rate: u64, args: &RecommenderArgs, c: &Side, f: &Side) {
     println!();
     println!(
-        "offered {rate} events/s for {} s (seed {}, {} users, {} movies, flush every {} ms)",
-        args.secs, args.seed, args.users, args.movies, args.flush_ms
+        "offered {rate} events/s for {} s (seed {}, {} users, {} movies, flush every {} ms, background budget {} rows per flush on both)",
+        args.secs,
+        args.seed,
+        args.users,
+        args.movies,
+        args.flush_ms,
+        args.refresh_max_users
+            .map_or_else(|| "default (300)".to_owned(), |n| n.to_string())
     );
     println!("| | cinerec recommender | Flink 2.2.1 job | cinerec / Flink |");
     println!("| --- | --- | --- | --- |");

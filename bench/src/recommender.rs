@@ -75,9 +75,10 @@ pub struct RecommenderArgs {
     #[arg(long, default_value_t = 100)]
     pub flush_ms: u64,
     /// Background refresh budget per flush (`--refresh-max-users`; unset:
-    /// the recommender's default).
+    /// the recommender's default, 300). With `--peer flink` the job gets the
+    /// same budget (its `--refresh-max-rows`, whose default is the same 300).
     #[arg(long)]
-    refresh_max_users: Option<usize>,
+    pub refresh_max_users: Option<usize>,
     /// Also measure a restart with this many review states in the changelog (0: skip).
     #[arg(long, default_value_t = 0)]
     restore: u64,

@@ -40,6 +40,14 @@ import org.cinerec.flink.Types.Row;
  * j) for every current neighbour j; the C entries of m with u's other likes changed;
  * the similar-movies row of every such movie, and the recommendations of every user
  * who likes one of them.
+ *
+ * <p>A flush is budgeted as the recommender's is ({@code DEFAULT_REFRESH_MAX_USERS} in
+ * recommender/src/config.rs): the rows of users whose own events advanced are all
+ * written, first; the background refresh (similar-movies rows, then the other dirty
+ * users) recomputes at most {@code refreshMaxRows} rows and leaves the rest dirty for
+ * the next flush, so a flush stays short however far a like reaches, and every row is
+ * still written in the end. The end-of-input flush has no budget: it writes every dirty
+ * row, so a bounded run ends with the whole model served.
  */
 public final class ModelFunction extends KeyedProcessFunction<Integer, PairChange, Row> {
   /** Recommendations per user and similar movies per movie (model.rs TOP_N). */
@@ -53,6 +61,7 @@ public final class ModelFunction extends KeyedProcessFunction<Integer, PairChang
   public static final double SHRINKAGE = 25.0;
 
   private final long flushMs;
+  private final int refreshMaxRows;
 
   /** {@code C(i, j)} rows, symmetric: c[i][j] == c[j][i]; absent when 0. */
   private transient MapState<Long, Map<Long, Integer>> c;
@@ -81,11 +90,24 @@ public final class ModelFunction extends KeyedProcessFunction<Integer, PairChang
   /** Whether the end-of-input flush timer is registered. */
   private transient ValueState<Boolean> finalTimer;
 
+  /**
+   * A copy of {@link #n} taken at the start of a flush, read by the row computations
+   * in its place: a row visits {@code N} of every co-liked movie, and a plain map read
+   * costs less than a keyed-state read (key group, namespace, then the entry). No
+   * event is processed during a flush, so the copy is exact; null outside a flush.
+   */
+  private transient Map<Long, Integer> nView;
+
   private transient Count likeChanges;
   private transient Count rowsOut;
 
-  public ModelFunction(long flushMs) {
+  /**
+   * @param flushMs period of the flush of serving rows
+   * @param refreshMaxRows most background-refresh rows recomputed per periodic flush
+   */
+  public ModelFunction(long flushMs, int refreshMaxRows) {
     this.flushMs = flushMs;
+    this.refreshMaxRows = refreshMaxRows;
   }
 
   @Override
@@ -182,10 +204,15 @@ public final class ModelFunction extends KeyedProcessFunction<Integer, PairChang
   public void onTimer(long ts, OnTimerContext ctx, Collector<Row> out) throws Exception {
     if (ctx.timeDomain() == TimeDomain.PROCESSING_TIME) {
       flushAt.clear();
+      flush(out, refreshMaxRows);
+      if (!changedN.isEmpty() || !dirtyMovies.isEmpty() || !dirtyUsers.isEmpty()) {
+        // Budget spent with rows left: they go at the next tick, events or not.
+        schedule(ctx);
+      }
     } else {
       finalTimer.clear();
+      flush(out, Integer.MAX_VALUE);
     }
-    flush(out);
   }
 
   private void like(long u, long m, Map<Long, Boolean> liked) throws Exception {
@@ -256,17 +283,32 @@ public final class ModelFunction extends KeyedProcessFunction<Integer, PairChang
   }
 
   private int nOf(long movie) throws Exception {
-    Integer v = n.get(movie);
+    Integer v = nView != null ? nView.get(movie) : n.get(movie);
     return v == null ? 0 : v;
   }
 
   /**
-   * Writes every dirty row whole, then forgets the dirty marks. The rows of users whose
-   * own events advanced go first (their latency is the one measured, as the recommender
-   * writes those rows first and alone); a user's row is written once per flush.
+   * Writes dirty rows whole and forgets their dirty marks. The rows of users whose own
+   * events advanced go first, all of them (their latency is the one measured, as the
+   * recommender writes those rows first and alone); then at most {@code budget} rows of
+   * the background refresh: similar-movies rows of dirty movies (each marking its likers
+   * dirty), then other dirty users. A user's row is written once per flush; what the
+   * budget leaves stays dirty.
    */
-  private void flush(Collector<Row> out) throws Exception {
+  private void flush(Collector<Row> out, int budget) throws Exception {
     long started = System.nanoTime();
+    nView = new HashMap<>();
+    for (Map.Entry<Long, Integer> e : n.entries()) {
+      nView.put(e.getKey(), e.getValue());
+    }
+    try {
+      flushRows(out, budget, started);
+    } finally {
+      nView = null;
+    }
+  }
+
+  private void flushRows(Collector<Row> out, int budget, long started) throws Exception {
     java.util.Set<Long> written = new java.util.HashSet<>();
     List<Map.Entry<Long, List<Long>>> firsts = new ArrayList<>();
     for (Map.Entry<Long, List<Long>> e : direct.entries()) {
@@ -294,9 +336,15 @@ public final class ModelFunction extends KeyedProcessFunction<Integer, PairChang
     changedN.clear();
     movies.clear();
     for (Long m : dirtyMovies.keys()) {
+      if (movies.size() >= budget) {
+        break;
+      }
       movies.add(m);
     }
-    dirtyMovies.clear();
+    for (Long m : movies) {
+      dirtyMovies.remove(m);
+    }
+    int left = budget - movies.size();
     for (Long m : movies) {
       emit(out, similar(m));
       Map<Long, Boolean> users = likers.get(m);
@@ -306,15 +354,21 @@ public final class ModelFunction extends KeyedProcessFunction<Integer, PairChang
         }
       }
     }
+    // The direct rows were computed from this same state: they are current.
+    for (Long u : written) {
+      dirtyUsers.remove(u);
+    }
     List<Long> users = new ArrayList<>();
     for (Long u : dirtyUsers.keys()) {
+      if (users.size() >= left) {
+        break;
+      }
       users.add(u);
     }
-    dirtyUsers.clear();
     for (Long u : users) {
-      if (written.add(u)) {
-        emit(out, recommend(u));
-      }
+      dirtyUsers.remove(u);
+      written.add(u);
+      emit(out, recommend(u));
     }
     PeerMetrics.GLOBAL.flushed((System.nanoTime() - started) / 1e9, written.size(), movies.size());
   }

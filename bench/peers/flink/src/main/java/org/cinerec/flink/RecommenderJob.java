@@ -79,6 +79,7 @@ public final class RecommenderJob {
           "  --checkpoint-ms N          checkpoint interval, at-least-once [2000]",
           "  --checkpoint-dir DIR       checkpoint storage [$HOME/.cache/cinerec/flink/checkpoints]",
           "  --flush-ms N               serving-row flush interval [100]",
+          "  --refresh-max-rows N       background rows per flush (the recommender's) [300]",
           "  --max-in-flight N          concurrent Cassandra writes [64]",
           "  --unbounded                keep reading after the end (stop with --seconds)",
           "  --seconds N                stop after N seconds at most (0 = no limit) [0]",
@@ -103,6 +104,7 @@ public final class RecommenderJob {
         Path.of(System.getProperty("user.home"), ".cache", "cinerec", "flink", "checkpoints")
             .toString();
     long flushMs = 100;
+    int refreshMaxRows = 300;
     int maxInFlight = 64;
     boolean bounded = true;
     long seconds = 0;
@@ -137,6 +139,7 @@ public final class RecommenderJob {
           case "--checkpoint-ms" -> o.checkpointMs = positive(flag, v);
           case "--checkpoint-dir" -> o.checkpointDir = v;
           case "--flush-ms" -> o.flushMs = positive(flag, v);
+          case "--refresh-max-rows" -> o.refreshMaxRows = positive(flag, v);
           case "--max-in-flight" -> o.maxInFlight = positive(flag, v);
           case "--seconds" -> o.seconds = Long.parseLong(v);
           case "--metrics-addr" -> o.metricsAddr = v;
@@ -390,7 +393,7 @@ public final class RecommenderJob {
     SingleOutputStreamOperator<Row> rows =
         pairs
             .keyBy(p -> 0, Types.INT)
-            .process(new ModelFunction(o.flushMs))
+            .process(new ModelFunction(o.flushMs, o.refreshMaxRows))
             .name("model: N, C, top-20")
             .setParallelism(1)
             .setMaxParallelism(1);
