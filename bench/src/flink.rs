@@ -28,7 +28,7 @@ use cinerec_tests::pipeline::{Metrics, bin_dir, free_addrs, http, repo_root};
 use cinerec_tests::{Stack, unique_name};
 
 use crate::latency::{Buckets, show};
-use crate::load::{self, Events, PARTITIONS, create_topic, offer, producer, stack_dir};
+use crate::load::{self, Events, PARTITIONS, create_topic, offer, ready_producer, stack_dir};
 use crate::procs::{self, CpuSnapshot, Watched};
 use crate::recommender::{RecommenderArgs, Step, step};
 
@@ -289,9 +289,9 @@ async fn flink_step(args: &RecommenderArgs, rate: u64, logs: &Path) -> anyhow::R
                 }
             }
         }
+        let producer = ready_producer(&stack, &topic).await?;
         let before = page(job.metrics).await?;
         let cpu_before = CpuSnapshot::take(&watched);
-        let producer = producer(&stack)?;
         let mut events = Events::new(args.seed, args.users, args.movies);
         let started = Instant::now();
         let produced = offer(&producer, &topic, &mut events, rate, args.secs).await?;

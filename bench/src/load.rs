@@ -95,6 +95,42 @@ pub fn producer(stack: &Stack) -> anyhow::Result<FutureProducer> {
     Ok(kafka::idempotent_producer(&stack.kafka_brokers, &settings)?)
 }
 
+/// [`producer`], once it knows a leader for every partition of `topic`.
+///
+/// A fresh producer learns a topic's leaders from its first send: the
+/// records of the first ~0.5 s wait for that metadata, and their latency
+/// (measured from the produce call) then lands in both engines' p99 —
+/// 2 % of a 20 s step, whatever the rate. Measured on this box with a
+/// librdkafka producer at 50/s: p99 326 ms cold, 8.6 ms once the metadata
+/// was fetched first. So the load starts only after it is.
+pub async fn ready_producer(stack: &Stack, topic: &str) -> anyhow::Result<FutureProducer> {
+    let producer = producer(stack)?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (p, t) = (producer.clone(), topic.to_owned());
+        let leaders = tokio::task::spawn_blocking(move || {
+            let md = p
+                .client()
+                .fetch_metadata(Some(&t), Duration::from_secs(5))?;
+            Ok::<_, rdkafka::error::KafkaError>(md.topics().iter().any(|mt| {
+                mt.name() == t
+                    && mt.error().is_none()
+                    && mt.partitions().len() == PARTITIONS as usize
+                    && mt.partitions().iter().all(|part| part.leader() >= 0)
+            }))
+        })
+        .await?;
+        match leaders {
+            Ok(true) => return Ok(producer),
+            Ok(false) | Err(_) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Ok(false) => anyhow::bail!("{topic}: no leader for every partition within 30 s"),
+            Err(e) => return Err(e).with_context(|| format!("metadata of {topic}")),
+        }
+    }
+}
+
 pub async fn create_topic(stack: &Stack, topic: &str, compact: bool) -> anyhow::Result<()> {
     let config: &[(&str, &str)] = if compact {
         &[("cleanup.policy", "compact")]

@@ -27,7 +27,9 @@ use clap::{Args, ValueEnum};
 use rdkafka::producer::{FutureRecord, Producer};
 
 use crate::latency::{Buckets, show};
-use crate::load::{self, Events, PARTITIONS, create_topic, offer, producer, stack_dir};
+use crate::load::{
+    self, Events, PARTITIONS, create_topic, offer, producer, ready_producer, stack_dir,
+};
 use crate::procs::{self, CpuSnapshot, Watched};
 
 /// The latency histogram.
@@ -284,9 +286,9 @@ pub async fn step(
             }
         }
     }
+    let producer = ready_producer(&stack, &topic).await?;
     let before = scrape(&instances).await?;
     let cpu_before = CpuSnapshot::take(&watched);
-    let producer = producer(&stack)?;
     let mut events = Events::new(args.seed, args.users, args.movies);
     let started = Instant::now();
     let produced = offer(&producer, &topic, &mut events, rate, args.secs).await?;
