@@ -196,13 +196,18 @@ impl RelayHealth {
     }
 
     fn set_owned(&self, shard: i32, owned: bool) {
-        if let Some(flag) = self.owned.get(shard as usize) {
-            flag.store(owned, Ordering::Relaxed);
+        // The gauge moves by one per flip, not to a count read after the
+        // store: releases run in their own tasks, and two of them setting
+        // the counts they read could land out of order and leave the gauge
+        // stale for good (seen: 4 while the flags said 3).
+        if let Some(flag) = self.owned.get(shard as usize)
+            && flag.swap(owned, Ordering::Relaxed) != owned
+        {
+            telemetry::shard_ownership(owned);
         }
         if owned {
             self.ok(shard);
         }
-        telemetry::shards_owned(self.owned().len());
     }
 
     fn leases_answered(&self) {

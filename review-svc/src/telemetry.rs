@@ -130,9 +130,15 @@ pub fn checkpoint_saved(shard: i32, position: i64) {
         .set((cinerec_service_kit::clock::now_micros() - position) as f64 / 1e6);
 }
 
-/// How many change-log shards this relay replica holds leases of.
-pub fn shards_owned(count: usize) {
-    metrics::gauge!("review_svc_relay_shards_owned").set(count as f64);
+/// This relay replica took (`true`) or gave up a shard's lease: the gauge
+/// `review_svc_relay_shards_owned` counts the leases it holds.
+pub fn shard_ownership(owned: bool) {
+    let gauge = metrics::gauge!("review_svc_relay_shards_owned");
+    if owned {
+        gauge.increment(1.0);
+    } else {
+        gauge.decrement(1.0);
+    }
 }
 
 /// This replica took a shard's lease. `takeover`: from an owner that never
